@@ -1,0 +1,42 @@
+#pragma once
+/// \file
+/// Distributions over [D] (or [C, H, W]) vectors, optionally conditioned on a context.
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <torch/nn/module.h>
+
+#include "zflow/core/spec.h"
+
+namespace zflow {
+
+using torch::Tensor;
+
+/// Base class of every density: base distributions and flows alike.
+class DistributionImpl : public torch::nn::Module {
+ public:
+  explicit DistributionImpl(std::string type) : torch::nn::Module(type), type_(std::move(type)) {}
+
+  /// log p(x | context) per sample: x [B, ...] → [B].
+  virtual Tensor log_prob(const Tensor& inputs, const Tensor& context = {}) = 0;
+  /// n samples [n, ...]; see docs/conventions.md for the shapes with a context.
+  virtual Tensor sample(int64_t n, const Tensor& context = {}) = 0;
+  /// Samples and their log densities, cheaper than sample() then log_prob() for flows.
+  virtual std::pair<Tensor, Tensor> sample_and_log_prob(int64_t n, const Tensor& context = {});
+
+  /// The shape of one event ({D} for tabular data).
+  virtual std::vector<int64_t> event_shape() const = 0;
+  /// A spec from which make_distribution rebuilds it.
+  virtual Json spec() const = 0;
+  const std::string& type() const { return type_; }
+
+ private:
+  std::string type_;
+};
+
+using DistributionPtr = std::shared_ptr<DistributionImpl>;
+
+}  // namespace zflow

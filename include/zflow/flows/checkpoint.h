@@ -1,0 +1,40 @@
+#pragma once
+/// \file
+/// One file per model, in the safetensors format: every parameter and buffer under its
+/// module path, and in "__metadata__" the flow's spec (JSON), the standardisation, the
+/// zflow version and any user entries. See docs/conventions.md.
+
+#include <map>
+#include <string>
+
+#include "zflow/flows/flow.h"
+
+namespace zflow {
+
+/// A loaded model.
+struct Checkpoint {
+  FlowPtr flow;
+  /// Everything in "__metadata__" (spec, version, user entries).
+  std::map<std::string, std::string> metadata;
+};
+
+/// Writes the flow (spec + weights) atomically; `metadata` entries are added to the
+/// header ("spec", "format" and "zflow_version" are reserved).
+void save_checkpoint(const std::string& path, FlowImpl& flow,
+                     const std::map<std::string, std::string>& metadata = {});
+
+/// Reads a checkpoint, rebuilds the flow from its spec and loads the weights, checking
+/// that every tensor is present with the right shape and a floating or integer dtype that
+/// matches the module's. IOError naming the file and the fault otherwise. The flow comes
+/// back in the dtype of its stored parameters, in eval mode.
+Checkpoint load_checkpoint(const std::string& path);
+
+/// The flow's parameters and buffers by their module path, as stored in a checkpoint.
+std::vector<std::pair<std::string, Tensor>> named_state(torch::nn::Module& module);
+
+/// Copies `state` into the module's parameters and buffers (names and shapes checked).
+void load_named_state(torch::nn::Module& module,
+                      const std::vector<std::pair<std::string, Tensor>>& state,
+                      const std::string& source);
+
+}  // namespace zflow

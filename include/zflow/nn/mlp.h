@@ -1,0 +1,73 @@
+#pragma once
+/// \file
+/// Conditioner networks: a plain MLP and a residual MLP. A conditioner maps the part of
+/// the input a layer keeps fixed (plus the optional context) to the parameters of the
+/// transformation of the other part.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include "zflow/core/spec.h"
+
+namespace zflow::nn {
+
+using torch::Tensor;
+
+/// Options for MLP.
+struct MLPOptions {
+  MLPOptions(int64_t in_features, int64_t out_features)
+      : in_features_(in_features), out_features_(out_features) {}
+  /// Size of the input (without the context).
+  TORCH_ARG(int64_t, in_features);
+  /// Size of the output.
+  TORCH_ARG(int64_t, out_features);
+  /// Width of every hidden layer.
+  TORCH_ARG(int64_t, hidden_features) = 64;
+  /// Number of hidden layers (plain MLP) or residual blocks (residual MLP).
+  TORCH_ARG(int64_t, num_layers) = 2;
+  /// relu, gelu, silu, tanh, elu or leaky_relu.
+  TORCH_ARG(std::string, activation) = "relu";
+  /// Residual blocks h + W2 act(W1 act(h)) instead of plain layers.
+  TORCH_ARG(bool, residual) = false;
+  /// Size of the context vector concatenated to the input (0 = none).
+  TORCH_ARG(int64_t, context_features) = 0;
+  /// Initialise the last layer to zero, so the conditioned transform starts as the identity.
+  TORCH_ARG(bool, zero_init_last) = true;
+};
+
+/// A multilayer perceptron conditioner.
+class MLPImpl : public torch::nn::Module {
+ public:
+  explicit MLPImpl(MLPOptions options);
+  void reset();
+  /// inputs [B, in_features], context [B, context_features] or undefined → [B, out_features].
+  Tensor forward(const Tensor& inputs, const Tensor& context = {});
+  void pretty_print(std::ostream& stream) const override;
+
+  MLPOptions options;
+
+ private:
+  Tensor activate(const Tensor& x) const;
+  torch::nn::ModuleList layers_{nullptr};
+  torch::nn::Linear output_{nullptr};
+};
+TORCH_MODULE(MLP);
+
+/// Builds the options from a conditioner spec {"type": "mlp"|"resmlp", "hidden", "layers",
+/// "activation"}; sizes come from the layer that owns the conditioner.
+MLPOptions mlp_options_from_spec(const Json& spec, int64_t in_features, int64_t out_features,
+                                 int64_t context_features);
+
+/// The spec of `options` (without sizes).
+Json mlp_spec(const MLPOptions& options);
+
+/// Applies a named activation; ConfigError for an unknown name.
+Tensor apply_activation(const std::string& name, const Tensor& x);
+
+}  // namespace zflow::nn

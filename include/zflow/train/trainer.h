@@ -1,0 +1,85 @@
+#pragma once
+/// \file
+/// Maximum-likelihood training: minimise the mean negative log-likelihood of minibatches
+/// with Adam or AdamW, a cosine learning-rate decay, gradient-norm clipping, a validation
+/// split with early stopping that keeps the best model, and a guard that skips steps with a
+/// non-finite loss or gradient (and gives up after too many in a row).
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "zflow/flows/flow.h"
+#include "zflow/train/progress.h"
+
+namespace zflow::train {
+
+/// Options for train_flow.
+struct TrainOptions {
+  /// Optimizer steps in all (a resumed run continues up to this number).
+  int64_t steps = 2000;
+  /// Minibatch size.
+  int64_t batch_size = 256;
+  /// Peak learning rate.
+  double lr = 1e-3;
+  /// "adam" or "adamw".
+  std::string optimizer = "adam";
+  /// Weight decay (decoupled for AdamW, L2 for Adam).
+  double weight_decay = 0.0;
+  /// Cosine decay of the learning rate from lr to lr·min_lr_ratio over `steps`.
+  bool cosine = true;
+  double min_lr_ratio = 0.0;
+  /// Learning-rate warm-up steps (linear from 0).
+  int64_t warmup = 0;
+  /// Clip the global gradient norm at this value (≤ 0: no clipping).
+  double clip_grad_norm = 5.0;
+  /// Evaluate the validation NLL every this many steps (and at the end).
+  int64_t eval_every = 100;
+  /// Stop after this many evaluations without improvement (0: never stop early).
+  int64_t patience = 0;
+  /// Give up after this many consecutive steps with a non-finite loss or gradient.
+  int64_t max_nonfinite = 20;
+  /// Seed of the minibatch order (torch's generator is seeded with it).
+  uint64_t seed = 0;
+  /// Write a metrics record every this many steps (0: only at evaluations).
+  int64_t log_every = 0;
+  /// Called with one JSON object per metrics record (train_flow does not print).
+  std::function<void(const Json&)> on_metrics;
+  /// Progress reporting (stream = nullptr: silent).
+  ProgressOptions progress;
+  /// If non-empty, the resumable training state is written here at every evaluation and at
+  /// the end, and read from here when `resume` is set.
+  std::string state_path;
+  /// Continue from `state_path`.
+  bool resume = false;
+};
+
+/// What happened.
+struct TrainResult {
+  int64_t steps_done = 0;
+  int64_t best_step = 0;
+  double best_val_nll = 0;
+  double final_train_nll = 0;
+  int64_t skipped_steps = 0;
+  bool stopped_early = false;
+  double seconds = 0;
+};
+
+/// Trains `flow` on data [N, ...] (validation data may be undefined: then the training
+/// loss selects the best model). Contexts are [N, K] or undefined. At the end the flow
+/// holds the best parameters seen and is in eval mode. Throws zflow::Error when training
+/// diverges beyond the guard's patience (the flow is left with the best parameters).
+TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& val_data,
+                       const TrainOptions& options, const Tensor& train_context = {},
+                       const Tensor& val_context = {});
+
+/// Mean NLL (nats per example) of `data` under `flow`, in batches, without autograd.
+double mean_nll(FlowImpl& flow, const Tensor& data, const Tensor& context = {},
+                int64_t batch_size = 4096);
+
+/// log p(x) per example [N] in batches, without autograd.
+Tensor log_prob_batched(FlowImpl& flow, const Tensor& data, const Tensor& context = {},
+                        int64_t batch_size = 4096);
+
+}  // namespace zflow::train

@@ -1,0 +1,93 @@
+#pragma once
+/// \file
+/// Elementwise transforms: learnable affine, fixed standardisation, and the sigmoid/logit
+/// pair for data on a bounded interval.
+
+#include <cstdint>
+#include <vector>
+
+#include "zflow/core/transform.h"
+
+namespace zflow {
+
+/// z = x · exp(log_scale) + shift with learnable per-feature parameters (start: identity).
+class ElementwiseAffineImpl : public TransformImpl {
+ public:
+  explicit ElementwiseAffineImpl(int64_t features);
+  Json spec() const override;
+  std::string describe() const override;
+  Tensor log_scale;
+  Tensor shift;
+
+ protected:
+  TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;
+  TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context) override;
+
+ private:
+  int64_t features_;
+};
+TORCH_MODULE(ElementwiseAffine);
+
+/// z = (x − mean) / std with fixed statistics, fitted on training data: it lets a flow
+/// work in the user's own units, and its log|det J| = −Σ log std is part of log p(x).
+class StandardizeImpl : public TransformImpl {
+ public:
+  StandardizeImpl(std::vector<double> mean, std::vector<double> std);
+  /// Fits mean and standard deviation per column of data [N, D] (std floored at 1e-12
+  /// relative to the largest, so constant columns stay invertible).
+  static std::shared_ptr<StandardizeImpl> fit(const Tensor& data);
+  Json spec() const override;
+  std::string describe() const override;
+  const std::vector<double>& mean_values() const { return mean_; }
+  const std::vector<double>& std_values() const { return std_; }
+
+ protected:
+  TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;
+  TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context) override;
+
+ private:
+  std::vector<double> mean_;
+  std::vector<double> std_;
+  Tensor mean_buffer_;
+  Tensor std_buffer_;
+};
+TORCH_MODULE(Standardize);
+
+/// z = lower + (upper − lower) · sigmoid(x): maps the real line onto (lower, upper).
+class SigmoidImpl : public TransformImpl {
+ public:
+  explicit SigmoidImpl(double lower = 0.0, double upper = 1.0);
+  Json spec() const override;
+  std::string describe() const override;
+
+ protected:
+  TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;
+  TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context) override;
+
+ private:
+  double lower_;
+  double upper_;
+};
+TORCH_MODULE(Sigmoid);
+
+/// z = logit((x − lower) / (upper − lower)): maps data on (lower, upper) onto the real
+/// line. Inputs are clamped to [eps, 1 − eps] after rescaling so that values exactly on
+/// the bounds give finite outputs.
+class LogitImpl : public TransformImpl {
+ public:
+  explicit LogitImpl(double lower = 0.0, double upper = 1.0, double eps = 1e-6);
+  Json spec() const override;
+  std::string describe() const override;
+
+ protected:
+  TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;
+  TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context) override;
+
+ private:
+  double lower_;
+  double upper_;
+  double eps_;
+};
+TORCH_MODULE(Logit);
+
+}  // namespace zflow

@@ -1,0 +1,86 @@
+#include "zflow/flows/builders.h"
+
+#include "zflow/core/error.h"
+#include "zflow/transforms/coupling.h"
+
+namespace zflow {
+
+namespace {
+
+Json conditioner_spec(const BuilderOptions& o) {
+  return {{"type", o.conditioner}, {"hidden", o.hidden}, {"layers", o.depth}, {"activation", o.activation}};
+}
+
+Json affine_coupling(int64_t features, bool even, const BuilderOptions& o) {
+  return {{"type", "affine_coupling"},
+          {"mask", half_mask(features, even)},
+          {"conditioner", conditioner_spec(o)},
+          {"context_features", o.context_features},
+          {"scale_bound", o.scale_bound}};
+}
+
+Json finish(int64_t features, Json layers, const BuilderOptions& o) {
+  if (o.base != "standard_normal" && o.base != "diagonal_normal") {
+    throw ConfigError("unknown base distribution '" + o.base +
+                      "' (choose standard_normal or diagonal_normal)");
+  }
+  return {{"type", "flow"},
+          {"transform", {{"type", "composite"}, {"layers", std::move(layers)}}},
+          {"base", {{"type", o.base}, {"shape", {features}}}}};
+}
+
+void check(const std::string& name, int64_t features, const BuilderOptions& o) {
+  require_positive(name + ": features", features);
+  require_positive(name + ": layers", o.layers);
+  require_positive(name + ": hidden", o.hidden);
+  if (o.depth < 0) throw ConfigError(name + ": depth must be >= 0");
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> builder_names() {
+  return {{"realnvp", "RealNVP: affine couplings on alternating halves (Dinh et al. 2017)"},
+          {"nice", "NICE: additive couplings on alternating halves + diagonal scaling (Dinh et al. 2014)"},
+          {"glow", "tabular Glow: per step ActNorm, LU linear, affine coupling (Kingma & Dhariwal 2018)"}};
+}
+
+Json build_flow_spec(const std::string& name, int64_t features, const BuilderOptions& o) {
+  check(name, features, o);
+  Json layers = Json::array();
+  if (name == "realnvp") {
+    for (int64_t i = 0; i < o.layers; ++i) layers.push_back(affine_coupling(features, i % 2 == 0, o));
+  } else if (name == "nice") {
+    for (int64_t i = 0; i < o.layers; ++i) {
+      layers.push_back({{"type", "additive_coupling"},
+                        {"mask", half_mask(features, i % 2 == 0)},
+                        {"conditioner", conditioner_spec(o)},
+                        {"context_features", o.context_features}});
+    }
+    // NICE's diagonal scaling layer: the couplings alone preserve volume.
+    layers.push_back({{"type", "elementwise_affine"}, {"features", features}});
+  } else if (name == "glow") {
+    for (int64_t i = 0; i < o.layers; ++i) {
+      layers.push_back({{"type", "actnorm"}, {"features", features}});
+      layers.push_back({{"type", "lu_linear"},
+                        {"features", features},
+                        {"diagonal", "softplus"},
+                        {"seed", o.seed * 1000003ULL + static_cast<uint64_t>(i) + 1}});
+      layers.push_back(affine_coupling(features, i % 2 == 0, o));
+    }
+  } else {
+    std::string known;
+    for (const auto& [n, d] : builder_names()) known += (known.empty() ? "" : ", ") + n;
+    throw ConfigError("unknown model '" + name + "' (choose " + known + ")");
+  }
+  return finish(features, std::move(layers), o);
+}
+
+Json with_standardization(const Json& flow_spec, const std::vector<double>& mean,
+                          const std::vector<double>& std) {
+  Json spec = flow_spec;
+  Json& layers = spec.at("transform").at("layers");
+  layers.insert(layers.begin(), Json{{"type", "standardize"}, {"mean", mean}, {"std", std}});
+  return spec;
+}
+
+}  // namespace zflow

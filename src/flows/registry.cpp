@@ -1,0 +1,180 @@
+#include "zflow/flows/registry.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+
+#include "zflow/core/error.h"
+#include "zflow/distributions/normal.h"
+#include "zflow/transforms/coupling.h"
+#include "zflow/transforms/elementwise.h"
+#include "zflow/transforms/linear.h"
+#include "zflow/transforms/normalization.h"
+#include "zflow/transforms/permutation.h"
+
+namespace zflow {
+
+namespace {
+
+template <typename Factory>
+struct Table {
+  std::mutex mutex;
+  std::map<std::string, Factory> factories;
+};
+
+std::vector<int64_t> required_shape(const Json& spec) {
+  auto shape = spec_required<std::vector<int64_t>>(spec, "shape");
+  if (shape.empty()) throw ConfigError(spec.value("type", "?") + ": shape must not be empty");
+  return shape;
+}
+
+Table<TransformFactory>& transform_table() {
+  static Table<TransformFactory> table;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto& f = table.factories;
+    f["composite"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"layers"});
+      auto composite = std::make_shared<CompositeTransformImpl>();
+      const Json layers = spec_required<Json>(s, "layers");
+      if (!layers.is_array()) throw ConfigError("composite: 'layers' must be an array");
+      for (const auto& layer : layers) composite->push_back(make_transform(layer));
+      return composite;
+    };
+    f["inverse"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"transform"});
+      return std::make_shared<InverseTransformImpl>(make_transform(spec_required<Json>(s, "transform")));
+    };
+    f["affine_coupling"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"mask", "conditioner", "context_features", "scale_bound"});
+      return std::make_shared<AffineCouplingImpl>(
+          spec_required<std::vector<int64_t>>(s, "mask"), spec_optional<Json>(s, "conditioner", Json()),
+          spec_optional<int64_t>(s, "context_features", 0), spec_optional<double>(s, "scale_bound", 3.0));
+    };
+    f["additive_coupling"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"mask", "conditioner", "context_features"});
+      return std::make_shared<AdditiveCouplingImpl>(
+          spec_required<std::vector<int64_t>>(s, "mask"), spec_optional<Json>(s, "conditioner", Json()),
+          spec_optional<int64_t>(s, "context_features", 0));
+    };
+    f["permutation"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"indices", "features", "kind", "seed"});
+      if (s.contains("indices")) {
+        return std::make_shared<PermutationImpl>(spec_required<std::vector<int64_t>>(s, "indices"));
+      }
+      const auto features = spec_required<int64_t>(s, "features");
+      require_positive("permutation: features", features);
+      const auto kind = spec_optional<std::string>(s, "kind", "reverse");
+      if (kind == "reverse") return PermutationImpl::reverse(features);
+      if (kind == "random") return PermutationImpl::random(features, spec_optional<uint64_t>(s, "seed", 0));
+      throw ConfigError("permutation: kind must be 'reverse' or 'random', got '" + kind + "'");
+    };
+    f["actnorm"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"features"});
+      return std::make_shared<ActNormImpl>(spec_required<int64_t>(s, "features"));
+    };
+    f["lu_linear"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"features", "diagonal", "seed"});
+      return std::make_shared<LULinearImpl>(spec_required<int64_t>(s, "features"),
+                                            spec_optional<std::string>(s, "diagonal", "softplus"),
+                                            spec_optional<uint64_t>(s, "seed", 0));
+    };
+    f["elementwise_affine"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"features"});
+      return std::make_shared<ElementwiseAffineImpl>(spec_required<int64_t>(s, "features"));
+    };
+    f["standardize"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"mean", "std"});
+      return std::make_shared<StandardizeImpl>(spec_required<std::vector<double>>(s, "mean"),
+                                               spec_required<std::vector<double>>(s, "std"));
+    };
+    f["sigmoid"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"lower", "upper"});
+      return std::make_shared<SigmoidImpl>(spec_optional<double>(s, "lower", 0.0),
+                                           spec_optional<double>(s, "upper", 1.0));
+    };
+    f["logit"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"lower", "upper", "eps"});
+      return std::make_shared<LogitImpl>(spec_optional<double>(s, "lower", 0.0),
+                                         spec_optional<double>(s, "upper", 1.0),
+                                         spec_optional<double>(s, "eps", 1e-6));
+    };
+  });
+  return table;
+}
+
+Table<DistributionFactory>& distribution_table() {
+  static Table<DistributionFactory> table;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    table.factories["standard_normal"] = [](const Json& s) -> DistributionPtr {
+      reject_unknown_fields(s, {"shape"});
+      return std::make_shared<StandardNormalImpl>(required_shape(s));
+    };
+    table.factories["diagonal_normal"] = [](const Json& s) -> DistributionPtr {
+      reject_unknown_fields(s, {"shape"});
+      return std::make_shared<DiagonalNormalImpl>(required_shape(s));
+    };
+  });
+  return table;
+}
+
+template <typename Factory>
+Factory find_factory(Table<Factory>& table, const Json& spec, const std::string& what) {
+  if (!spec.is_object() || !spec.contains("type") || !spec["type"].is_string()) {
+    throw ConfigError(what + " spec must be an object with a string 'type', got " + spec.dump());
+  }
+  const auto type = spec["type"].get<std::string>();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  auto it = table.factories.find(type);
+  if (it == table.factories.end()) {
+    std::string known;
+    for (const auto& entry : table.factories) known += (known.empty() ? "" : ", ") + entry.first;
+    throw ConfigError("unknown " + what + " type '" + type + "' (known: " + known + ")");
+  }
+  return it->second;
+}
+
+template <typename Factory>
+std::vector<std::string> names(Table<Factory>& table) {
+  std::lock_guard<std::mutex> lock(table.mutex);
+  std::vector<std::string> out;
+  for (const auto& entry : table.factories) out.push_back(entry.first);
+  return out;
+}
+
+}  // namespace
+
+TransformPtr make_transform(const Json& spec) {
+  return find_factory(transform_table(), spec, "transform")(spec);
+}
+
+DistributionPtr make_distribution(const Json& spec) {
+  return find_factory(distribution_table(), spec, "distribution")(spec);
+}
+
+FlowPtr make_flow(const Json& spec) {
+  if (!spec.is_object() || spec.value("type", std::string()) != "flow") {
+    throw ConfigError("a flow spec must be an object with \"type\": \"flow\"");
+  }
+  reject_unknown_fields(spec, {"transform", "base"});
+  return std::make_shared<FlowImpl>(make_transform(spec_required<Json>(spec, "transform")),
+                                    make_distribution(spec_required<Json>(spec, "base")));
+}
+
+void register_transform(const std::string& type, TransformFactory factory) {
+  auto& table = transform_table();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  table.factories[type] = std::move(factory);
+}
+
+void register_distribution(const std::string& type, DistributionFactory factory) {
+  auto& table = distribution_table();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  table.factories[type] = std::move(factory);
+}
+
+std::vector<std::string> registered_transforms() { return names(transform_table()); }
+std::vector<std::string> registered_distributions() { return names(distribution_table()); }
+
+}  // namespace zflow

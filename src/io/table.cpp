@@ -1,0 +1,787 @@
+#include "zflow/io/table.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <ostream>
+#include <sstream>
+#include <string_view>
+#include <system_error>
+
+#include <ATen/ops/empty.h>
+
+#include "zflow/core/error.h"
+#include "zflow/io/atomic_file.h"
+
+namespace zflow::io {
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------
+
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         lower(s.substr(s.size() - suffix.size())) == suffix;
+}
+
+/// The text of a field for an error message: quoted and cut to a readable length.
+std::string quote_field(std::string_view s) {
+  std::string out = "\"";
+  if (s.size() > 40) {
+    out.append(s.substr(0, 40));
+    out += "...";
+  } else {
+    out.append(s);
+  }
+  out += "\"";
+  return out;
+}
+
+std::string delimiter_name(char d) {
+  switch (d) {
+    case ',':
+      return "','";
+    case '\t':
+      return "tab";
+    case ' ':
+      return "space";
+    case ';':
+      return "';'";
+    default:
+      return std::string("'") + d + "'";
+  }
+}
+
+/// Reads a whole file, or standard input for "-".
+std::string read_input(const std::string& path) {
+  if (path == "-") {
+    std::string data((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    if (std::cin.bad()) throw IOError("cannot read standard input");
+    return data;
+  }
+  return read_file(path);
+}
+
+std::string display_name(const std::string& path) { return path == "-" ? "<stdin>" : path; }
+
+// ---------------------------------------------------------------------------------------
+// CSV reading
+// ---------------------------------------------------------------------------------------
+
+/// One field of a CSV line.
+struct Field {
+  std::string text;
+  bool quoted = false;
+};
+
+/// Parses `text` as a whole number with std::strtod. Returns nullopt if it is not a number
+/// (empty, trailing garbage); NaN and Inf are returned as such and checked by the caller.
+std::optional<double> parse_number(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  const char* begin = text.c_str();
+  // strtod skips leading white space, which the caller has already trimmed; refuse any
+  // left (e.g. a field that is only blanks) so that "full consumption" is strict.
+  if (is_blank(*begin) || *begin == '\n') return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  double value = std::strtod(begin, &end);
+  if (end == begin || *end != '\0') return std::nullopt;
+  // ERANGE on overflow yields +-HUGE_VAL, which the finiteness check rejects; on underflow
+  // the result is a (sub)normal or zero, which is the best representable value.
+  return value;
+}
+
+/// Splits one line into fields. A field may be enclosed in double quotes (then it may hold
+/// the delimiter, and "" stands for one quote). With delimiter ' ', runs of blanks separate
+/// fields and leading/trailing blanks are ignored. Returns false on an unterminated quote.
+bool split_line(std::string_view line, char delimiter, std::vector<Field>& fields,
+                size_t& error_column) {
+  fields.clear();
+  const bool whitespace_mode = delimiter == ' ';
+  auto is_delimiter = [&](char c) { return whitespace_mode ? is_blank(c) : c == delimiter; };
+  if (whitespace_mode) line = trim(line);
+  size_t i = 0;
+  const size_t n = line.size();
+  while (true) {
+    // Skip blanks before the field (not the delimiter itself when it is a tab).
+    while (i < n && is_blank(line[i]) && line[i] != delimiter) ++i;
+    Field field;
+    if (i < n && line[i] == '"') {
+      const size_t start = i;
+      field.quoted = true;
+      ++i;
+      bool closed = false;
+      while (i < n) {
+        if (line[i] == '"') {
+          if (i + 1 < n && line[i + 1] == '"') {
+            field.text += '"';
+            i += 2;
+            continue;
+          }
+          ++i;
+          closed = true;
+          break;
+        }
+        field.text += line[i++];
+      }
+      if (!closed) {
+        error_column = start + 1;
+        return false;
+      }
+      if (!whitespace_mode) {
+        while (i < n && is_blank(line[i]) && line[i] != delimiter) ++i;
+      }
+      if (i < n && !is_delimiter(line[i])) {
+        error_column = i + 1;
+        return false;
+      }
+    } else {
+      const size_t start = i;
+      while (i < n && !is_delimiter(line[i])) ++i;
+      field.text = std::string(trim(line.substr(start, i - start)));
+    }
+    fields.push_back(std::move(field));
+    if (i >= n) break;
+    // At a delimiter.
+    ++i;
+    if (whitespace_mode) {
+      while (i < n && is_blank(line[i])) ++i;
+    }
+  }
+  return true;
+}
+
+std::string csv_where(const std::string& path, size_t line, size_t column) {
+  std::string out = display_name(path) + ", line " + std::to_string(line);
+  if (column > 0) out += ", column " + std::to_string(column);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// NPY
+// ---------------------------------------------------------------------------------------
+
+bool host_is_little_endian() {
+  const uint16_t probe = 1;
+  unsigned char first = 0;
+  std::memcpy(&first, &probe, 1);
+  return first == 1;
+}
+
+void byte_swap(char* data, size_t count, size_t item_size) {
+  for (size_t i = 0; i < count; ++i) std::reverse(data + i * item_size, data + (i + 1) * item_size);
+}
+
+/// A minimal reader for the Python literal dict in a .npy header, e.g.
+/// {'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }
+class HeaderParser {
+ public:
+  HeaderParser(std::string_view text, std::string path) : text_(text), path_(std::move(path)) {}
+
+  struct Result {
+    std::optional<std::string> descr;
+    std::optional<bool> fortran_order;
+    std::optional<std::vector<int64_t>> shape;
+  };
+
+  Result parse() {
+    Result result;
+    skip();
+    expect('{');
+    while (true) {
+      skip();
+      if (peek() == '}') {
+        ++pos_;
+        break;
+      }
+      std::string key = parse_string();
+      skip();
+      expect(':');
+      skip();
+      if (key == "descr") {
+        result.descr = parse_string();
+      } else if (key == "fortran_order") {
+        result.fortran_order = parse_bool();
+      } else if (key == "shape") {
+        result.shape = parse_tuple();
+      } else {
+        fail("unexpected key '" + key + "'");
+      }
+      skip();
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      skip();
+      expect('}');
+      break;
+    }
+    return result;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw IOError(path_ + ": damaged .npy header (" + what + ")");
+  }
+  char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
+  void skip() {
+    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+  }
+  void expect(char c) {
+    if (peek() != c) fail(std::string("expected '") + c + "'");
+    ++pos_;
+  }
+  std::string parse_string() {
+    const char q = peek();
+    if (q != '\'' && q != '"') fail("expected a quoted string");
+    ++pos_;
+    const size_t start = pos_;
+    while (pos_ < text_.size() && text_[pos_] != q) ++pos_;
+    if (pos_ >= text_.size()) fail("unterminated string");
+    std::string s(text_.substr(start, pos_ - start));
+    ++pos_;
+    return s;
+  }
+  bool parse_bool() {
+    if (text_.substr(pos_, 4) == "True") {
+      pos_ += 4;
+      return true;
+    }
+    if (text_.substr(pos_, 5) == "False") {
+      pos_ += 5;
+      return false;
+    }
+    fail("expected True or False");
+  }
+  std::vector<int64_t> parse_tuple() {
+    std::vector<int64_t> dims;
+    expect('(');
+    while (true) {
+      skip();
+      if (peek() == ')') {
+        ++pos_;
+        break;
+      }
+      const size_t start = pos_;
+      while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+      // Python 2 era writers may add an 'L' suffix to long integers.
+      const size_t digits_end = pos_;
+      if (peek() == 'L') ++pos_;
+      if (digits_end == start) fail("expected a non-negative integer in the shape");
+      int64_t value = 0;
+      auto [ptr, ec] = std::from_chars(text_.data() + start, text_.data() + digits_end, value);
+      if (ec != std::errc() || ptr != text_.data() + digits_end) fail("shape entry out of range");
+      dims.push_back(value);
+      skip();
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      skip();
+      expect(')');
+      break;
+    }
+    return dims;
+  }
+
+  std::string_view text_;
+  std::string path_;
+  size_t pos_ = 0;
+};
+
+template <typename T>
+uint64_t load_le(const char* p) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) {
+    v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  }
+  return v;
+}
+
+/// Formats `value` like printf("%.*g", precision, value), independently of the locale.
+void append_number(std::string& out, double value, int precision) {
+  char buf[64];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::general,
+                                 precision);
+  if (ec != std::errc()) {
+    // Cannot happen with 64 bytes; fall back to the C library.
+    int n = std::snprintf(buf, sizeof(buf), "%.*g", precision, value);
+    out.append(buf, static_cast<size_t>(std::max(n, 0)));
+    return;
+  }
+  out.append(buf, ptr);
+}
+
+/// A header cell for CSV output: quoted if it holds the delimiter, a quote or a blank edge.
+std::string csv_header_cell(const std::string& name, char delimiter) {
+  const bool needs_quotes = name.find(delimiter) != std::string::npos ||
+                            name.find('"') != std::string::npos ||
+                            name.find('\n') != std::string::npos ||
+                            (!name.empty() && (is_blank(name.front()) || is_blank(name.back())));
+  if (!needs_quotes) return name;
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+/// Brings a tensor to be written into [N, D] contiguous CPU form, float32 or float64.
+at::Tensor prepare_for_writing(const at::Tensor& values, const std::string& path,
+                               bool allow_1d_as_column) {
+  if (!values.defined()) throw DataError("cannot write " + path + ": the tensor is undefined");
+  at::Tensor t = values.detach().to(at::kCPU);
+  if (t.dim() == 1 && allow_1d_as_column) t = t.reshape({t.size(0), 1});
+  if (t.dim() != 2 && t.dim() != 1) {
+    throw DataError("cannot write " + path + ": expected a 2-D tensor [N, D], got " +
+                    std::to_string(t.dim()) + " dimensions");
+  }
+  if (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble) {
+    if (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16) {
+      t = t.to(at::kFloat);
+    } else if (t.is_complex()) {
+      throw DataError("cannot write " + path + ": complex tensors are not supported");
+    } else {
+      t = t.to(at::kDouble);
+    }
+  }
+  return t.contiguous();
+}
+
+std::string npy_bytes(const at::Tensor& t) {
+  const bool f32 = t.scalar_type() == at::kFloat;
+  const size_t item = f32 ? 4 : 8;
+  std::string shape;
+  if (t.dim() == 1) {
+    shape = "(" + std::to_string(t.size(0)) + ",)";
+  } else {
+    shape = "(" + std::to_string(t.size(0)) + ", " + std::to_string(t.size(1)) + ")";
+  }
+  std::string header = std::string("{'descr': '") + (f32 ? "<f4" : "<f8") +
+                       "', 'fortran_order': False, 'shape': " + shape + ", }";
+  // Magic (6) + version (2) + header length (2) + header + '\n' must be a multiple of 64.
+  const size_t unpadded = 10 + header.size() + 1;
+  const size_t padded = (unpadded + 63) / 64 * 64;
+  header.append(padded - unpadded, ' ');
+  header += '\n';
+  std::string out;
+  const size_t data_bytes = static_cast<size_t>(t.numel()) * item;
+  out.reserve(10 + header.size() + data_bytes);
+  out.append("\x93NUMPY", 6);
+  out += static_cast<char>(1);
+  out += static_cast<char>(0);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>((header.size() >> 8) & 0xff);
+  out += header;
+  const size_t start = out.size();
+  out.append(static_cast<const char*>(t.data_ptr()), data_bytes);
+  if (!host_is_little_endian()) byte_swap(out.data() + start, static_cast<size_t>(t.numel()), item);
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------
+
+Table read_csv(const std::string& path, const CsvReadOptions& options) {
+  const std::string header_mode = lower(options.header);
+  if (header_mode != "auto" && header_mode != "yes" && header_mode != "no") {
+    throw ConfigError("invalid CSV header option '" + options.header +
+                      "' (expected auto, yes or no)");
+  }
+  const char delimiter = options.delimiter;
+  if (delimiter == '\n' || delimiter == '\r' || delimiter == '"' || delimiter == '#' ||
+      delimiter == '\0' || std::isdigit(static_cast<unsigned char>(delimiter)) ||
+      delimiter == '.' || delimiter == '-' || delimiter == '+') {
+    throw ConfigError("invalid CSV delimiter " + delimiter_name(delimiter));
+  }
+
+  const std::string name = display_name(path);
+  const std::string content = read_input(path);
+  std::string_view text(content);
+  // A UTF-8 byte order mark, as some spreadsheet programs write.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+
+  Table table;
+  std::vector<double> data;
+  int64_t width = -1;
+  int64_t rows = 0;
+  bool first_row = true;
+  size_t width_line = 0;  // line that fixed the width, for the ragged-row message
+  std::vector<Field> fields;
+
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    std::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    const std::string_view trimmed = trim(line);
+    if (trimmed.empty() || trimmed.front() == '#') continue;
+
+    size_t bad_column = 0;
+    if (!split_line(line, delimiter, fields, bad_column)) {
+      throw DataError(name + ", line " + std::to_string(line_no) + ", character " +
+                      std::to_string(bad_column) + ": malformed quoted field");
+    }
+    const auto count = static_cast<int64_t>(fields.size());
+
+    if (first_row) {
+      first_row = false;
+      bool is_header = header_mode == "yes";
+      if (header_mode == "auto") {
+        for (const Field& f : fields) {
+          if (!parse_number(f.text)) {
+            is_header = true;
+            break;
+          }
+        }
+      }
+      width = count;
+      width_line = line_no;
+      if (is_header) {
+        for (Field& f : fields) table.columns.push_back(std::move(f.text));
+        continue;
+      }
+    } else if (count != width) {
+      throw DataError(csv_where(path, line_no, 0) + ": expected " + std::to_string(width) +
+                      " fields (as on line " + std::to_string(width_line) + "), found " +
+                      std::to_string(count) + " (ragged row; the delimiter is " +
+                      delimiter_name(delimiter) + ")");
+    }
+
+    for (size_t j = 0; j < fields.size(); ++j) {
+      const std::string& cell = fields[j].text;
+      std::string where = csv_where(path, line_no, j + 1);
+      if (j < table.columns.size() && !table.columns[j].empty()) {
+        where += " (" + table.columns[j] + ")";
+      }
+      if (cell.empty()) throw DataError(where + ": empty field");
+      std::optional<double> value = parse_number(cell);
+      if (!value) {
+        std::string hint;
+        if (width == 1 && cell.find_first_of(",;\t ") != std::string::npos) {
+          hint = " (is the delimiter " + delimiter_name(delimiter) + " right?)";
+        }
+        throw DataError(where + ": " + quote_field(cell) + " is not a number" + hint);
+      }
+      if (!std::isfinite(*value)) {
+        throw DataError(where + ": " + quote_field(cell) +
+                        " is not a finite number (NaN and Inf are not allowed)");
+      }
+      data.push_back(*value);
+    }
+    ++rows;
+  }
+
+  if (rows == 0) {
+    throw DataError(name + ": no data rows" +
+                    (table.columns.empty() ? std::string(" (the file is empty)")
+                                           : std::string(" (only a header)")));
+  }
+  if (table.columns.empty()) table.columns.assign(static_cast<size_t>(width), std::string());
+
+  table.values = at::empty({rows, width}, at::TensorOptions().dtype(at::kDouble));
+  std::memcpy(table.values.data_ptr<double>(), data.data(), data.size() * sizeof(double));
+  return table;
+}
+
+Table read_npy(const std::string& path) {
+  const std::string name = display_name(path);
+  const std::string content = read_input(path);
+  if (content.size() < 10 || content.compare(0, 6, "\x93NUMPY") != 0) {
+    throw IOError(name + ": not a .npy file (bad magic; expected \\x93NUMPY)");
+  }
+  const int major = static_cast<unsigned char>(content[6]);
+  const int minor = static_cast<unsigned char>(content[7]);
+  size_t header_len = 0;
+  size_t header_start = 0;
+  if (major == 1) {
+    header_len = static_cast<size_t>(load_le<uint16_t>(content.data() + 8));
+    header_start = 10;
+  } else if (major == 2 || major == 3) {
+    if (content.size() < 12) throw IOError(name + ": truncated .npy header");
+    header_len = static_cast<size_t>(load_le<uint32_t>(content.data() + 8));
+    header_start = 12;
+  } else {
+    throw IOError(name + ": unsupported .npy format version " + std::to_string(major) + "." +
+                  std::to_string(minor));
+  }
+  if (header_len > content.size() - header_start) {
+    throw IOError(name + ": truncated .npy header (" + std::to_string(header_len) +
+                  " bytes announced, " + std::to_string(content.size() - header_start) +
+                  " present)");
+  }
+  const std::string_view header(content.data() + header_start, header_len);
+  auto parsed = HeaderParser(header, name).parse();
+  if (!parsed.descr || !parsed.fortran_order || !parsed.shape) {
+    throw IOError(name + ": damaged .npy header (missing descr, fortran_order or shape)");
+  }
+  const std::string& descr = *parsed.descr;
+  size_t item = 0;
+  char kind = 0;
+  if (descr == "<f8") {
+    item = 8, kind = 'f';
+  } else if (descr == "<f4") {
+    item = 4, kind = 'f';
+  } else if (descr == "<i8") {
+    item = 8, kind = 'i';
+  } else if (descr == "<i4") {
+    item = 4, kind = 'i';
+  } else {
+    throw DataError(name + ": unsupported .npy dtype '" + descr +
+                    "' (supported: <f4, <f8, <i4, <i8)");
+  }
+  if (*parsed.fortran_order) {
+    throw DataError(name + ": Fortran-order .npy arrays are not supported (save a C-order array, "
+                           "e.g. with numpy.ascontiguousarray)");
+  }
+  const std::vector<int64_t>& shape = *parsed.shape;
+  if (shape.empty() || shape.size() > 2) {
+    throw DataError(name + ": expected a 1-D or 2-D array, got " + std::to_string(shape.size()) +
+                    " dimensions");
+  }
+  const int64_t rows = shape[0];
+  const int64_t cols = shape.size() == 2 ? shape[1] : 1;
+  if (rows == 0 || cols == 0) {
+    throw DataError(name + ": the array is empty (shape " + std::to_string(rows) + " x " +
+                    std::to_string(cols) + ")");
+  }
+  const uint64_t limit = std::numeric_limits<int64_t>::max() / 8;
+  if (static_cast<uint64_t>(rows) > limit / static_cast<uint64_t>(cols)) {
+    throw IOError(name + ": damaged .npy header (shape too large)");
+  }
+  const size_t count = static_cast<size_t>(rows) * static_cast<size_t>(cols);
+  const size_t data_start = header_start + header_len;
+  const size_t have = content.size() - data_start;
+  if (have < count * item) {
+    throw IOError(name + ": truncated .npy file (shape needs " + std::to_string(count * item) +
+                  " bytes of data, found " + std::to_string(have) + ")");
+  }
+
+  Table table;
+  table.values = at::empty({rows, cols}, at::TensorOptions().dtype(at::kDouble));
+  table.columns.assign(static_cast<size_t>(cols), std::string());
+  double* out = table.values.data_ptr<double>();
+  const char* in = content.data() + data_start;
+  for (size_t i = 0; i < count; ++i) {
+    const char* p = in + i * item;
+    double v = 0;
+    if (kind == 'f' && item == 8) {
+      const uint64_t bits = load_le<uint64_t>(p);
+      std::memcpy(&v, &bits, 8);
+    } else if (kind == 'f') {
+      const auto bits = static_cast<uint32_t>(load_le<uint32_t>(p));
+      float f = 0;
+      std::memcpy(&f, &bits, 4);
+      v = f;
+    } else if (item == 8) {
+      const uint64_t bits = load_le<uint64_t>(p);
+      int64_t k = 0;
+      std::memcpy(&k, &bits, 8);
+      v = static_cast<double>(k);
+    } else {
+      const auto bits = static_cast<uint32_t>(load_le<uint32_t>(p));
+      int32_t k = 0;
+      std::memcpy(&k, &bits, 4);
+      v = k;
+    }
+    if (!std::isfinite(v)) {
+      const size_t r = i / static_cast<size_t>(cols);
+      const size_t c = i % static_cast<size_t>(cols);
+      throw DataError(name + ", row " + std::to_string(r + 1) + ", column " +
+                      std::to_string(c + 1) + ": " + (std::isnan(v) ? "NaN" : "Inf") +
+                      " is not allowed");
+    }
+    out[i] = v;
+  }
+  return table;
+}
+
+Table read_table(const std::string& path, const CsvReadOptions& options) {
+  if (ends_with(path, ".npy")) return read_npy(path);
+  return read_csv(path, options);
+}
+
+std::vector<int64_t> parse_column_spec(const std::string& spec,
+                                       const std::vector<std::string>& columns) {
+  const auto width = static_cast<int64_t>(columns.size());
+  std::vector<int64_t> out;
+  if (trim(spec).empty()) {
+    for (int64_t i = 0; i < width; ++i) out.push_back(i);
+    return out;
+  }
+  auto parse_index = [](std::string_view s) -> std::optional<int64_t> {
+    if (s.empty()) return std::nullopt;
+    for (char c : s) {
+      if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+    }
+    int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+    return v;
+  };
+  auto check = [&](int64_t index, std::string_view token) {
+    if (index >= width) {
+      throw ConfigError("column spec '" + spec + "': index " + std::to_string(index) +
+                        " in '" + std::string(token) + "' is out of range (the table has " +
+                        std::to_string(width) + " columns, 0-" + std::to_string(width - 1) + ")");
+    }
+  };
+  auto add = [&](int64_t index) {
+    if (std::find(out.begin(), out.end(), index) != out.end()) {
+      throw ConfigError("column spec '" + spec + "': column " + std::to_string(index) +
+                        " is selected twice");
+    }
+    out.push_back(index);
+  };
+
+  std::string_view rest(spec);
+  while (true) {
+    const size_t comma = rest.find(',');
+    const std::string_view token = trim(rest.substr(0, comma));
+    if (token.empty()) throw ConfigError("column spec '" + spec + "' has an empty entry");
+
+    // An exact column name wins over the index syntax only when it is not a plain index.
+    if (auto index = parse_index(token)) {
+      check(*index, token);
+      add(*index);
+    } else if (const size_t dash = token.find('-');
+               dash != std::string_view::npos && parse_index(trim(token.substr(0, dash))) &&
+               parse_index(trim(token.substr(dash + 1)))) {
+      const int64_t a = *parse_index(trim(token.substr(0, dash)));
+      const int64_t b = *parse_index(trim(token.substr(dash + 1)));
+      if (a > b) {
+        throw ConfigError("column spec '" + spec + "': range '" + std::string(token) +
+                          "' is empty (start after end)");
+      }
+      check(b, token);
+      for (int64_t i = a; i <= b; ++i) add(i);
+    } else {
+      const auto it = std::find(columns.begin(), columns.end(), std::string(token));
+      if (it == columns.end()) {
+        std::string known;
+        for (const auto& c : columns) {
+          if (c.empty()) continue;
+          known += known.empty() ? "" : ", ";
+          known += c;
+        }
+        throw ConfigError("column spec '" + spec + "': no column named '" + std::string(token) +
+                          "' (" +
+                          (known.empty() ? std::string("the table has no column names")
+                                         : "columns: " + known) +
+                          ")");
+      }
+      add(static_cast<int64_t>(it - columns.begin()));
+    }
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+void write_csv(const std::string& path, const at::Tensor& values,
+               const std::vector<std::string>& header) {
+  const at::Tensor t = prepare_for_writing(values, path, /*allow_1d_as_column=*/true);
+  const int64_t rows = t.size(0);
+  const int64_t cols = t.size(1);
+  if (!header.empty() && static_cast<int64_t>(header.size()) != cols) {
+    throw DataError("cannot write " + path + ": " + std::to_string(header.size()) +
+                    " header names for " + std::to_string(cols) + " columns");
+  }
+  const bool f32 = t.scalar_type() == at::kFloat;
+  const int precision = f32 ? 9 : 17;
+  // Leave out an all-empty header (the columns of a file read without one).
+  const bool write_header =
+      std::any_of(header.begin(), header.end(), [](const std::string& s) { return !s.empty(); });
+
+  auto writer = [&](std::ostream& os) {
+    std::string buf;
+    if (write_header) {
+      for (size_t j = 0; j < header.size(); ++j) {
+        if (j > 0) buf += ',';
+        buf += csv_header_cell(header[j], ',');
+      }
+      buf += '\n';
+    }
+    const float* pf = f32 ? t.data_ptr<float>() : nullptr;
+    const double* pd = f32 ? nullptr : t.data_ptr<double>();
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t j = 0; j < cols; ++j) {
+        if (j > 0) buf += ',';
+        const int64_t k = i * cols + j;
+        append_number(buf, f32 ? static_cast<double>(pf[k]) : pd[k], precision);
+      }
+      buf += '\n';
+      if (buf.size() > (1u << 16)) {
+        os.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+        buf.clear();
+      }
+    }
+    os.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+  };
+
+  if (path == "-") {
+    writer(std::cout);
+    std::cout.flush();
+    if (!std::cout) throw IOError("cannot write to standard output");
+    return;
+  }
+  write_atomically(path, writer);
+}
+
+void write_npy(const std::string& path, const at::Tensor& values) {
+  const at::Tensor t = prepare_for_writing(values, path, /*allow_1d_as_column=*/false);
+  const std::string bytes = npy_bytes(t);
+  auto writer = [&](std::ostream& os) {
+    os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  if (path == "-") {
+    writer(std::cout);
+    std::cout.flush();
+    if (!std::cout) throw IOError("cannot write to standard output");
+    return;
+  }
+  write_atomically(path, writer);
+}
+
+void write_table(const std::string& path, const at::Tensor& values,
+                 const std::vector<std::string>& header) {
+  if (path != "-" && ends_with(path, ".npy")) {
+    write_npy(path, values);
+  } else {
+    write_csv(path, values, header);
+  }
+}
+
+}  // namespace zflow::io

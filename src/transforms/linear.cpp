@@ -1,0 +1,78 @@
+#include "zflow/transforms/linear.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+#include "zflow/core/error.h"
+#include "zflow/transforms/permutation.h"
+
+namespace zflow {
+
+LULinearImpl::LULinearImpl(int64_t features, std::string diagonal, uint64_t seed)
+    : TransformImpl("lu_linear"), features_(features), diagonal_kind_(std::move(diagonal)), seed_(seed) {
+  require_positive("lu_linear: features", features_);
+  if (diagonal_kind_ != "exp" && diagonal_kind_ != "softplus") {
+    throw ConfigError("lu_linear: diagonal must be 'exp' or 'softplus', got '" + diagonal_kind_ + "'");
+  }
+  std::vector<int64_t> perm(static_cast<size_t>(features_));
+  for (int64_t i = 0; i < features_; ++i) perm[i] = i;
+  if (seed_ != 0) perm = random_permutation(features_, seed_);
+  std::vector<int64_t> inverse(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = static_cast<int64_t>(i);
+
+  lower_entries = register_parameter("lower", at::zeros({features_, features_}, at::kFloat));
+  upper_entries = register_parameter("upper", at::zeros({features_, features_}, at::kFloat));
+  // The diagonal starts at 1: exp(0) = 1, softplus(log(e − 1)) = 1.
+  const double start = diagonal_kind_ == "exp" ? 0.0 : std::log(std::exp(1.0) - 1.0);
+  raw_diagonal = register_parameter("raw_diagonal", at::full({features_}, start, at::kFloat));
+  bias = register_parameter("bias", at::zeros({features_}, at::kFloat));
+  permutation_ = register_buffer("permutation", at::tensor(perm, at::kLong));
+  inverse_permutation_ = register_buffer("inverse_permutation", at::tensor(inverse, at::kLong));
+}
+
+Tensor LULinearImpl::diagonal() const {
+  return diagonal_kind_ == "exp" ? at::exp(raw_diagonal) : at::softplus(raw_diagonal) + 1e-5;
+}
+
+Tensor LULinearImpl::lower() const {
+  return at::tril(lower_entries, -1) + at::eye(features_, lower_entries.options());
+}
+
+Tensor LULinearImpl::upper() const { return at::triu(upper_entries, 1) + at::diag(diagonal()); }
+
+Tensor LULinearImpl::weight() const {
+  return at::matmul(lower(), upper()).index_select(0, permutation_);
+}
+
+TransformOutput LULinearImpl::forward_impl(const Tensor& inputs, const Tensor&) {
+  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, "lu_linear: expected [B, ",
+              features_, "], got ", inputs.sizes());
+  // z = P L U x + b, in row form: x Uᵀ Lᵀ, then the row permutation as a column gather.
+  const Tensor y = at::matmul(at::matmul(inputs, upper().t()), lower().t());
+  const Tensor z = y.index_select(1, permutation_) + bias;
+  const Tensor logabsdet = at::log(diagonal()).sum().expand({inputs.size(0)});
+  return {z, logabsdet};
+}
+
+TransformOutput LULinearImpl::inverse_impl(const Tensor& inputs, const Tensor&) {
+  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, "lu_linear: expected [B, ",
+              features_, "], got ", inputs.sizes());
+  // Solve L U xᵀ = Pᵀ (z − b)ᵀ with two triangular solves.
+  const Tensor y = (inputs - bias).index_select(1, inverse_permutation_).t();
+  const Tensor w = at::linalg_solve_triangular(lower(), y, /*upper=*/false, /*left=*/true,
+                                              /*unitriangular=*/true);
+  const Tensor x = at::linalg_solve_triangular(upper(), w, /*upper=*/true);
+  const Tensor logabsdet = -at::log(diagonal()).sum().expand({inputs.size(0)});
+  return {x.t(), logabsdet};
+}
+
+Json LULinearImpl::spec() const {
+  return {{"type", "lu_linear"}, {"features", features_}, {"diagonal", diagonal_kind_}, {"seed", seed_}};
+}
+
+std::string LULinearImpl::describe() const {
+  return "lu_linear(" + std::to_string(features_) + ", " + diagonal_kind_ + " diagonal)";
+}
+
+}  // namespace zflow

@@ -1,0 +1,74 @@
+#include "zflow/transforms/permutation.h"
+
+#include <algorithm>
+#include <random>
+
+#include <ATen/ATen.h>
+
+#include "zflow/core/error.h"
+
+namespace zflow {
+
+std::vector<int64_t> random_permutation(int64_t n, uint64_t seed) {
+  std::vector<int64_t> p(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) p[i] = i;
+  std::mt19937_64 rng(seed);
+  // Fisher-Yates with rejection sampling, so the result does not depend on the standard
+  // library's distribution algorithms.
+  for (int64_t i = n - 1; i > 0; --i) {
+    const uint64_t range = static_cast<uint64_t>(i) + 1;
+    const uint64_t limit = UINT64_MAX - UINT64_MAX % range;
+    uint64_t r;
+    do r = rng(); while (r >= limit);
+    std::swap(p[i], p[static_cast<int64_t>(r % range)]);
+  }
+  return p;
+}
+
+PermutationImpl::PermutationImpl(std::vector<int64_t> indices)
+    : TransformImpl("permutation"), indices_(std::move(indices)) {
+  const auto n = static_cast<int64_t>(indices_.size());
+  if (n == 0) throw ConfigError("permutation: needs at least one feature");
+  std::vector<int64_t> inverse(indices_.size(), -1);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t j = indices_[i];
+    if (j < 0 || j >= n || inverse[j] != -1) {
+      throw ConfigError("permutation: indices are not a permutation of 0.." + std::to_string(n - 1));
+    }
+    inverse[j] = i;
+  }
+  forward_index_ = register_buffer("indices", at::tensor(indices_, at::kLong));
+  inverse_index_ = register_buffer("inverse_indices", at::tensor(inverse, at::kLong));
+}
+
+std::shared_ptr<PermutationImpl> PermutationImpl::reverse(int64_t features) {
+  std::vector<int64_t> p(static_cast<size_t>(features));
+  for (int64_t i = 0; i < features; ++i) p[i] = features - 1 - i;
+  return std::make_shared<PermutationImpl>(p);
+}
+
+std::shared_ptr<PermutationImpl> PermutationImpl::random(int64_t features, uint64_t seed) {
+  return std::make_shared<PermutationImpl>(random_permutation(features, seed));
+}
+
+TransformOutput PermutationImpl::forward_impl(const Tensor& inputs, const Tensor&) {
+  TORCH_CHECK(inputs.size(1) == static_cast<int64_t>(indices_.size()), "permutation: expected ",
+              indices_.size(), " features, got ", inputs.sizes());
+  return {inputs.index_select(1, forward_index_), at::zeros({inputs.size(0)}, inputs.options())};
+}
+
+TransformOutput PermutationImpl::inverse_impl(const Tensor& inputs, const Tensor&) {
+  TORCH_CHECK(inputs.size(1) == static_cast<int64_t>(indices_.size()), "permutation: expected ",
+              indices_.size(), " features, got ", inputs.sizes());
+  return {inputs.index_select(1, inverse_index_), at::zeros({inputs.size(0)}, inputs.options())};
+}
+
+Json PermutationImpl::spec() const { return {{"type", "permutation"}, {"indices", indices_}}; }
+
+std::string PermutationImpl::describe() const {
+  std::string s = "permutation(";
+  for (size_t i = 0; i < indices_.size() && i < 16; ++i) s += (i ? " " : "") + std::to_string(indices_[i]);
+  return s + (indices_.size() > 16 ? " ...)" : ")");
+}
+
+}  // namespace zflow
