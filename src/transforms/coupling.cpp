@@ -37,8 +37,8 @@ CouplingTransformImpl::CouplingTransformImpl(std::string type, std::vector<int64
     throw ConfigError(this->type() + ": mask leaves no feature to condition on");
   }
   if (context_features_ < 0) throw ConfigError(this->type() + ": context_features must be >= 0");
-  identity_index_ = register_buffer("identity_index", at::tensor(identity, at::kLong));
-  transform_index_ = register_buffer("transform_index", at::tensor(transformed, at::kLong));
+  identity_index_ = IndexList(identity);
+  transform_index_ = IndexList(transformed);
   auto options = nn::mlp_options_from_spec(conditioner_spec_, static_cast<int64_t>(identity.size()),
                                            static_cast<int64_t>(transformed.size()) * params_per_feature_,
                                            context_features_);
@@ -67,12 +67,14 @@ TransformOutput CouplingTransformImpl::apply(const Tensor& inputs, const Tensor&
                                              bool inverse) {
   TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == static_cast<int64_t>(mask_.size()), type(),
               ": expected inputs [B, ", mask_.size(), "], got ", inputs.sizes());
-  const Tensor x_id = inputs.index_select(1, identity_index_);
-  const Tensor x_t = inputs.index_select(1, transform_index_);
+  const Tensor& identity_index = identity_index_.on(inputs.device());
+  const Tensor& transform_index = transform_index_.on(inputs.device());
+  const Tensor x_id = inputs.index_select(1, identity_index);
+  const Tensor x_t = inputs.index_select(1, transform_index);
   const Tensor params = conditioner_->forward(x_id, context)
                             .view({inputs.size(0), x_t.size(1), params_per_feature_});
   auto part = transform_part(x_t, params, inverse);
-  return {inputs.index_copy(1, transform_index_, part.outputs), part.logabsdet};
+  return {inputs.index_copy(1, transform_index, part.outputs), part.logabsdet};
 }
 
 TransformOutput CouplingTransformImpl::forward_impl(const Tensor& inputs, const Tensor& context) {

@@ -27,8 +27,8 @@ LULinearImpl::LULinearImpl(int64_t features, std::string diagonal, uint64_t seed
   const double start = diagonal_kind_ == "exp" ? 0.0 : std::log(std::exp(1.0) - 1.0);
   raw_diagonal = register_parameter("raw_diagonal", at::full({features_}, start, at::kFloat));
   bias = register_parameter("bias", at::zeros({features_}, at::kFloat));
-  permutation_ = register_buffer("permutation", at::tensor(perm, at::kLong));
-  inverse_permutation_ = register_buffer("inverse_permutation", at::tensor(inverse, at::kLong));
+  permutation_ = IndexList(perm);
+  inverse_permutation_ = IndexList(inverse);
 }
 
 Tensor LULinearImpl::diagonal() const {
@@ -42,7 +42,7 @@ Tensor LULinearImpl::lower() const {
 Tensor LULinearImpl::upper() const { return at::triu(upper_entries, 1) + at::diag(diagonal()); }
 
 Tensor LULinearImpl::weight() const {
-  return at::matmul(lower(), upper()).index_select(0, permutation_);
+  return at::matmul(lower(), upper()).index_select(0, permutation_.on(lower_entries.device()));
 }
 
 TransformOutput LULinearImpl::forward_impl(const Tensor& inputs, const Tensor&) {
@@ -50,7 +50,7 @@ TransformOutput LULinearImpl::forward_impl(const Tensor& inputs, const Tensor&) 
               features_, "], got ", inputs.sizes());
   // z = P L U x + b, in row form: x Uᵀ Lᵀ, then the row permutation as a column gather.
   const Tensor y = at::matmul(at::matmul(inputs, upper().t()), lower().t());
-  const Tensor z = y.index_select(1, permutation_) + bias;
+  const Tensor z = y.index_select(1, permutation_.on(inputs.device())) + bias;
   const Tensor logabsdet = at::log(diagonal()).sum().expand({inputs.size(0)});
   return {z, logabsdet};
 }
@@ -59,7 +59,7 @@ TransformOutput LULinearImpl::inverse_impl(const Tensor& inputs, const Tensor&) 
   TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, "lu_linear: expected [B, ",
               features_, "], got ", inputs.sizes());
   // Solve L U xᵀ = Pᵀ (z − b)ᵀ with two triangular solves.
-  const Tensor y = (inputs - bias).index_select(1, inverse_permutation_).t();
+  const Tensor y = (inputs - bias).index_select(1, inverse_permutation_.on(inputs.device())).t();
   const Tensor w = at::linalg_solve_triangular(lower(), y, /*upper=*/false, /*left=*/true,
                                               /*unitriangular=*/true);
   const Tensor x = at::linalg_solve_triangular(upper(), w, /*upper=*/true);

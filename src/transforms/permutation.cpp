@@ -37,8 +37,8 @@ PermutationImpl::PermutationImpl(std::vector<int64_t> indices)
     }
     inverse[j] = i;
   }
-  forward_index_ = register_buffer("indices", at::tensor(indices_, at::kLong));
-  inverse_index_ = register_buffer("inverse_indices", at::tensor(inverse, at::kLong));
+  forward_index_ = IndexList(indices_);
+  inverse_index_ = IndexList(inverse);
 }
 
 std::shared_ptr<PermutationImpl> PermutationImpl::reverse(int64_t features) {
@@ -54,13 +54,13 @@ std::shared_ptr<PermutationImpl> PermutationImpl::random(int64_t features, uint6
 TransformOutput PermutationImpl::forward_impl(const Tensor& inputs, const Tensor&) {
   TORCH_CHECK(inputs.size(1) == static_cast<int64_t>(indices_.size()), "permutation: expected ",
               indices_.size(), " features, got ", inputs.sizes());
-  return {inputs.index_select(1, forward_index_), at::zeros({inputs.size(0)}, inputs.options())};
+  return {inputs.index_select(1, forward_index_.on(inputs.device())), at::zeros({inputs.size(0)}, inputs.options())};
 }
 
 TransformOutput PermutationImpl::inverse_impl(const Tensor& inputs, const Tensor&) {
   TORCH_CHECK(inputs.size(1) == static_cast<int64_t>(indices_.size()), "permutation: expected ",
               indices_.size(), " features, got ", inputs.sizes());
-  return {inputs.index_select(1, inverse_index_), at::zeros({inputs.size(0)}, inputs.options())};
+  return {inputs.index_select(1, inverse_index_.on(inputs.device())), at::zeros({inputs.size(0)}, inputs.options())};
 }
 
 Json PermutationImpl::spec() const { return {{"type", "permutation"}, {"indices", indices_}}; }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "zflow/core/index.h"
 #include "zflow/core/transform.h"
 #include "zflow/nn/mlp.h"
 
@@ -40,8 +41,8 @@ class CouplingTransformImpl : public TransformImpl {
   int64_t params_per_feature_;
   Json conditioner_spec_;
   int64_t context_features_;
-  Tensor identity_index_;
-  Tensor transform_index_;
+  IndexList identity_index_;
+  IndexList transform_index_;
   nn::MLP conditioner_{nullptr};
 };
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "zflow/core/index.h"
 #include "zflow/core/transform.h"
 
 namespace zflow {
@@ -38,8 +39,8 @@ class LULinearImpl : public TransformImpl {
   int64_t features_;
   std::string diagonal_kind_;
   uint64_t seed_;
-  Tensor permutation_;
-  Tensor inverse_permutation_;
+  IndexList permutation_;
+  IndexList inverse_permutation_;
 };
 TORCH_MODULE(LULinear);
 

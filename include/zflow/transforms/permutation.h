@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "zflow/core/index.h"
 #include "zflow/core/transform.h"
 
 namespace zflow {
@@ -28,8 +29,8 @@ class PermutationImpl : public TransformImpl {
 
  private:
   std::vector<int64_t> indices_;
-  Tensor forward_index_;
-  Tensor inverse_index_;
+  IndexList forward_index_;
+  IndexList inverse_index_;
 };
 TORCH_MODULE(Permutation);
 

@@ -1,0 +1,116 @@
+#pragma once
+/// \file
+/// Pieces shared by the zflow subcommands: reading data (toy names, CSV, NPY), loading a
+/// model and checking that data fit it, threads, the BLAS check, and writing results.
+/// Conventions (docs/cli.md): data and results go to files or stdout, logs to stderr;
+/// errors are thrown (zflow::ConfigError = usage, exit 2; anything else = exit 1) and
+/// printed as one line by main.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <CLI/CLI.hpp>
+
+#include "zflow/core/spec.h"
+#include "zflow/flows/flow.h"
+
+namespace zflow::cli {
+
+// ---- subcommands (one file each) --------------------------------------------------------
+
+void add_train(CLI::App& app);
+void add_sample(CLI::App& app);
+void add_log_prob(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_encode_decode(CLI::App& app);
+void add_info(CLI::App& app);
+void add_datasets(CLI::App& app);
+
+// ---- data --------------------------------------------------------------------------------
+
+/// Data as read: values [N, D] float64, column names (may be empty strings), where from.
+struct Data {
+  at::Tensor values;
+  std::vector<std::string> columns;
+  /// The toy name or the file path, as the user gave it.
+  std::string source;
+  bool toy = false;
+};
+
+/// `spec` is a built-in toy name (then n points are drawn with `seed`) or a .csv/.npy file
+/// (then `columns` selects columns, see io::parse_column_spec, and `header` is
+/// auto|yes|no). Throws DataError for empty data or NaN/Inf values (naming file, row and
+/// column), IOError for an unreadable file, ConfigError for a bad column spec.
+Data load_data(const std::string& spec, const std::string& columns, const std::string& header,
+               int64_t n, uint64_t seed);
+
+/// The column names to write for data with these names: empty if any name is missing.
+std::vector<std::string> header_or_none(const std::vector<std::string>& columns);
+
+// ---- models ------------------------------------------------------------------------------
+
+/// A loaded model file with what the CLI needs to know about it.
+struct Model {
+  std::string path;
+  FlowPtr flow;
+  std::map<std::string, std::string> metadata;
+  /// Number of features (the flow's event size).
+  int64_t features = 0;
+  /// Floating dtype of its parameters.
+  at::ScalarType dtype = at::kFloat;
+  /// Column names stored at training time (possibly empty).
+  std::vector<std::string> columns;
+};
+
+/// Loads a checkpoint written by `zflow train` (or save_checkpoint). IOError naming the
+/// file for a missing, damaged or foreign file.
+Model load_model(const std::string& path);
+
+/// DataError "FILE has 3 columns, the model expects 2" unless the widths agree.
+void check_width(const Data& data, const Model& model);
+
+/// The data in the model's dtype.
+at::Tensor to_model_dtype(const at::Tensor& values, const Model& model);
+
+/// The metadata entry parsed as JSON, or null when absent or not JSON.
+Json metadata_json(const Model& model, const std::string& key);
+
+// ---- runtime -------------------------------------------------------------------------------
+
+/// Adds `--threads N` (default: the CPUs this process may use).
+CLI::Option* add_threads_option(CLI::App* app, int& threads);
+/// at::set_num_threads(threads).
+void apply_threads(int threads);
+
+/// Seeds torch's default CPU generator (weights initialisation, sampling).
+void seed_torch(uint64_t seed);
+
+/// The BLAS library loaded into this process, e.g.
+/// "openblas (/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3)" or
+/// "reference BLAS (/usr/lib/x86_64-linux-gnu/blas/libblas.so.3)".
+std::string active_blas();
+/// Whether active_blas() names the slow netlib reference BLAS.
+bool is_reference_blas(const std::string& blas);
+
+/// Writes a [N, D] tensor to `path` (.npy, otherwise CSV; "-" = CSV on stdout).
+void write_result(const std::string& path, const at::Tensor& values,
+                  const std::vector<std::string>& header);
+
+/// Computes `fn` over the rows of `data` in chunks without autograd, concatenating results.
+at::Tensor map_in_chunks(const at::Tensor& data, int64_t chunk,
+                         const std::function<at::Tensor(const at::Tensor&)>& fn);
+
+/// "float32" / "float64".
+std::string dtype_name(at::ScalarType dtype);
+
+/// A number for humans: %.4g.
+std::string fmt(double value, int precision = 4);
+
+/// Adds the common footer (an example) to a subcommand's help.
+void set_example(CLI::App* app, const std::string& example);
+
+}  // namespace zflow::cli

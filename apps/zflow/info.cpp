@@ -1,0 +1,162 @@
+// zflow info: what a model file holds, or what this machine runs on.
+
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
+#include "common.h"
+#include "zflow/core/error.h"
+#include "zflow/train/progress.h"
+#include "zflow/version.h"
+
+namespace zflow::cli {
+
+namespace {
+
+struct InfoArgs {
+  std::string model;
+  bool system = false;
+  bool json = false;
+  int threads = 1;
+};
+
+std::string join_numbers(const Json& values) {
+  std::string out = "[";
+  for (const auto& v : values) {
+    if (out.size() > 1) out += ", ";
+    out += v.is_number() ? fmt(v.get<double>()) : v.dump();
+  }
+  return out + "]";
+}
+
+std::vector<std::string> layer_descriptions(FlowImpl& flow) {
+  std::vector<std::string> out;
+  const TransformPtr transform = flow.transform();
+  if (auto composite = std::dynamic_pointer_cast<CompositeTransformImpl>(transform)) {
+    for (size_t i = 0; i < composite->size(); ++i) out.push_back(composite->layer(i)->describe());
+  } else {
+    out.push_back(transform->describe());
+  }
+  return out;
+}
+
+void model_info(const InfoArgs& a) {
+  const Model model = load_model(a.model);
+  std::ostringstream architecture;
+  model.flow->pretty_print(architecture);
+  const std::vector<std::string> layers = layer_descriptions(*model.flow);
+  const int64_t params = count_parameters(*model.flow);
+  const auto written_by = model.metadata.count("zflow_version") ? model.metadata.at("zflow_version")
+                                                                : std::string("unknown");
+  const Json dataset = metadata_json(model, "dataset");
+  const Json train = metadata_json(model, "train");
+  const Json standardization = metadata_json(model, "standardization");
+
+  if (a.json) {
+    Json out = {{"file", model.path},
+                {"zflow_version", kVersion},
+                {"written_by", written_by},
+                {"architecture", architecture.str()},
+                {"layers", layers},
+                {"base", model.flow->base()->type()},
+                {"parameters", params},
+                {"dtype", dtype_name(model.dtype)},
+                {"features", model.features},
+                {"columns", model.columns},
+                {"dataset", dataset},
+                {"train", train},
+                {"standardization", standardization},
+                {"spec", metadata_json(model, "spec")}};
+    std::cout << out.dump(2) << std::endl;
+    return;
+  }
+  std::cout << "model:        " << model.path << "\n"
+            << "zflow:        " << kVersion << " (file written by " << written_by << ")\n"
+            << "architecture: " << architecture.str() << "\n";
+  for (size_t i = 0; i < layers.size(); ++i) {
+    std::cout << "  " << (i + 1 < 10 ? " " : "") << (i + 1) << ". " << layers[i] << "\n";
+  }
+  std::cout << "parameters:   " << params << "\n"
+            << "dtype:        " << dtype_name(model.dtype) << "\n"
+            << "features:     " << model.features;
+  if (!header_or_none(model.columns).empty()) {
+    std::string names;
+    for (const auto& c : model.columns) names += (names.empty() ? "" : ", ") + c;
+    std::cout << " (" << names << ")";
+  }
+  std::cout << "\n";
+  if (dataset.is_string()) std::cout << "dataset:      " << dataset.get<std::string>() << "\n";
+  if (train.is_object() && train.contains("result")) {
+    const Json& r = train["result"];
+    const Json& o = train.value("options", Json::object());
+    std::cout << "training:     " << r.value("steps", 0) << " steps in "
+              << fmt(r.value("seconds", 0.0), 3) << " s; best "
+              << (r.value("validation", std::string()) == "held-out" ? "validation"
+                                                                     : "training-subset")
+              << " NLL " << fmt(r.value("best_val_nll", 0.0)) << " at step "
+              << r.value("best_step", 0) << "; " << r.value("skipped_steps", 0)
+              << " skipped steps\n";
+    if (o.is_object()) std::cout << "options:      " << o.dump() << "\n";
+  }
+  if (standardization.is_object()) {
+    std::cout << "standardized: mean " << join_numbers(standardization.value("mean", Json::array()))
+              << ", std " << join_numbers(standardization.value("std", Json::array())) << "\n";
+  } else if (model.metadata.count("standardization")) {
+    std::cout << "standardized: no\n";
+  }
+}
+
+void system_info(const InfoArgs& a) {
+  apply_threads(a.threads);
+  const std::string blas = active_blas();
+  const int cpus = train::available_cpus();
+  if (a.json) {
+    Json out = {{"zflow_version", kVersion},
+                {"torch_version", TORCH_VERSION},
+                {"blas", blas},
+                {"reference_blas", is_reference_blas(blas)},
+                {"threads", at::get_num_threads()},
+                {"interop_threads", at::get_num_interop_threads()},
+                {"cpus", cpus}};
+    std::cout << out.dump(2) << std::endl;
+    return;
+  }
+  std::cout << "zflow:   " << kVersion << "\n"
+            << "torch:   " << TORCH_VERSION << "\n"
+            << "BLAS:    " << blas
+            << (is_reference_blas(blas) ? "  <- slow; install OpenBLAS (libopenblas0-pthread)" : "")
+            << "\n"
+            << "threads: " << at::get_num_threads() << " intra-op, "
+            << at::get_num_interop_threads() << " inter-op\n"
+            << "CPUs:    " << cpus << " usable by this process\n";
+}
+
+}  // namespace
+
+void add_info(CLI::App& app) {
+  auto a = std::make_shared<InfoArgs>();
+  CLI::App* sub =
+      app.add_subcommand("info", "Describe a model file (--model) or this machine (--system)");
+  set_example(sub,
+              "zflow info --model model.safetensors\n"
+              "  zflow info --system");
+  auto* model = sub->add_option("--model,-m", a->model, "Model file written by 'zflow train'");
+  auto* system = sub->add_flag("--system", a->system, "BLAS library, torch version, threads, CPUs");
+  model->excludes(system);
+  sub->add_flag("--json", a->json, "Print JSON instead of text");
+  add_threads_option(sub, a->threads);
+  sub->callback([a] {
+    if (a->system) {
+      system_info(*a);
+    } else if (!a->model.empty()) {
+      model_info(*a);
+    } else {
+      throw ConfigError("info needs --model FILE or --system");
+    }
+  });
+}
+
+}  // namespace zflow::cli

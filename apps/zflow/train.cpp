@@ -1,0 +1,383 @@
+// zflow train: fits a flow to data by maximum likelihood and writes a model file.
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "common.h"
+#include "zflow/core/error.h"
+#include "zflow/flows/builders.h"
+#include "zflow/flows/checkpoint.h"
+#include "zflow/flows/registry.h"
+#include "zflow/io/atomic_file.h"
+#include "zflow/train/trainer.h"
+#include "zflow/transforms/elementwise.h"
+
+namespace zflow::cli {
+
+namespace {
+
+struct TrainArgs {
+  std::string data;
+  std::string columns;
+  std::string header = "auto";
+  int64_t n = 20000;
+  std::string model = "realnvp";
+  std::string spec_file;
+  BuilderOptions builder;
+  train::TrainOptions train;
+  bool no_cosine = false;
+  double val_fraction = 0.1;
+  int64_t seed = 0;
+  int threads = 1;
+  std::string dtype = "float32";
+  bool no_standardize = false;
+  std::string metrics;
+  std::string out = "model.safetensors";
+  std::string state;
+  bool quiet = false;
+};
+
+struct Split {
+  at::Tensor train;
+  at::Tensor val;  // undefined when there is no validation set
+};
+
+Split split_data(const Data& data, const TrainArgs& a) {
+  Split split;
+  if (data.toy) {
+    split.train = data.values;
+    const auto n_val =
+        static_cast<int64_t>(std::llround(static_cast<double>(a.n) * a.val_fraction));
+    if (n_val > 0) {
+      split.val =
+          load_data(data.source, a.columns, a.header, n_val, static_cast<uint64_t>(a.seed) + 1)
+              .values;
+    }
+    return split;
+  }
+  const int64_t rows = data.values.size(0);
+  const auto n_val = static_cast<int64_t>(std::floor(static_cast<double>(rows) * a.val_fraction));
+  if (n_val == 0) {
+    split.train = data.values;
+    return split;
+  }
+  if (rows - n_val < 1) {
+    throw DataError(data.source + ": " + std::to_string(rows) +
+                    " rows leave none for training after the validation split");
+  }
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
+  const at::Tensor order = at::randperm(rows, generator, at::TensorOptions(at::kLong));
+  split.val = data.values.index_select(0, order.narrow(0, 0, n_val)).contiguous();
+  split.train = data.values.index_select(0, order.narrow(0, n_val, rows - n_val)).contiguous();
+  return split;
+}
+
+Json read_spec_file(const std::string& path) {
+  const std::string text = io::read_file(path);
+  Json spec;
+  try {
+    spec = Json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  if (!spec.is_object() || spec.value("type", std::string()) != "flow") {
+    throw ConfigError(path + ": a flow spec must be a JSON object with \"type\": \"flow\"");
+  }
+  if (!spec.contains("transform") || !spec.contains("base")) {
+    throw ConfigError(path + ": a flow spec needs \"transform\" and \"base\"");
+  }
+  // with_standardization inserts a first layer into a composite transform.
+  if (!spec["transform"].is_object() ||
+      spec["transform"].value("type", std::string()) != "composite") {
+    spec["transform"] = Json{{"type", "composite"}, {"layers", Json::array({spec["transform"]})}};
+  }
+  return spec;
+}
+
+void validate(const TrainArgs& a) {
+  if (!(a.train.lr > 0) || !std::isfinite(a.train.lr)) {
+    throw ConfigError("--lr must be a positive number (got " + fmt(a.train.lr) + ")");
+  }
+  if (!(a.val_fraction >= 0 && a.val_fraction < 1)) {
+    throw ConfigError("--val-fraction must be in [0, 1) (got " + fmt(a.val_fraction) + ")");
+  }
+  if (!(a.builder.scale_bound > 0) || !std::isfinite(a.builder.scale_bound)) {
+    throw ConfigError("--scale-bound must be a positive number (got " + fmt(a.builder.scale_bound) +
+                      ")");
+  }
+  if (a.out == "-") throw ConfigError("--out must be a file (a model cannot go to stdout)");
+}
+
+Json options_json(const TrainArgs& a, const Data& data) {
+  Json o = {{"model", a.spec_file.empty() ? a.model : "spec:" + a.spec_file},
+            {"steps", a.train.steps},
+            {"batch_size", a.train.batch_size},
+            {"lr", a.train.lr},
+            {"optimizer", a.train.optimizer},
+            {"weight_decay", a.train.weight_decay},
+            {"cosine", a.train.cosine},
+            {"warmup", a.train.warmup},
+            {"clip", a.train.clip_grad_norm},
+            {"val_fraction", a.val_fraction},
+            {"eval_every", a.train.eval_every},
+            {"patience", a.train.patience},
+            {"max_nonfinite", a.train.max_nonfinite},
+            {"seed", a.seed},
+            {"dtype", a.dtype},
+            {"standardize", !a.no_standardize},
+            {"resume", a.train.resume}};
+  if (a.spec_file.empty()) {
+    o["layers"] = a.builder.layers;
+    o["hidden"] = a.builder.hidden;
+    o["depth"] = a.builder.depth;
+    o["activation"] = a.builder.activation;
+    o["conditioner"] = a.builder.conditioner;
+    o["scale_bound"] = a.builder.scale_bound;
+    o["base"] = a.builder.base;
+  }
+  if (data.toy) o["n"] = a.n;
+  return o;
+}
+
+void run_train(TrainArgs& a) {
+  validate(a);
+  if (a.state.empty()) a.state = a.out + ".state";
+  if (a.state == a.out) throw ConfigError("--state and --out must be different files");
+  a.train.state_path = a.state;
+  a.train.cosine = !a.no_cosine;
+  a.train.seed = static_cast<uint64_t>(a.seed);
+  a.builder.seed = static_cast<uint64_t>(a.seed);
+  apply_threads(a.threads);
+
+  const std::string blas = active_blas();
+  if (is_reference_blas(blas)) {
+    std::cerr << "zflow: warning: the slow reference BLAS is active (" << blas.substr(16)
+              << "); install OpenBLAS (libopenblas0-pthread) for much faster training\n";
+  }
+  if (a.train.resume) {
+    std::error_code ec;
+    if (!std::filesystem::exists(a.state, ec)) {
+      throw IOError(a.state + ": no training state to resume from (no such file)");
+    }
+  }
+
+  // Data.
+  const Data data = load_data(a.data, a.columns, a.header, a.n, static_cast<uint64_t>(a.seed));
+  const int64_t features = data.values.size(1);
+  const Split split = split_data(data, a);
+  const at::ScalarType dtype = a.dtype == "float64" ? at::kDouble : at::kFloat;
+
+  // Model spec: a builder or a file, then the standardisation fitted on the training split.
+  Json spec;
+  if (!a.spec_file.empty()) {
+    spec = read_spec_file(a.spec_file);
+  } else {
+    spec = build_flow_spec(a.model, features, a.builder);
+  }
+  Json standardization = nullptr;
+  if (!a.no_standardize) {
+    const auto fitted = StandardizeImpl::fit(split.train);
+    spec = with_standardization(spec, fitted->mean_values(), fitted->std_values());
+    standardization = {{"mean", fitted->mean_values()}, {"std", fitted->std_values()}};
+  }
+  seed_torch(static_cast<uint64_t>(a.seed));
+  FlowPtr flow = make_flow(spec);
+  const auto shape = flow->event_shape();
+  if (shape.size() != 1 || shape[0] != features) {
+    std::ostringstream s;
+    s << "the model spec is for events of shape " << c10::IntArrayRef(shape) << ", the data have "
+      << features << " column" << (features == 1 ? "" : "s");
+    throw ConfigError((a.spec_file.empty() ? "" : a.spec_file + ": ") + s.str());
+  }
+  flow->to(dtype);
+  const int64_t params = count_parameters(*flow);
+  const std::string model_name = a.spec_file.empty() ? a.model : "spec " + a.spec_file;
+
+  // Metrics: JSON lines as they arrive (appended when resuming).
+  std::unique_ptr<std::ofstream> metrics;
+  if (!a.metrics.empty()) {
+    metrics = std::make_unique<std::ofstream>(a.metrics,
+                                              a.train.resume ? std::ios::app : std::ios::trunc);
+    if (!*metrics) throw IOError(a.metrics + ": cannot open for writing");
+    a.train.on_metrics = [&metrics, &a](const Json& record) {
+      *metrics << record.dump() << '\n';
+      metrics->flush();
+      if (!*metrics) throw IOError(a.metrics + ": write failed");
+    };
+  }
+  if (!a.quiet) {
+    a.train.progress = {&std::cerr, train::stderr_is_terminal(),
+                        std::max<int64_t>(a.train.steps / 20, 1), "step"};
+    std::cerr << "zflow: training " << model_name << " (" << params << " params, " << a.dtype
+              << ") on " << split.train.size(0) << " points of " << data.source << " (" << features
+              << " columns"
+              << (split.val.defined() ? ", " + std::to_string(split.val.size(0)) + " for validation"
+                                      : std::string(", no validation set"))
+              << "), " << a.threads << " thread" << (a.threads == 1 ? "" : "s")
+              << (a.train.resume ? ", resuming from " + a.state : std::string()) << "\n";
+  }
+
+  const at::Tensor train_data = split.train.to(dtype).contiguous();
+  const at::Tensor val_data = split.val.defined() ? split.val.to(dtype).contiguous() : at::Tensor();
+  const train::TrainResult result = train::train_flow(*flow, train_data, val_data, a.train);
+
+  // The model file, with what later commands (and people) need to know.
+  Json columns = Json::array();
+  for (const auto& c : data.columns) columns.push_back(c);
+  const Json train_json = {{"options", options_json(a, data)},
+                           {"result",
+                            {{"steps", result.steps_done},
+                             {"best_step", result.best_step},
+                             {"best_val_nll", result.best_val_nll},
+                             {"validation", split.val.defined() ? "held-out" : "training subset"},
+                             {"final_train_nll", result.final_train_nll},
+                             {"skipped_steps", result.skipped_steps},
+                             {"stopped_early", result.stopped_early},
+                             {"seconds", result.seconds}}}};
+  std::map<std::string, std::string> metadata = {{"dataset", data.source},
+                                                 {"columns", columns.dump()},
+                                                 {"features", std::to_string(features)},
+                                                 {"model", model_name},
+                                                 {"train", train_json.dump()},
+                                                 {"standardization", standardization.dump()}};
+  save_checkpoint(a.out, *flow, metadata);
+
+  if (!a.quiet) {
+    std::cerr << "trained " << model_name << " (" << params << " params) for " << result.steps_done
+              << " steps in " << fmt(result.seconds, 3) << " s: best "
+              << (split.val.defined() ? "validation" : "training-subset") << " NLL "
+              << fmt(result.best_val_nll) << " at step " << result.best_step;
+    if (result.skipped_steps > 0) std::cerr << " (" << result.skipped_steps << " steps skipped)";
+    if (result.stopped_early) std::cerr << " (stopped early)";
+    std::cerr << "; wrote " << a.out << "\n";
+  }
+}
+
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "train", "Fit a flow to data by maximum likelihood and write a model file");
+  set_example(sub,
+              "zflow train --data 8gaussians --model realnvp --steps 2000 --out model.safetensors\n"
+              "  zflow train --data measurements.csv --columns 0-3 --out model.safetensors");
+
+  std::vector<std::string> models;
+  for (const auto& [name, description] : builder_names()) models.push_back(name);
+
+  sub->add_option("--data", a->data,
+                  "A built-in dataset (see 'zflow datasets') or a .csv/.npy file")
+      ->required();
+  sub->add_option(
+      "--columns", a->columns,
+      "Columns to use: indices, ranges a-b or names, e.g. '0,2-4,price' (default: all)");
+  sub->add_option("--header", a->header, "Whether the CSV has a header row")
+      ->check(CLI::IsMember({"auto", "yes", "no"}))
+      ->capture_default_str();
+  sub->add_option("--n", a->n, "Points drawn for a built-in dataset")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--out,-o", a->out, "Model file to write (safetensors)")->capture_default_str();
+
+  sub->add_option("--model", a->model, "Architecture")
+      ->check(CLI::IsMember(models))
+      ->capture_default_str();
+  sub->add_option("--spec", a->spec_file, "A JSON flow spec to train instead of a ready-made model")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--layers", a->builder.layers, "Coupling layers (glow: steps)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--hidden", a->builder.hidden, "Hidden width of the conditioners")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--depth", a->builder.depth, "Hidden layers per conditioner")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--activation", a->builder.activation, "Conditioner activation")
+      ->capture_default_str();
+  sub->add_option("--conditioner", a->builder.conditioner, "Conditioner network")
+      ->check(CLI::IsMember({"mlp", "resmlp"}))
+      ->capture_default_str();
+  sub->add_option("--scale-bound", a->builder.scale_bound,
+                  "Bound of the affine couplings' soft-clamped log-scale")
+      ->capture_default_str();
+  sub->add_option("--base", a->builder.base, "Base distribution")
+      ->check(CLI::IsMember({"standard_normal", "diagonal_normal"}))
+      ->capture_default_str();
+  sub->add_option("--dtype", a->dtype, "Floating-point type of the model")
+      ->check(CLI::IsMember({"float32", "float64"}))
+      ->capture_default_str();
+  sub->add_flag("--no-standardize", a->no_standardize,
+                "Do not insert a standardisation fitted on the training split");
+
+  sub->add_option("--steps", a->train.steps,
+                  "Optimizer steps in all (a resumed run continues to this)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--batch-size", a->train.batch_size, "Minibatch size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--lr", a->train.lr, "Peak learning rate")->capture_default_str();
+  sub->add_option("--optimizer", a->train.optimizer, "Optimizer")
+      ->check(CLI::IsMember({"adam", "adamw"}))
+      ->capture_default_str();
+  sub->add_option("--weight-decay", a->train.weight_decay, "Weight decay")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_flag("--no-cosine", a->no_cosine, "Keep the learning rate constant (no cosine decay)");
+  sub->add_option("--warmup", a->train.warmup, "Linear learning-rate warm-up steps")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--clip", a->train.clip_grad_norm, "Clip the gradient norm (<= 0: no clipping)")
+      ->capture_default_str();
+  sub->add_option("--val-fraction", a->val_fraction,
+                  "Held-out fraction for validation (toy data: a fresh draw of n*fraction)")
+      ->capture_default_str();
+  sub->add_option("--eval-every", a->train.eval_every, "Validate every this many steps")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--patience", a->train.patience,
+                  "Stop after this many validations without improvement (0: never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--max-nonfinite", a->train.max_nonfinite,
+                  "Give up after this many non-finite steps in a row")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--seed", a->seed, "Seed of the split, the initialisation and the minibatches")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+
+  add_threads_option(sub, a->threads);
+  sub->add_option("--metrics", a->metrics, "Write metrics as JSON lines to this file");
+  sub->add_option("--log-every", a->train.log_every,
+                  "Also write a metrics record every this many steps (0: only at validations)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--state", a->state, "Resumable training state (default: OUT.state)");
+  sub->add_flag("--resume", a->train.resume, "Continue from the training state");
+  sub->add_flag("--quiet,-q", a->quiet, "No progress or summary on stderr");
+
+  auto group = [sub](const char* name, std::initializer_list<const char*> options) {
+    for (const char* o : options) sub->get_option(o)->group(name);
+  };
+  group("Model", {"--model", "--spec", "--layers", "--hidden", "--depth", "--activation",
+                  "--conditioner", "--scale-bound", "--base", "--dtype", "--no-standardize"});
+  group("Optimisation", {"--steps", "--batch-size", "--lr", "--optimizer", "--weight-decay",
+                         "--no-cosine", "--warmup", "--clip", "--val-fraction", "--eval-every",
+                         "--patience", "--max-nonfinite", "--seed"});
+  group("Run", {"--threads", "--metrics", "--log-every", "--state", "--resume", "--quiet"});
+
+  sub->callback([a] { run_train(*a); });
+}
+
+}  // namespace zflow::cli

@@ -1,0 +1,261 @@
+// The property suite: every registered transform, on random inputs and random parameters,
+// must keep shapes and dtype, invert exactly, report the log|det| of its autograd Jacobian,
+// pass gradients to every parameter and survive spec and checkpoint round trips.
+
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/utils.h>
+
+#include <filesystem>
+#include <functional>
+#include <set>
+
+#include "zflow/distributions/normal.h"
+#include "zflow/flows/checkpoint.h"
+#include "zflow/flows/registry.h"
+
+using namespace zflow;
+
+namespace {
+
+constexpr int64_t kFeatures = 4;
+constexpr int64_t kBatch = 6;
+constexpr int64_t kContext = 3;
+
+struct Case {
+  std::string name;
+  Json spec;
+  int64_t context = 0;
+  // Draws inputs in the transform's domain.
+  std::function<Tensor(at::ScalarType)> inputs = [](at::ScalarType dtype) {
+    return at::randn({kBatch, kFeatures}, at::TensorOptions(dtype));
+  };
+};
+
+Json mlp(int64_t hidden = 16) { return {{"type", "mlp"}, {"hidden", hidden}, {"layers", 2}, {"activation", "tanh"}}; }
+
+std::vector<Case> cases() {
+  const Json mask = {1, 0, 1, 0};
+  std::vector<Case> c;
+  c.push_back({"affine_coupling", {{"type", "affine_coupling"}, {"mask", mask}, {"conditioner", mlp()}}});
+  c.push_back({"affine_coupling_resmlp",
+               {{"type", "affine_coupling"},
+                {"mask", {0, 0, 1, 1}},
+                {"conditioner", {{"type", "resmlp"}, {"hidden", 8}, {"layers", 1}}},
+                {"scale_bound", 1.5}}});
+  c.push_back({"affine_coupling_context",
+               {{"type", "affine_coupling"}, {"mask", mask}, {"conditioner", mlp()}, {"context_features", kContext}},
+               kContext});
+  c.push_back({"additive_coupling", {{"type", "additive_coupling"}, {"mask", mask}, {"conditioner", mlp()}}});
+  c.push_back({"additive_coupling_context",
+               {{"type", "additive_coupling"}, {"mask", {1, 1, 1, 0}}, {"conditioner", mlp()}, {"context_features", kContext}},
+               kContext});
+  c.push_back({"permutation_reverse", {{"type", "permutation"}, {"features", kFeatures}, {"kind", "reverse"}}});
+  c.push_back({"permutation_random", {{"type", "permutation"}, {"features", kFeatures}, {"kind", "random"}, {"seed", 7}}});
+  c.push_back({"actnorm", {{"type", "actnorm"}, {"features", kFeatures}}});
+  c.push_back({"lu_linear_softplus", {{"type", "lu_linear"}, {"features", kFeatures}, {"diagonal", "softplus"}, {"seed", 3}}});
+  c.push_back({"lu_linear_exp", {{"type", "lu_linear"}, {"features", kFeatures}, {"diagonal", "exp"}}});
+  c.push_back({"elementwise_affine", {{"type", "elementwise_affine"}, {"features", kFeatures}}});
+  c.push_back({"standardize", {{"type", "standardize"}, {"mean", {1.0, -2.0, 0.5, 3.0}}, {"std", {2.0, 0.5, 1.0, 4.0}}}});
+  c.push_back({"sigmoid", {{"type", "sigmoid"}, {"lower", -1.0}, {"upper", 3.0}}});
+  Case logit{"logit", {{"type", "logit"}, {"lower", -2.0}, {"upper", 2.0}, {"eps", 1e-6}}};
+  logit.inputs = [](at::ScalarType dtype) {
+    return at::rand({kBatch, kFeatures}, at::TensorOptions(dtype)) * 3.6 - 1.8;
+  };
+  c.push_back(logit);
+  c.push_back({"inverse", {{"type", "inverse"}, {"transform", c[0].spec}}});
+  c.push_back({"composite",
+               {{"type", "composite"},
+                {"layers", {c[7].spec, c[8].spec, c[0].spec, c[5].spec, c[3].spec}}}});
+  return c;
+}
+
+// Random parameters, so that no layer sits at its (often trivial) initialisation.
+void randomize(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters()) p.add_(at::randn_like(p) * 0.3);
+}
+
+TransformPtr build(const Case& c, at::ScalarType dtype) {
+  auto t = make_transform(c.spec);
+  t->to(dtype);
+  // ActNorm's data-dependent initialisation runs once in training mode; then eval.
+  t->train();
+  t->forward(c.inputs(dtype), c.context ? at::randn({kBatch, c.context}, at::TensorOptions(dtype)) : Tensor());
+  t->eval();
+  randomize(*t);
+  return t;
+}
+
+Tensor context_for(const Case& c, at::ScalarType dtype) {
+  return c.context ? at::randn({kBatch, c.context}, at::TensorOptions(dtype)) : Tensor();
+}
+
+// log|det J| per sample from the autograd Jacobian (one backward pass per output column;
+// samples are independent, so each pass gives one row of every sample's Jacobian).
+Tensor autograd_logabsdet(TransformImpl& t, const Tensor& x, const Tensor& context) {
+  Tensor input = x.detach().requires_grad_(true);
+  Tensor y = t.forward(input, context).outputs;
+  std::vector<Tensor> rows;
+  for (int64_t i = 0; i < y.size(1); ++i) {
+    auto grad = torch::autograd::grad({y.select(1, i).sum()}, {input}, {}, /*retain_graph=*/true,
+                                      /*create_graph=*/false, /*allow_unused=*/true)[0];
+    rows.push_back(grad.defined() ? grad : at::zeros_like(input));
+  }
+  Tensor jacobian = at::stack(rows, 1);  // [B, D_out, D_in]
+  return std::get<1>(at::linalg_slogdet(jacobian));
+}
+
+// Readable test names in failure reports instead of byte dumps.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+class TransformProperties : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override { torch::manual_seed(1234); }
+};
+
+TEST_P(TransformProperties, KeepsShapeAndDtype) {
+  for (auto dtype : {at::kFloat, at::kDouble}) {
+    auto t = build(GetParam(), dtype);
+    Tensor x = GetParam().inputs(dtype);
+    auto out = t->forward(x, context_for(GetParam(), dtype));
+    EXPECT_EQ(out.outputs.sizes(), x.sizes());
+    EXPECT_EQ(out.outputs.scalar_type(), dtype);
+    EXPECT_EQ(out.logabsdet.sizes(), at::IntArrayRef({kBatch}));
+    EXPECT_EQ(out.logabsdet.scalar_type(), dtype);
+  }
+}
+
+TEST_P(TransformProperties, InverseUndoesForwardFloat64) {
+  auto t = build(GetParam(), at::kDouble);
+  Tensor x = GetParam().inputs(at::kDouble);
+  Tensor ctx = context_for(GetParam(), at::kDouble);
+  auto fwd = t->forward(x, ctx);
+  auto inv = t->inverse(fwd.outputs, ctx);
+  EXPECT_LT((inv.outputs - x).abs().max().item<double>(), 1e-9);
+  EXPECT_LT((fwd.logabsdet + inv.logabsdet).abs().max().item<double>(), 1e-9);
+  // And the other way round: forward(inverse(z)) = z.
+  Tensor z = at::randn_like(fwd.outputs).clamp(-2, 2);
+  if (GetParam().name == "logit") z = fwd.outputs;
+  if (GetParam().name == "sigmoid") z = at::rand_like(x) * 3.6 - 0.8;
+  auto back = t->forward(t->inverse(z, ctx).outputs, ctx);
+  EXPECT_LT((back.outputs - z).abs().max().item<double>(), 1e-9);
+}
+
+TEST_P(TransformProperties, InverseUndoesForwardFloat32) {
+  auto t = build(GetParam(), at::kFloat);
+  Tensor x = GetParam().inputs(at::kFloat);
+  Tensor ctx = context_for(GetParam(), at::kFloat);
+  auto fwd = t->forward(x, ctx);
+  auto inv = t->inverse(fwd.outputs, ctx);
+  EXPECT_LT((inv.outputs - x).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((fwd.logabsdet + inv.logabsdet).abs().max().item<double>(), 1e-4);
+}
+
+TEST_P(TransformProperties, LogabsdetMatchesAutogradJacobian) {
+  auto t = build(GetParam(), at::kDouble);
+  Tensor x = GetParam().inputs(at::kDouble);
+  Tensor ctx = context_for(GetParam(), at::kDouble);
+  Tensor expected = autograd_logabsdet(*t, x, ctx);
+  Tensor actual = t->forward(x, ctx).logabsdet;
+  EXPECT_LT((actual - expected).abs().max().item<double>(), 1e-8)
+      << "expected " << expected << "\nactual " << actual;
+  // The inverse's logabsdet is that of its own Jacobian, at the noise point.
+  auto inv_t = std::make_shared<InverseTransformImpl>(t);
+  Tensor z = t->forward(x, ctx).outputs.detach();
+  EXPECT_LT((inv_t->forward(z, ctx).logabsdet - autograd_logabsdet(*inv_t, z, ctx)).abs().max().item<double>(),
+            1e-8);
+}
+
+TEST_P(TransformProperties, GradientsReachEveryParameter) {
+  auto t = build(GetParam(), at::kDouble);
+  t->train();
+  Tensor x = GetParam().inputs(at::kDouble).requires_grad_(true);
+  auto out = t->forward(x, context_for(GetParam(), at::kDouble));
+  (out.outputs.pow(2).sum() + out.logabsdet.sum()).backward();
+  ASSERT_TRUE(x.grad().defined());
+  EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());
+  for (const auto& p : t->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key() << " gets no gradient";
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key() << " has a zero gradient";
+    EXPECT_TRUE(at::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+  }
+}
+
+TEST_P(TransformProperties, SpecRoundTripGivesIdenticalOutputs) {
+  auto t = build(GetParam(), at::kDouble);
+  auto rebuilt = make_transform(t->spec());
+  rebuilt->to(at::kDouble);
+  load_named_state(*rebuilt, named_state(*t), "copy");
+  rebuilt->eval();
+  EXPECT_EQ(rebuilt->spec(), t->spec());
+  Tensor x = GetParam().inputs(at::kDouble);
+  Tensor ctx = context_for(GetParam(), at::kDouble);
+  auto a = t->forward(x, ctx);
+  auto b = rebuilt->forward(x, ctx);
+  EXPECT_TRUE(at::equal(a.outputs, b.outputs));
+  EXPECT_TRUE(at::equal(a.logabsdet, b.logabsdet));
+}
+
+TEST_P(TransformProperties, CheckpointRoundTripGivesIdenticalOutputs) {
+  auto t = build(GetParam(), at::kDouble);
+  auto flow = std::make_shared<FlowImpl>(t, std::make_shared<StandardNormalImpl>(std::vector<int64_t>{kFeatures}));
+  flow->to(at::kDouble);
+  flow->eval();
+  const auto path = (std::filesystem::temp_directory_path() / ("zflow_prop_" + GetParam().name + ".safetensors")).string();
+  save_checkpoint(path, *flow);
+  auto loaded = load_checkpoint(path);
+  std::filesystem::remove(path);
+  Tensor x = GetParam().inputs(at::kDouble);
+  Tensor ctx = context_for(GetParam(), at::kDouble);
+  EXPECT_TRUE(at::equal(flow->log_prob(x, ctx), loaded.flow->log_prob(x, ctx)));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTransforms, TransformProperties, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(TransformContext, OutputDependsOnContext) {
+  torch::manual_seed(99);
+  int conditional = 0;
+  for (const auto& c : cases()) {
+    if (c.context == 0) continue;
+    ++conditional;
+    auto t = build(c, at::kDouble);
+    Tensor x = c.inputs(at::kDouble);
+    auto a = t->forward(x, context_for(c, at::kDouble)).outputs;
+    auto b = t->forward(x, context_for(c, at::kDouble)).outputs;
+    EXPECT_GT((a - b).abs().max().item<double>(), 1e-6) << c.name;
+  }
+  EXPECT_GE(conditional, 2);
+}
+
+TEST(TransformRegistry, EveryRegisteredTransformIsInThePropertySuite) {
+  std::set<std::string> covered;
+  for (const auto& c : cases()) covered.insert(c.spec["type"].get<std::string>());
+  for (const auto& type : registered_transforms()) {
+    EXPECT_TRUE(covered.count(type)) << type << " is registered but not in the property suite";
+  }
+}
+
+TEST(TransformRegistry, UnknownTypeAndBadFieldsAreConfigErrors) {
+  EXPECT_THROW(make_transform({{"type", "nope"}}), ConfigError);
+  EXPECT_THROW(make_transform({{"type", "actnorm"}}), ConfigError);
+  EXPECT_THROW(make_transform({{"type", "actnorm"}, {"features", 2}, {"featurs", 3}}), ConfigError);
+  EXPECT_THROW(make_transform({{"type", "permutation"}, {"indices", {0, 0}}}), ConfigError);
+  EXPECT_THROW(make_transform({{"type", "affine_coupling"}, {"mask", {1, 1}}}), ConfigError);
+  EXPECT_THROW(make_transform({{"type", "lu_linear"}, {"features", 2}, {"diagonal", "abs"}}), ConfigError);
+}
+
+TEST(TransformContract, WrongWidthsAreClearErrors) {
+  auto t = make_transform({{"type", "lu_linear"}, {"features", 3}});
+  try {
+    t->forward(at::randn({2, 4}));
+    FAIL() << "no error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("lu_linear"), std::string::npos);
+  }
+}
+
+}  // namespace
