@@ -62,7 +62,7 @@ struct Point {
 Point eight_gaussians(PortableRng& rng) {
   // Centres 4 (cos k pi/4, sin k pi/4), written out so that no cos/sin rounding enters.
   const double s = std::sqrt(0.5);
-  static const double kCentres[8][2] = {{1, 0}, {s, s}, {0, 1}, {-s, s},
+  static const double kCentres[8][2] = {{1, 0},  {s, s},   {0, 1},  {-s, s},
                                         {-1, 0}, {-s, -s}, {0, -1}, {s, -s}};
   const int k = rng.index(8);
   const double e1 = rng.normal();
@@ -155,24 +155,21 @@ struct Entry {
 // within its standard error. Details: docs/datasets.md.
 const std::vector<Entry>& entries() {
   static const std::vector<Entry> kEntries = {
-      {{"8gaussians",
-        "8 Gaussians (std 0.5) centred on a circle of radius 4, all divided by 1.414", 2.838},
+      {{"8gaussians", "8 Gaussians (std 0.5) centred on a circle of radius 4, all divided by 1.414",
+        2.838},
        eight_gaussians},
       {{"checkerboard", "uniform on 8 of the 16 2x2 squares of [-4, 4]^2, like a checkerboard",
         3.4657359027997265},
        checkerboard},
-      {{"moons", "two interleaving half circles (scikit-learn make_moons, noise 0.1), x2",
-        0.0},
+      {{"moons", "two interleaving half circles (scikit-learn make_moons, noise 0.1), x2", 0.0},
        moons},
       {{"rings", "4 concentric circles of radii 3, 2.25, 1.5, 0.75 with noise 0.08", 0.0}, rings},
-      {{"circles", "two concentric circles of radii 3 and 1.5 (make_circles x3), noise 0.24",
-        0.0},
+      {{"circles", "two concentric circles of radii 3 and 1.5 (make_circles x3), noise 0.24", 0.0},
        circles},
       {{"pinwheel", "5 curved arms of a pinwheel (Gaussian latent bent by an exp-angle)", 0.0},
        pinwheel},
       {{"2spirals", "two interleaved Archimedean spirals with noise 0.1", 0.0}, two_spirals},
-      {{"swissroll", "a 2-D swiss roll spiral, t in [1.5 pi, 4.5 pi], noise 0.2", 0.0},
-       swissroll},
+      {{"swissroll", "a 2-D swiss roll spiral, t in [1.5 pi, 4.5 pi], noise 0.2", 0.0}, swissroll},
   };
   return kEntries;
 }

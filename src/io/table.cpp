@@ -43,8 +43,7 @@ std::string lower(std::string s) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         lower(s.substr(s.size() - suffix.size())) == suffix;
+  return s.size() >= suffix.size() && lower(s.substr(s.size() - suffix.size())) == suffix;
 }
 
 /// The text of a field for an error message: quoted and cut to a readable length.
@@ -324,8 +323,8 @@ uint64_t load_le(const char* p) {
 /// Formats `value` like printf("%.*g", precision, value), independently of the locale.
 void append_number(std::string& out, double value, int precision) {
   char buf[64];
-  auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::general,
-                                 precision);
+  auto [ptr, ec] =
+      std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::general, precision);
   if (ec != std::errc()) {
     // Cannot happen with 64 bytes; fall back to the C library.
     int n = std::snprintf(buf, sizeof(buf), "%.*g", precision, value);
@@ -563,8 +562,9 @@ Table read_npy(const std::string& path) {
                     "' (supported: <f4, <f8, <i4, <i8)");
   }
   if (*parsed.fortran_order) {
-    throw DataError(name + ": Fortran-order .npy arrays are not supported (save a C-order array, "
-                           "e.g. with numpy.ascontiguousarray)");
+    throw DataError(name +
+                    ": Fortran-order .npy arrays are not supported (save a C-order array, "
+                    "e.g. with numpy.ascontiguousarray)");
   }
   const std::vector<int64_t>& shape = *parsed.shape;
   if (shape.empty() || shape.size() > 2) {
@@ -653,8 +653,8 @@ std::vector<int64_t> parse_column_spec(const std::string& spec,
   };
   auto check = [&](int64_t index, std::string_view token) {
     if (index >= width) {
-      throw ConfigError("column spec '" + spec + "': index " + std::to_string(index) +
-                        " in '" + std::string(token) + "' is out of range (the table has " +
+      throw ConfigError("column spec '" + spec + "': index " + std::to_string(index) + " in '" +
+                        std::string(token) + "' is out of range (the table has " +
                         std::to_string(width) + " columns, 0-" + std::to_string(width - 1) + ")");
     }
   };
@@ -676,9 +676,9 @@ std::vector<int64_t> parse_column_spec(const std::string& spec,
     if (auto index = parse_index(token)) {
       check(*index, token);
       add(*index);
-    } else if (const size_t dash = token.find('-');
-               dash != std::string_view::npos && parse_index(trim(token.substr(0, dash))) &&
-               parse_index(trim(token.substr(dash + 1)))) {
+    } else if (const size_t dash = token.find('-'); dash != std::string_view::npos &&
+                                                    parse_index(trim(token.substr(0, dash))) &&
+                                                    parse_index(trim(token.substr(dash + 1)))) {
       const int64_t a = *parse_index(trim(token.substr(0, dash)));
       const int64_t b = *parse_index(trim(token.substr(dash + 1)));
       if (a > b) {
@@ -696,11 +696,10 @@ std::vector<int64_t> parse_column_spec(const std::string& spec,
           known += known.empty() ? "" : ", ";
           known += c;
         }
-        throw ConfigError("column spec '" + spec + "': no column named '" + std::string(token) +
-                          "' (" +
-                          (known.empty() ? std::string("the table has no column names")
-                                         : "columns: " + known) +
-                          ")");
+        throw ConfigError(
+            "column spec '" + spec + "': no column named '" + std::string(token) + "' (" +
+            (known.empty() ? std::string("the table has no column names") : "columns: " + known) +
+            ")");
       }
       add(static_cast<int64_t>(it - columns.begin()));
     }
