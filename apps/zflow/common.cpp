@@ -1,11 +1,14 @@
 #include "common.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -168,7 +171,7 @@ CLI::Option* add_threads_option(CLI::App* app, int& threads) {
   return app
       ->add_option("--threads", threads,
                    "Intra-op threads (default: the CPUs this process may use)")
-      ->check(CLI::Range(1, 4096))
+      ->check(positive())
       ->capture_default_str();
 }
 
@@ -180,50 +183,68 @@ void seed_torch(uint64_t seed) {
   generator.set_current_seed(seed);
 }
 
+namespace {
+
+/// Names the BLAS implementation a library path belongs to; empty if it is not a BLAS.
+std::string blas_kind(const std::string& path) {
+  const std::string file = std::filesystem::path(path).filename().string();
+  auto starts = [&](const char* prefix) { return file.rfind(prefix, 0) == 0; };
+  if (!(starts("libblas") || starts("libopenblas") || starts("libmkl") || starts("libblis") ||
+        starts("libflexiblas") || starts("libsatlas") || starts("libtatlas") ||
+        starts("libcblas") || starts("libaccelerate"))) {
+    return "";
+  }
+  auto has = [&](const char* s) { return path.find(s) != std::string::npos; };
+  if (has("openblas")) return "openblas";
+  if (has("mkl")) return "mkl";
+  if (has("blis")) return "blis";
+  if (has("atlas")) return "atlas";
+  if (has("flexiblas")) return "flexiblas";
+  if (starts("libblas") && (has("/blas/") || has("netlib"))) return "reference BLAS";
+  return "unknown BLAS";
+}
+
+std::string canonical_path(const std::string& path) {
+  std::error_code ec;
+  const auto resolved = std::filesystem::canonical(path, ec);
+  return ec ? path : resolved.string();
+}
+
+}  // namespace
+
 std::string active_blas() {
   {
     // A small product, so that a lazily loaded BLAS is mapped before we look.
     const at::Tensor a = at::ones({64, 64}, at::kFloat);
     (void)at::mm(a, a).sum().item<float>();
   }
+  // The library that the global symbol lookup binds sgemm_ to is the one torch calls (more
+  // than one BLAS may be mapped: Debian's LAPACK alternative can pull in libopenblas even
+  // when libblas.so.3 is the reference BLAS).
+  if (void* symbol = dlsym(RTLD_DEFAULT, "sgemm_")) {
+    Dl_info info{};
+    if (dladdr(symbol, &info) != 0 && info.dli_fname != nullptr) {
+      const std::string path = canonical_path(info.dli_fname);
+      const std::string kind = blas_kind(path);
+      return (kind.empty() ? std::string("sgemm_ from") : kind) + " (" + path + ")";
+    }
+  }
+  // Otherwise: the BLAS libraries mapped into the process, best first.
   std::ifstream maps("/proc/self/maps");
   if (!maps) return "unknown (cannot read /proc/self/maps)";
   std::string line;
-  std::string openblas, mkl, blis, atlas, flexiblas, reference, other;
+  std::map<std::string, std::string> found;  // kind -> first path
   while (std::getline(maps, line)) {
     const size_t slash = line.find('/');
     if (slash == std::string::npos) continue;
     const std::string path = line.substr(slash);
-    const std::string file = std::filesystem::path(path).filename().string();
-    auto has = [&](const char* s) { return path.find(s) != std::string::npos; };
-    const bool blas_file = file.rfind("libblas", 0) == 0 || file.rfind("libopenblas", 0) == 0 ||
-                           file.rfind("libmkl", 0) == 0 || file.rfind("libblis", 0) == 0 ||
-                           file.rfind("libflexiblas", 0) == 0 || file.rfind("libsatlas", 0) == 0 ||
-                           file.rfind("libtatlas", 0) == 0 || file.rfind("libcblas", 0) == 0;
-    if (!blas_file) continue;
-    if (has("openblas")) {
-      if (openblas.empty()) openblas = path;
-    } else if (has("mkl")) {
-      if (mkl.empty()) mkl = path;
-    } else if (has("blis")) {
-      if (blis.empty()) blis = path;
-    } else if (has("atlas")) {
-      if (atlas.empty()) atlas = path;
-    } else if (has("flexiblas")) {
-      if (flexiblas.empty()) flexiblas = path;
-    } else if (file.rfind("libblas", 0) == 0 && (has("/blas/") || has("/netlib"))) {
-      if (reference.empty()) reference = path;
-    } else if (other.empty()) {
-      other = path;
-    }
+    const std::string kind = blas_kind(path);
+    if (!kind.empty() && !found.count(kind)) found[kind] = path;
   }
-  if (!openblas.empty()) return "openblas (" + openblas + ")";
-  if (!mkl.empty()) return "mkl (" + mkl + ")";
-  if (!blis.empty()) return "blis (" + blis + ")";
-  if (!atlas.empty()) return "atlas (" + atlas + ")";
-  if (!flexiblas.empty()) return "flexiblas (" + flexiblas + ")";
-  if (!reference.empty()) return "reference BLAS (" + reference + ")";
-  if (!other.empty()) return "unknown BLAS (" + other + ")";
+  for (const char* kind :
+       {"openblas", "mkl", "blis", "atlas", "flexiblas", "reference BLAS", "unknown BLAS"}) {
+    if (found.count(kind)) return std::string(kind) + " (" + found[kind] + ")";
+  }
   return "none found (no BLAS library mapped into the process)";
 }
 
@@ -265,6 +286,40 @@ std::string fmt(double value, int precision) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.*g", precision, value);
   return buf;
+}
+
+namespace {
+
+CLI::Validator number_check(const std::string& name, bool allow_zero) {
+  return CLI::Validator(
+      [allow_zero](std::string& text) -> std::string {
+        double value = 0;
+        try {
+          size_t used = 0;
+          value = std::stod(text, &used);
+          if (used != text.size()) throw std::invalid_argument(text);
+        } catch (const std::exception&) {
+          return "expected a number, got '" + text + "'";
+        }
+        if (!std::isfinite(value) || value < 0 || (!allow_zero && value == 0)) {
+          return std::string("must be ") + (allow_zero ? "zero or positive" : "positive") +
+                 ", got " + text;
+        }
+        return std::string();
+      },
+      name);
+}
+
+}  // namespace
+
+const CLI::Validator& positive() {
+  static const CLI::Validator v = number_check("POSITIVE", false);
+  return v;
+}
+
+const CLI::Validator& non_negative() {
+  static const CLI::Validator v = number_check("NONNEGATIVE", true);
+  return v;
 }
 
 void set_example(CLI::App* app, const std::string& example) {

@@ -110,6 +110,10 @@ std::string dtype_name(at::ScalarType dtype);
 /// A number for humans: %.4g.
 std::string fmt(double value, int precision = 4);
 
+/// Option validators with readable messages ("--steps: must be a positive number, got 0").
+const CLI::Validator& positive();
+const CLI::Validator& non_negative();
+
 /// Adds the common footer (an example) to a subcommand's help.
 void set_example(CLI::App* app, const std::string& example);
 

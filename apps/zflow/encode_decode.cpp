@@ -60,7 +60,7 @@ CLI::App* add_code_command(CLI::App& app, const std::string& name, const std::st
   sub->add_option("--out,-o", a->out, "Output .csv or .npy ('-': CSV on stdout)")
       ->capture_default_str();
   sub->add_option("--batch-size", a->batch_size, "Rows transformed at a time")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
   sub->callback([a, encode] { run_code(*a, encode); });

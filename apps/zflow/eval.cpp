@@ -1,6 +1,7 @@
 // zflow eval: the mean negative log-likelihood of data under a trained model.
 
 #include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -66,12 +67,19 @@ void run_eval(const EvalArgs& a) {
     }
     std::cout << out.dump() << std::endl;
   } else {
-    std::cout << "test NLL " << fmt(mean) << " ± " << fmt(std_error, 2) << " nats ("
-              << fmt(bits_per_dim) << " bits/dim) on " << points << " points";
+    auto fixed = [](const char* format, double value) {
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), format, value);
+      return std::string(buf);
+    };
+    const std::string error = std::isnan(std_error) ? "n/a"
+                              : std_error >= 0.001  ? fixed("%.3f", std_error)
+                                                    : fixed("%.1g", std_error);
+    std::cout << "test NLL " << fixed("%.3f", mean) << " ± " << error << " nats ("
+              << fixed("%.3f", bits_per_dim) << " bits/dim) on " << points << " points";
     if (data.toy) {
-      char gap[32];
-      std::snprintf(gap, sizeof(gap), "%+.3f", mean - entropy);
-      std::cout << "; entropy of " << data.source << " " << fmt(entropy) << " (gap " << gap << ")";
+      std::cout << "; entropy of " << data.source << " " << fixed("%.3f", entropy) << " (gap "
+                << fixed("%+.3f", mean - entropy) << ")";
     }
     std::cout << std::endl;
   }
@@ -97,13 +105,13 @@ void add_eval(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();
   sub->add_option("--n", a->n, "Points drawn for a built-in dataset")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--seed", a->seed, "Seed for a built-in dataset (distinct from training seeds)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->capture_default_str();
   sub->add_option("--batch-size", a->batch_size, "Rows evaluated at a time")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_flag("--json", a->json, "Print one JSON object instead of text");
   add_threads_option(sub, a->threads);

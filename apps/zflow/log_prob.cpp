@@ -45,15 +45,15 @@ void add_log_prob(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();
   sub->add_option("--n", a->n, "Points drawn for a built-in dataset")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--seed", a->seed, "Seed for a built-in dataset (distinct from training seeds)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->capture_default_str();
   sub->add_option("--out,-o", a->out, "Output .csv or .npy ('-': CSV on stdout)")
       ->capture_default_str();
   sub->add_option("--batch-size", a->batch_size, "Rows evaluated at a time")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
   sub->callback([a] { run_log_prob(*a); });

@@ -59,17 +59,13 @@ void add_sample(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("sample", "Draw points from a trained model");
   set_example(sub, "zflow sample --model model.safetensors -n 1000 --out samples.csv");
   sub->add_option("--model,-m", a->model, "Model file written by 'zflow train'")->required();
-  sub->add_option("-n,--n", a->n, "Number of points")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  sub->add_option("-n,--n", a->n, "Number of points")->check(positive())->capture_default_str();
   sub->add_option("--out,-o", a->out, "Output .csv or .npy ('-': CSV on stdout)")
       ->capture_default_str();
-  sub->add_option("--seed", a->seed, "Random seed")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  sub->add_option("--seed", a->seed, "Random seed")->check(non_negative())->capture_default_str();
   sub->add_flag("--log-prob", a->with_log_prob, "Add a last column with log p(x) of each point");
   sub->add_option("--chunk", a->chunk, "Points drawn at a time")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
   sub->callback([a] { run_sample(*a); });

@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
 
 #include "common.h"
 #include "zflow/core/error.h"
@@ -159,8 +160,8 @@ void run_train(TrainArgs& a) {
 
   const std::string blas = active_blas();
   if (is_reference_blas(blas)) {
-    std::cerr << "zflow: warning: the slow reference BLAS is active (" << blas.substr(16)
-              << "); install OpenBLAS (libopenblas0-pthread) for much faster training\n";
+    std::cerr << "zflow: warning: the slow " << blas
+              << " is active; install OpenBLAS (libopenblas0-pthread) for much faster training\n";
   }
   if (a.train.resume) {
     std::error_code ec;
@@ -198,6 +199,17 @@ void run_train(TrainArgs& a) {
     throw ConfigError((a.spec_file.empty() ? "" : a.spec_file + ": ") + s.str());
   }
   flow->to(dtype);
+  if (!a.spec_file.empty()) {
+    // A hand-written spec can be inconsistent in ways only running it shows (a mask of
+    // the wrong length): try a few rows, so that it is reported as a spec problem.
+    try {
+      c10::AutoGradMode no_grad(false);
+      flow->log_prob(split.train.narrow(0, 0, std::min<int64_t>(split.train.size(0), 2)).to(dtype));
+    } catch (const c10::Error& e) {
+      throw ConfigError(a.spec_file +
+                        ": the spec does not fit the data: " + e.what_without_backtrace());
+    }
+  }
   const int64_t params = count_parameters(*flow);
   const std::string model_name = a.spec_file.empty() ? a.model : "spec " + a.spec_file;
 
@@ -284,7 +296,7 @@ void add_train(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();
   sub->add_option("--n", a->n, "Points drawn for a built-in dataset")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--out,-o", a->out, "Model file to write (safetensors)")->capture_default_str();
 
@@ -294,13 +306,13 @@ void add_train(CLI::App& app) {
   sub->add_option("--spec", a->spec_file, "A JSON flow spec to train instead of a ready-made model")
       ->check(CLI::ExistingFile);
   sub->add_option("--layers", a->builder.layers, "Coupling layers (glow: steps)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--hidden", a->builder.hidden, "Hidden width of the conditioners")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--depth", a->builder.depth, "Hidden layers per conditioner")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->capture_default_str();
   sub->add_option("--activation", a->builder.activation, "Conditioner activation")
       ->capture_default_str();
@@ -321,21 +333,21 @@ void add_train(CLI::App& app) {
 
   sub->add_option("--steps", a->train.steps,
                   "Optimizer steps in all (a resumed run continues to this)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--batch-size", a->train.batch_size, "Minibatch size")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--lr", a->train.lr, "Peak learning rate")->capture_default_str();
   sub->add_option("--optimizer", a->train.optimizer, "Optimizer")
       ->check(CLI::IsMember({"adam", "adamw"}))
       ->capture_default_str();
   sub->add_option("--weight-decay", a->train.weight_decay, "Weight decay")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->capture_default_str();
   sub->add_flag("--no-cosine", a->no_cosine, "Keep the learning rate constant (no cosine decay)");
   sub->add_option("--warmup", a->train.warmup, "Linear learning-rate warm-up steps")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->capture_default_str();
   sub->add_option("--clip", a->train.clip_grad_norm, "Clip the gradient norm (<= 0: no clipping)")
       ->capture_default_str();
@@ -343,25 +355,25 @@ void add_train(CLI::App& app) {
                   "Held-out fraction for validation (toy data: a fresh draw of n*fraction)")
       ->capture_default_str();
   sub->add_option("--eval-every", a->train.eval_every, "Validate every this many steps")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--patience", a->train.patience,
                   "Stop after this many validations without improvement (0: never)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->capture_default_str();
   sub->add_option("--max-nonfinite", a->train.max_nonfinite,
                   "Give up after this many non-finite steps in a row")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--seed", a->seed, "Seed of the split, the initialisation and the minibatches")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->capture_default_str();
 
   add_threads_option(sub, a->threads);
   sub->add_option("--metrics", a->metrics, "Write metrics as JSON lines to this file");
   sub->add_option("--log-every", a->train.log_every,
                   "Also write a metrics record every this many steps (0: only at validations)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->capture_default_str();
   sub->add_option("--state", a->state, "Resumable training state (default: OUT.state)");
   sub->add_flag("--resume", a->train.resume, "Continue from the training state");

@@ -190,8 +190,8 @@ TEST(Toy, MomentsOfTheCurves) {
   };
   // moons: E x = 2 * 0.5 - 1 = 0, E y = 2 * (1/2)(2/pi + 1 - 2/pi - 0.5) - 0.2 = 0.3.
   auto m = mean("moons");
-  EXPECT_NEAR(m[0], 0.0, 0.01);
-  EXPECT_NEAR(m[1], 0.3, 0.01);
+  EXPECT_NEAR(m[0], 0.0, 0.02);  // standard error ~0.005
+  EXPECT_NEAR(m[1], 0.3, 0.02);
   // The symmetric ones are centred.
   for (const std::string name : {"2spirals", "pinwheel", "rings", "circles", "checkerboard"}) {
     auto c = mean(name);

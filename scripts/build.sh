@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Configures and builds zflow (Release, Ninja, ccache) into ./build.
+# Usage: scripts/build.sh [extra CMake arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${ZFLOW_JOBS:-$(nproc)}
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+ninja -C build -j "$jobs"

@@ -1,0 +1,437 @@
+// End-to-end tests of the zflow command-line tool: they run the built binary (ZFLOW_BINARY)
+// in a temporary folder and check exit codes, outputs and the one-line error messages.
+
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+/// A CSV with a header row: the header and the rows of numbers.
+struct Csv {
+  std::vector<std::string> header;
+  std::vector<std::vector<double>> rows;
+};
+
+std::vector<std::string> split(const std::string& line) {
+  std::vector<std::string> fields;
+  std::stringstream s(line);
+  std::string field;
+  while (std::getline(s, field, ',')) fields.push_back(field);
+  return fields;
+}
+
+Csv read_csv(const fs::path& path) {
+  Csv csv;
+  const auto lines = lines_of(read_text(path));
+  if (lines.empty()) return csv;
+  csv.header = split(lines[0]);
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::vector<double> row;
+    for (const auto& f : split(lines[i])) row.push_back(std::stod(f));
+    csv.rows.push_back(row);
+  }
+  return csv;
+}
+
+/// 2 correlated Gaussian columns a, b with a header.
+void write_gaussian_csv(const fs::path& path, int rows, unsigned seed = 7) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> normal;
+  std::ofstream out(path);
+  out.precision(17);
+  out << "a,b\n";
+  for (int i = 0; i < rows; ++i) {
+    const double x = normal(rng);
+    const double y = 0.8 * x + 0.6 * normal(rng);
+    out << 3.0 + 2.0 * x << "," << -1.0 + 0.5 * y << "\n";
+  }
+}
+
+/// Every error is exactly one line "zflow: error: ..." on stderr.
+void expect_one_error_line(const Result& r) {
+  const auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
+  EXPECT_EQ(lines[0].rfind("zflow: error: ", 0), 0u) << lines[0];
+  EXPECT_EQ(r.err.find("Exception raised from"), std::string::npos) << r.err;
+}
+
+// Small, quick training settings shared by the tests.
+const std::string kQuick = " --steps 60 --eval-every 20 --threads 1 --layers 4 --hidden 16 ";
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    if (!shared_.empty()) fs::remove_all(shared_, ec);
+  }
+
+  void SetUp() override {
+    dir_ = make_temp_dir();
+    write_gaussian_csv(path("data.csv"), 500);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  /// Copies a model trained on data.csv into the test's folder as model.safetensors. It is
+  /// trained once per process, by the first test that needs it (ctest runs every test in
+  /// its own process, so tests that need no model should not pay for one).
+  void use_model() {
+    if (shared_.empty()) {
+      shared_ = make_temp_dir();
+      write_gaussian_csv(shared_ / "data.csv", 500);
+      const Result r =
+          run_in(shared_, "train --data data.csv" + kQuick + "--out model.safetensors --quiet");
+      ASSERT_EQ(r.code, 0) << r.err;
+    }
+    fs::copy_file(shared_ / "model.safetensors", path("model.safetensors"),
+                  fs::copy_options::overwrite_existing);
+  }
+
+  static fs::path make_temp_dir() {
+    std::string pattern = (fs::temp_directory_path() / "zflow_cli_XXXXXX").string();
+    std::vector<char> buffer(pattern.begin(), pattern.end());
+    buffer.push_back('\0');
+    if (mkdtemp(buffer.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    return fs::path(buffer.data());
+  }
+
+  /// Runs `zflow ARGS` in `dir`, capturing stdout and stderr.
+  static Result run_in(const fs::path& dir, const std::string& args) {
+    const std::string command = "cd '" + dir.string() + "' && '" ZFLOW_BINARY "' " + args +
+                                " > cli_stdout.txt 2> cli_stderr.txt";
+    const int status = std::system(command.c_str());
+    Result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = read_text(dir / "cli_stdout.txt");
+    r.err = read_text(dir / "cli_stderr.txt");
+    return r;
+  }
+
+  Result run(const std::string& args) const { return run_in(dir_, args); }
+  fs::path path(const std::string& name) const { return dir_ / name; }
+
+  static fs::path shared_;
+  fs::path dir_;
+};
+
+fs::path CliTest::shared_;
+
+// ---- the happy path ---------------------------------------------------------------------------
+
+TEST_F(CliTest, TrainWritesModelMetricsAndSummary) {
+  const Result r =
+      run("train --data data.csv" + kQuick + "--out trained.safetensors --metrics metrics.jsonl");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("trained realnvp"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("wrote trained.safetensors"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << "train writes nothing on stdout: " << r.out;
+  EXPECT_TRUE(fs::exists(path("trained.safetensors")));
+  EXPECT_TRUE(fs::exists(path("trained.safetensors.state")));
+
+  const auto metrics = lines_of(read_text(path("metrics.jsonl")));
+  ASSERT_EQ(metrics.size(), 3u);  // validations at steps 20, 40, 60
+  const json last = json::parse(metrics.back());
+  EXPECT_EQ(last.at("step").get<int>(), 60);
+  EXPECT_TRUE(std::isfinite(last.at("val_nll").get<double>()));
+}
+
+TEST_F(CliTest, SampleWritesCsvWithColumnNames) {
+  use_model();
+  Result r = run("sample --model model.safetensors -n 200 --seed 3 --threads 1 --out samples.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Csv samples = read_csv(path("samples.csv"));
+  EXPECT_EQ(samples.header, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(samples.rows.size(), 200u);
+  for (const auto& row : samples.rows) {
+    ASSERT_EQ(row.size(), 2u);
+    EXPECT_TRUE(std::isfinite(row[0]) && std::isfinite(row[1]));
+  }
+  // Same seed, same samples; "-" writes to stdout.
+  r = run("sample --model model.safetensors -n 200 --seed 3 --threads 1 --out -");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, read_text(path("samples.csv")));
+}
+
+TEST_F(CliTest, LogProbWritesOneValuePerRow) {
+  use_model();
+  const Result r = run("log-prob --model model.safetensors --data data.csv --out logp.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Csv logp = read_csv(path("logp.csv"));
+  EXPECT_EQ(logp.header, (std::vector<std::string>{"log_prob"}));
+  ASSERT_EQ(logp.rows.size(), 500u);
+  for (const auto& row : logp.rows) EXPECT_TRUE(std::isfinite(row.at(0)));
+}
+
+TEST_F(CliTest, EvalPrintsTextAndJson) {
+  use_model();
+  Result r = run("eval --model model.safetensors --data data.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("test NLL"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bits/dim"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("500 points"), std::string::npos) << r.out;
+
+  r = run("eval --model model.safetensors --data data.csv --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json result = json::parse(r.out);
+  const double nll = result.at("nll").get<double>();
+  EXPECT_TRUE(std::isfinite(nll));
+  EXPECT_EQ(result.at("points").get<int>(), 500);
+  EXPECT_EQ(result.at("features").get<int>(), 2);
+  EXPECT_GT(result.at("nll_stderr").get<double>(), 0.0);
+  EXPECT_NEAR(result.at("bits_per_dim").get<double>(), nll / (2 * std::log(2.0)), 1e-9);
+  // The mean NLL is the mean of -log-prob.
+  ASSERT_EQ(run("log-prob --model model.safetensors --data data.csv --out logp.csv").code, 0);
+  double sum = 0;
+  const Csv logp = read_csv(path("logp.csv"));
+  for (const auto& row : logp.rows) sum -= row[0];
+  EXPECT_NEAR(nll, sum / static_cast<double>(logp.rows.size()), 1e-4);
+}
+
+TEST_F(CliTest, EncodeThenDecodeReconstructsTheData) {
+  use_model();
+  Result r = run("encode --model model.safetensors --data data.csv --out z.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Csv z = read_csv(path("z.csv"));
+  EXPECT_EQ(z.header, (std::vector<std::string>{"z1", "z2"}));
+  ASSERT_EQ(z.rows.size(), 500u);
+
+  r = run("decode --model model.safetensors --data z.csv --out x.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Csv original = read_csv(path("data.csv"));
+  const Csv decoded = read_csv(path("x.csv"));
+  EXPECT_EQ(decoded.header, original.header);
+  ASSERT_EQ(decoded.rows.size(), original.rows.size());
+  for (size_t i = 0; i < original.rows.size(); ++i) {
+    for (size_t j = 0; j < 2; ++j) {
+      const double want = original.rows[i][j];
+      ASSERT_NEAR(decoded.rows[i][j], want, 1e-4 * std::max(1.0, std::abs(want)))
+          << "row " << i << " column " << j;
+    }
+  }
+}
+
+TEST_F(CliTest, InfoDescribesTheModel) {
+  use_model();
+  Result r = run("info --model model.safetensors");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* needle : {"architecture", "1. standardize", "affine_coupling", "parameters",
+                             "float32", "data.csv", "training", "standardized"}) {
+    EXPECT_NE(r.out.find(needle), std::string::npos) << needle << " missing in\n" << r.out;
+  }
+  r = run("info --model model.safetensors --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json info = json::parse(r.out);
+  EXPECT_EQ(info.at("features").get<int>(), 2);
+  EXPECT_EQ(info.at("columns"), json::array({"a", "b"}));
+  EXPECT_EQ(info.at("dataset").get<std::string>(), "data.csv");
+  EXPECT_EQ(info.at("layers").size(), 5u);  // standardize + 4 couplings
+  EXPECT_GT(info.at("parameters").get<int>(), 0);
+  EXPECT_EQ(info.at("train").at("result").at("steps").get<int>(), 60);
+  EXPECT_TRUE(info.at("standardization").at("mean").is_array());
+}
+
+TEST_F(CliTest, InfoSystemAndDatasets) {
+  Result r = run("info --system --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("BLAS"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("torch"), std::string::npos) << r.out;
+
+  r = run("datasets --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json list = json::parse(r.out);
+  ASSERT_TRUE(list.is_array());
+  bool found = false;
+  for (const auto& d : list) found = found || d.at("name") == "8gaussians";
+  EXPECT_TRUE(found);
+}
+
+TEST_F(CliTest, TrainOnToyDatasetAndEvaluateAgainstEntropy) {
+  Result r = run("train --data 8gaussians --n 2000 --model nice" + kQuick +
+                 "--out toy.safetensors --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << "--quiet: " << r.err;
+  r = run("eval --model toy.safetensors --data 8gaussians --n 2000 --json --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json result = json::parse(r.out);
+  const double nll = result.at("nll").get<double>();
+  EXPECT_TRUE(std::isfinite(nll));
+  EXPECT_EQ(result.at("points").get<int>(), 2000);
+  EXPECT_NEAR(result.at("gap").get<double>(), nll - result.at("entropy").get<double>(), 1e-9);
+
+  r = run("eval --model toy.safetensors --data 8gaussians --n 2000 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("entropy of 8gaussians"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, ResumeContinuesFromTheState) {
+  const std::string common =
+      "train --data data.csv --steps 40 --eval-every 20 --threads 1 "
+      "--layers 2 --hidden 8 --out r.safetensors --metrics r.jsonl";
+  Result r = run(common);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r =
+      run("train --data data.csv --steps 80 --eval-every 20 --threads 1 --layers 2 --hidden 8 "
+          "--out r.safetensors --metrics r.jsonl --resume");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming"), std::string::npos) << r.err;
+  std::vector<int> steps;
+  for (const auto& line : lines_of(read_text(path("r.jsonl")))) {
+    const json record = json::parse(line);
+    if (record.contains("step")) steps.push_back(record.at("step").get<int>());
+  }
+  EXPECT_EQ(steps, (std::vector<int>{20, 40, 60, 80}));
+  r = run("info --model r.safetensors --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("train").at("result").at("steps").get<int>(), 80);
+}
+
+TEST_F(CliTest, HelpAndVersionExitZero) {
+  Result r = run("--help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("train"), std::string::npos);
+  for (const char* sub :
+       {"train", "sample", "log-prob", "eval", "encode", "decode", "info", "datasets"}) {
+    r = run(std::string(sub) + " --help");
+    EXPECT_EQ(r.code, 0) << sub;
+    EXPECT_NE(r.out.find("Example"), std::string::npos) << sub << ":\n" << r.out;
+  }
+  r = run("--version");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("zflow"), std::string::npos);
+}
+
+// ---- bad input ----------------------------------------------------------------------------------
+
+TEST_F(CliTest, MissingDataFile) {
+  const Result r = run("train --data nofile.csv --steps 5");
+  EXPECT_EQ(r.code, 1);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("nofile.csv"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, MalformedCsvNamesTheLine) {
+  write_text(path("bad.csv"), "a,b\n1,2\n3,oops\n4,5\n");
+  const Result r = run("train --data bad.csv --steps 5");
+  EXPECT_EQ(r.code, 1);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("bad.csv"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("oops"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, NanInTheData) {
+  use_model();
+  write_text(path("nan.csv"), "a,b\n1,2\n3,NaN\n4,5\n");
+  for (const std::string command :
+       {"train --data nan.csv --steps 5", "eval --model model.safetensors --data nan.csv"}) {
+    const Result r = run(command);
+    EXPECT_EQ(r.code, 1) << command;
+    expect_one_error_line(r);
+    EXPECT_NE(r.err.find("nan.csv"), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(CliTest, WidthMismatch) {
+  use_model();
+  write_text(path("wide.csv"), "1,2,3\n4,5,6\n7,8,9\n");
+  const Result r = run("log-prob --model model.safetensors --data wide.csv");
+  EXPECT_EQ(r.code, 1);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("3 columns"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("expects 2"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, UnknownModelIsAUsageError) {
+  const Result r = run("train --data data.csv --model foo");
+  EXPECT_EQ(r.code, 2);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("foo"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, UsageErrors) {
+  for (const std::string command :
+       {"train --data data.csv --bogus", "", "train --data data.csv --steps 0",
+        "train --data data.csv --lr -1", "train --steps 5", "sample --model model.safetensors -n x",
+        "info", "train --data data.csv --columns 0,nope"}) {
+    const Result r = run(command);
+    EXPECT_EQ(r.code, 2) << command << ": " << r.err;
+    expect_one_error_line(r);
+  }
+  const Result r = run("train --data data.csv --bogus");
+  EXPECT_NE(r.err.find("--bogus"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, DamagedCheckpoint) {
+  use_model();
+  const std::string model = read_text(path("model.safetensors"));
+  write_text(path("half.safetensors"), model.substr(0, model.size() / 2));
+  for (const std::string command :
+       {"sample --model half.safetensors -n 5", "eval --model half.safetensors --data data.csv",
+        "info --model half.safetensors"}) {
+    const Result r = run(command);
+    EXPECT_EQ(r.code, 1) << command;
+    expect_one_error_line(r);
+    EXPECT_NE(r.err.find("half.safetensors"), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(CliTest, TextFileAsModel) {
+  write_text(path("notes.txt"), "these are not the weights you are looking for\n");
+  const Result r = run("sample --model notes.txt -n 5");
+  EXPECT_EQ(r.code, 1);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("notes.txt"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, MissingModelFile) {
+  const Result r = run("eval --model nothing.safetensors --data data.csv");
+  EXPECT_EQ(r.code, 1);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("nothing.safetensors"), std::string::npos) << r.err;
+}
+
+}  // namespace
