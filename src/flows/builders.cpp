@@ -77,9 +77,17 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
 
 Json with_standardization(const Json& flow_spec, const std::vector<double>& mean,
                           const std::vector<double>& std) {
+  if (!flow_spec.is_object() || !flow_spec.contains("transform")) {
+    throw ConfigError("with_standardization needs a flow spec with a 'transform'");
+  }
   Json spec = flow_spec;
-  Json& layers = spec.at("transform").at("layers");
-  layers.insert(layers.begin(), Json{{"type", "standardize"}, {"mean", mean}, {"std", std}});
+  Json standardize = {{"type", "standardize"}, {"mean", mean}, {"std", std}};
+  Json& transform = spec["transform"];
+  if (transform.value("type", std::string()) == "composite" && transform.contains("layers")) {
+    transform["layers"].insert(transform["layers"].begin(), standardize);
+  } else {
+    transform = {{"type", "composite"}, {"layers", {standardize, transform}}};
+  }
   return spec;
 }
 
