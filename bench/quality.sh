@@ -5,14 +5,14 @@
 #
 # Usage: bench/quality.sh [--models "realnvp glow"] [--datasets "moons rings"] [--steps N]
 #                         [--no-docs]
-# Budget (the defaults): 4000 steps of batch 512, lr 2e-3 with cosine decay, 8 layers
+# Budget (the defaults): 3000 steps of batch 512, lr 2e-3 with cosine decay, 8 layers
 # (realnvp) or 6 steps (glow) with 2×128 ReLU conditioners; 50,000 training points;
 # test NLL on 100,000 fresh points (seed 1000000). Two threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models="realnvp glow"
 datasets="8gaussians checkerboard moons rings circles pinwheel 2spirals swissroll"
-steps=4000
+steps=3000
 write_docs=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     *) echo "quality.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-zflow=./build/zflow
+zflow=${ZFLOW:-./build/zflow}
 [ -x "$zflow" ] || { echo "quality.sh: build zflow first (scripts/build.sh)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -16,6 +16,7 @@
 #include <c10/core/GradMode.h>
 
 #include "zflow/core/error.h"
+#include "zflow/core/threads.h"
 #include "zflow/data/toy.h"
 #include "zflow/flows/checkpoint.h"
 #include "zflow/io/table.h"
@@ -175,7 +176,7 @@ CLI::Option* add_threads_option(CLI::App* app, int& threads) {
       ->capture_default_str();
 }
 
-void apply_threads(int threads) { at::set_num_threads(threads); }
+void apply_threads(int threads) { zflow::set_threads(threads); }
 
 void seed_torch(uint64_t seed) {
   at::Generator generator = at::detail::getDefaultCPUGenerator();

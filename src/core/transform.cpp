@@ -146,7 +146,9 @@ TransformOutput InverseTransformImpl::inverse_impl(const Tensor& inputs, const T
   return inner_->forward(inputs, context);
 }
 
-Json InverseTransformImpl::spec() const { return {{"type", "inverse"}, {"transform", inner_->spec()}}; }
+Json InverseTransformImpl::spec() const {
+  return {{"type", "inverse"}, {"transform", inner_->spec()}};
+}
 
 std::string InverseTransformImpl::describe() const { return "inverse of " + inner_->describe(); }
 

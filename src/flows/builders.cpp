@@ -8,7 +8,10 @@ namespace zflow {
 namespace {
 
 Json conditioner_spec(const BuilderOptions& o) {
-  return {{"type", o.conditioner}, {"hidden", o.hidden}, {"layers", o.depth}, {"activation", o.activation}};
+  return {{"type", o.conditioner},
+          {"hidden", o.hidden},
+          {"layers", o.depth},
+          {"activation", o.activation}};
 }
 
 Json affine_coupling(int64_t features, bool even, const BuilderOptions& o) {
@@ -40,15 +43,18 @@ void check(const std::string& name, int64_t features, const BuilderOptions& o) {
 
 std::vector<std::pair<std::string, std::string>> builder_names() {
   return {{"realnvp", "RealNVP: affine couplings on alternating halves (Dinh et al. 2017)"},
-          {"nice", "NICE: additive couplings on alternating halves + diagonal scaling (Dinh et al. 2014)"},
-          {"glow", "tabular Glow: per step ActNorm, LU linear, affine coupling (Kingma & Dhariwal 2018)"}};
+          {"nice",
+           "NICE: additive couplings on alternating halves + diagonal scaling (Dinh et al. 2014)"},
+          {"glow",
+           "tabular Glow: per step ActNorm, LU linear, affine coupling (Kingma & Dhariwal 2018)"}};
 }
 
 Json build_flow_spec(const std::string& name, int64_t features, const BuilderOptions& o) {
   check(name, features, o);
   Json layers = Json::array();
   if (name == "realnvp") {
-    for (int64_t i = 0; i < o.layers; ++i) layers.push_back(affine_coupling(features, i % 2 == 0, o));
+    for (int64_t i = 0; i < o.layers; ++i)
+      layers.push_back(affine_coupling(features, i % 2 == 0, o));
   } else if (name == "nice") {
     for (int64_t i = 0; i < o.layers; ++i) {
       layers.push_back({{"type", "additive_coupling"},

@@ -15,12 +15,15 @@ constexpr const char* kFormat = "zflow-flow/1";
 
 std::vector<std::pair<std::string, Tensor>> named_state(torch::nn::Module& module) {
   std::vector<std::pair<std::string, Tensor>> state;
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) state.emplace_back(item.key(), item.value());
-  for (const auto& item : module.named_buffers(/*recurse=*/true)) state.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_parameters(/*recurse=*/true))
+    state.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_buffers(/*recurse=*/true))
+    state.emplace_back(item.key(), item.value());
   return state;
 }
 
-void load_named_state(torch::nn::Module& module, const std::vector<std::pair<std::string, Tensor>>& state,
+void load_named_state(torch::nn::Module& module,
+                      const std::vector<std::pair<std::string, Tensor>>& state,
                       const std::string& source) {
   std::map<std::string, Tensor> stored(state.begin(), state.end());
   torch::NoGradGuard no_grad;
@@ -31,13 +34,14 @@ void load_named_state(torch::nn::Module& module, const std::vector<std::pair<std
     const Tensor& value = it->second;
     if (value.sizes() != target.sizes()) {
       std::ostringstream msg;
-      msg << source << ": tensor '" << name << "' has shape " << value.sizes() << ", the model expects "
-          << target.sizes();
+      msg << source << ": tensor '" << name << "' has shape " << value.sizes()
+          << ", the model expects " << target.sizes();
       throw IOError(msg.str());
     }
     if (value.is_floating_point() != target.is_floating_point()) {
-      throw IOError(source + ": tensor '" + name + "' has dtype " + std::string(c10::toString(value.scalar_type())) +
-                    ", the model expects " + c10::toString(target.scalar_type()));
+      throw IOError(source + ": tensor '" + name + "' has dtype " +
+                    std::string(c10::toString(value.scalar_type())) + ", the model expects " +
+                    c10::toString(target.scalar_type()));
     }
     if (value.is_floating_point() && !at::isfinite(value).all().item<bool>()) {
       throw IOError(source + ": tensor '" + name + "' holds NaN or Inf values");
@@ -45,7 +49,8 @@ void load_named_state(torch::nn::Module& module, const std::vector<std::pair<std
     target.copy_(value);
     stored.erase(it);
   }
-  if (!stored.empty()) throw IOError(source + ": unexpected tensor '" + stored.begin()->first + "'");
+  if (!stored.empty())
+    throw IOError(source + ": unexpected tensor '" + stored.begin()->first + "'");
 }
 
 void save_checkpoint(const std::string& path, FlowImpl& flow,
@@ -55,7 +60,8 @@ void save_checkpoint(const std::string& path, FlowImpl& flow,
   file.metadata["format"] = kFormat;
   file.metadata["zflow_version"] = kVersion;
   file.metadata["spec"] = flow.spec().dump();
-  for (auto& [name, tensor] : named_state(flow)) file.tensors.emplace_back(name, tensor.detach().cpu());
+  for (auto& [name, tensor] : named_state(flow))
+    file.tensors.emplace_back(name, tensor.detach().cpu());
   io::save_safetensors(path, file);
 }
 
@@ -63,7 +69,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   io::TensorFile file = io::load_safetensors(path);
   auto format = file.metadata.find("format");
   if (format == file.metadata.end() || format->second != kFormat) {
-    throw IOError(path + ": not a zflow model (its metadata has no \"format\": \"" + kFormat + "\")");
+    throw IOError(path + ": not a zflow model (its metadata has no \"format\": \"" + kFormat +
+                  "\")");
   }
   auto spec_text = file.metadata.find("spec");
   if (spec_text == file.metadata.end()) throw IOError(path + ": the metadata has no model spec");

@@ -43,18 +43,21 @@ Table<TransformFactory>& transform_table() {
     };
     f["inverse"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"transform"});
-      return std::make_shared<InverseTransformImpl>(make_transform(spec_required<Json>(s, "transform")));
+      return std::make_shared<InverseTransformImpl>(
+          make_transform(spec_required<Json>(s, "transform")));
     };
     f["affine_coupling"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"mask", "conditioner", "context_features", "scale_bound"});
-      return std::make_shared<AffineCouplingImpl>(
-          spec_required<std::vector<int64_t>>(s, "mask"), spec_optional<Json>(s, "conditioner", Json()),
-          spec_optional<int64_t>(s, "context_features", 0), spec_optional<double>(s, "scale_bound", 3.0));
+      return std::make_shared<AffineCouplingImpl>(spec_required<std::vector<int64_t>>(s, "mask"),
+                                                  spec_optional<Json>(s, "conditioner", Json()),
+                                                  spec_optional<int64_t>(s, "context_features", 0),
+                                                  spec_optional<double>(s, "scale_bound", 3.0));
     };
     f["additive_coupling"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"mask", "conditioner", "context_features"});
       return std::make_shared<AdditiveCouplingImpl>(
-          spec_required<std::vector<int64_t>>(s, "mask"), spec_optional<Json>(s, "conditioner", Json()),
+          spec_required<std::vector<int64_t>>(s, "mask"),
+          spec_optional<Json>(s, "conditioner", Json()),
           spec_optional<int64_t>(s, "context_features", 0));
     };
     f["permutation"] = [](const Json& s) -> TransformPtr {
@@ -66,7 +69,8 @@ Table<TransformFactory>& transform_table() {
       require_positive("permutation: features", features);
       const auto kind = spec_optional<std::string>(s, "kind", "reverse");
       if (kind == "reverse") return PermutationImpl::reverse(features);
-      if (kind == "random") return PermutationImpl::random(features, spec_optional<uint64_t>(s, "seed", 0));
+      if (kind == "random")
+        return PermutationImpl::random(features, spec_optional<uint64_t>(s, "seed", 0));
       throw ConfigError("permutation: kind must be 'reverse' or 'random', got '" + kind + "'");
     };
     f["actnorm"] = [](const Json& s) -> TransformPtr {

@@ -54,7 +54,9 @@ void MLPImpl::reset() {
   }
 }
 
-Tensor MLPImpl::activate(const Tensor& x) const { return apply_activation(options.activation(), x); }
+Tensor MLPImpl::activate(const Tensor& x) const {
+  return apply_activation(options.activation(), x);
+}
 
 Tensor MLPImpl::forward(const Tensor& inputs, const Tensor& context) {
   Tensor h = inputs;

@@ -43,7 +43,8 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
 
 // Linear warm-up, then cosine decay from lr to lr·min_lr_ratio (Loshchilov & Hutter 2017).
 double learning_rate(const TrainOptions& o, int64_t step) {
-  if (o.warmup > 0 && step < o.warmup) return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmup);
+  if (o.warmup > 0 && step < o.warmup)
+    return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmup);
   if (!o.cosine) return o.lr;
   const double span = static_cast<double>(std::max<int64_t>(o.steps - o.warmup, 1));
   const double t = std::min(1.0, static_cast<double>(step - o.warmup) / span);
@@ -88,7 +89,8 @@ Tensor bytes_tensor(const std::string& bytes) {
 void save_state(const std::string& path, FlowImpl& flow, torch::optim::Optimizer& optimizer,
                 const LoopState& s) {
   io::TensorFile file;
-  for (auto& [name, t] : named_state(flow)) file.tensors.emplace_back("model/" + name, t.detach().cpu());
+  for (auto& [name, t] : named_state(flow))
+    file.tensors.emplace_back("model/" + name, t.detach().cpu());
   for (auto& [name, t] : s.best) file.tensors.emplace_back("best/" + name, t.cpu());
   torch::serialize::OutputArchive archive;
   optimizer.save(archive);
@@ -128,8 +130,10 @@ LoopState load_state(const std::string& path, FlowImpl& flow, torch::optim::Opti
   } catch (const std::exception&) {
     throw IOError(path + ": damaged counters in the training state");
   }
-  const auto options = flow.parameters().empty() ? at::TensorOptions() : flow.parameters()[0].options();
-  for (auto& [name, t] : best) s.best.emplace_back(name, t.to(options.device()).to(options.dtype()));
+  const auto options =
+      flow.parameters().empty() ? at::TensorOptions() : flow.parameters()[0].options();
+  for (auto& [name, t] : best)
+    s.best.emplace_back(name, t.to(options.device()).to(options.dtype()));
   if (s.best.empty()) s.best = clone_state(flow);
   const Tensor& opt_bytes = file.at("optimizer");
   torch::serialize::InputArchive archive;
@@ -151,7 +155,8 @@ std::string format_status(double train_nll, double val_nll) {
 
 }  // namespace
 
-Tensor log_prob_batched(FlowImpl& flow, const Tensor& data, const Tensor& context, int64_t batch_size) {
+Tensor log_prob_batched(FlowImpl& flow, const Tensor& data, const Tensor& context,
+                        int64_t batch_size) {
   torch::NoGradGuard no_grad;
   std::vector<Tensor> parts;
   for (int64_t start = 0; start < data.size(0); start += batch_size) {
@@ -168,7 +173,8 @@ double mean_nll(FlowImpl& flow, const Tensor& data, const Tensor& context, int64
 }
 
 TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& val_data,
-                       const TrainOptions& o, const Tensor& train_context, const Tensor& val_context) {
+                       const TrainOptions& o, const Tensor& train_context,
+                       const Tensor& val_context) {
   check_options(o);
   TORCH_CHECK(train_data.defined() && train_data.dim() >= 2 && train_data.size(0) > 0,
               "train: training data must be [N, ...] with N > 0");
@@ -182,11 +188,12 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
 
   // Without a validation set, a fixed subset of the training data selects the best model.
   const bool has_val = val_data.defined() && val_data.size(0) > 0;
-  const Tensor select_data = has_val ? val_data : train_data.narrow(0, 0, std::min<int64_t>(train_data.size(0), 10000));
-  const Tensor select_context = has_val ? val_context
-                                        : (train_context.defined()
-                                               ? train_context.narrow(0, 0, select_data.size(0))
-                                               : Tensor());
+  const Tensor select_data =
+      has_val ? val_data : train_data.narrow(0, 0, std::min<int64_t>(train_data.size(0), 10000));
+  const Tensor select_context =
+      has_val
+          ? val_context
+          : (train_context.defined() ? train_context.narrow(0, 0, select_data.size(0)) : Tensor());
 
   LoopState s;
   if (o.resume) {
@@ -212,9 +219,12 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
   for (; s.step < o.steps; ++s.step) {
     const double lr = learning_rate(o, s.step);
     set_learning_rate(*optimizer, lr);
-    const Tensor index = at::randint(n, {std::min(o.batch_size, std::max<int64_t>(n, 1))}, at::TensorOptions(at::kLong));
+    const Tensor index = at::randint(n, {std::min(o.batch_size, std::max<int64_t>(n, 1))},
+                                     at::TensorOptions(at::kLong));
     const Tensor batch = train_data.index_select(0, index.to(train_data.device()));
-    const Tensor ctx = train_context.defined() ? train_context.index_select(0, index.to(train_context.device())) : Tensor();
+    const Tensor ctx = train_context.defined()
+                           ? train_context.index_select(0, index.to(train_context.device()))
+                           : Tensor();
 
     optimizer->zero_grad();
     Tensor loss = -flow.log_prob(batch, ctx).mean();
@@ -226,7 +236,8 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
     } else {
       loss.backward();
       grad_norm = torch::nn::utils::clip_grad_norm_(
-          params, o.clip_grad_norm > 0 ? o.clip_grad_norm : std::numeric_limits<double>::infinity());
+          params,
+          o.clip_grad_norm > 0 ? o.clip_grad_norm : std::numeric_limits<double>::infinity());
       if (!std::isfinite(grad_norm)) fault = "non-finite gradient";
     }
     if (!fault.empty()) {
@@ -246,7 +257,8 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
     }
     optimizer->step();
     consecutive_bad = 0;
-    train_nll_avg = std::isnan(train_nll_avg) ? loss_value : 0.95 * train_nll_avg + 0.05 * loss_value;
+    train_nll_avg =
+        std::isnan(train_nll_avg) ? loss_value : 0.95 * train_nll_avg + 0.05 * loss_value;
 
     const int64_t done = s.step + 1;
     if (o.log_every > 0 && done % o.log_every == 0) {
@@ -298,7 +310,8 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
   result.final_train_nll = train_nll_avg;
   result.skipped_steps = s.skipped;
   result.stopped_early = stopped_early;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   return result;
 }
 

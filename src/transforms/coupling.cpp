@@ -39,9 +39,9 @@ CouplingTransformImpl::CouplingTransformImpl(std::string type, std::vector<int64
   if (context_features_ < 0) throw ConfigError(this->type() + ": context_features must be >= 0");
   identity_index_ = IndexList(identity);
   transform_index_ = IndexList(transformed);
-  auto options = nn::mlp_options_from_spec(conditioner_spec_, static_cast<int64_t>(identity.size()),
-                                           static_cast<int64_t>(transformed.size()) * params_per_feature_,
-                                           context_features_);
+  auto options = nn::mlp_options_from_spec(
+      conditioner_spec_, static_cast<int64_t>(identity.size()),
+      static_cast<int64_t>(transformed.size()) * params_per_feature_, context_features_);
   conditioner_spec_ = nn::mlp_spec(options);
   conditioner_ = register_module("conditioner", nn::MLP(options));
 }
@@ -71,8 +71,8 @@ TransformOutput CouplingTransformImpl::apply(const Tensor& inputs, const Tensor&
   const Tensor& transform_index = transform_index_.on(inputs.device());
   const Tensor x_id = inputs.index_select(1, identity_index);
   const Tensor x_t = inputs.index_select(1, transform_index);
-  const Tensor params = conditioner_->forward(x_id, context)
-                            .view({inputs.size(0), x_t.size(1), params_per_feature_});
+  const Tensor params =
+      conditioner_->forward(x_id, context).view({inputs.size(0), x_t.size(1), params_per_feature_});
   auto part = transform_part(x_t, params, inverse);
   return {inputs.index_copy(1, transform_index, part.outputs), part.logabsdet};
 }
@@ -112,7 +112,8 @@ Json AffineCouplingImpl::spec() const {
 
 AdditiveCouplingImpl::AdditiveCouplingImpl(std::vector<int64_t> mask, const Json& conditioner,
                                            int64_t context_features)
-    : CouplingTransformImpl("additive_coupling", std::move(mask), 1, conditioner, context_features) {}
+    : CouplingTransformImpl("additive_coupling", std::move(mask), 1, conditioner,
+                            context_features) {}
 
 TransformOutput AdditiveCouplingImpl::transform_part(const Tensor& x_t, const Tensor& params,
                                                      bool inverse) {

@@ -101,7 +101,9 @@ TransformOutput StandardizeImpl::inverse_impl(const Tensor& inputs, const Tensor
   return {inputs * std_buffer_ + mean_buffer_, at::log(std_buffer_).sum().expand({inputs.size(0)})};
 }
 
-Json StandardizeImpl::spec() const { return {{"type", "standardize"}, {"mean", mean_}, {"std", std_}}; }
+Json StandardizeImpl::spec() const {
+  return {{"type", "standardize"}, {"mean", mean_}, {"std", std_}};
+}
 
 std::string StandardizeImpl::describe() const {
   return "standardize(" + std::to_string(mean_.size()) + " features, fixed)";
@@ -131,7 +133,9 @@ TransformOutput SigmoidImpl::inverse_impl(const Tensor& inputs, const Tensor&) {
   return {x, -sum_except_batch(log_sigmoid_derivative(x)) - log_width};
 }
 
-Json SigmoidImpl::spec() const { return {{"type", "sigmoid"}, {"lower", lower_}, {"upper", upper_}}; }
+Json SigmoidImpl::spec() const {
+  return {{"type", "sigmoid"}, {"lower", lower_}, {"upper", upper_}};
+}
 
 std::string SigmoidImpl::describe() const {
   return "sigmoid onto (" + std::to_string(lower_) + ", " + std::to_string(upper_) + ")";
@@ -148,8 +152,8 @@ TransformOutput LogitImpl::forward_impl(const Tensor& inputs, const Tensor&) {
   Tensor u = at::clamp((inputs - lower_) / width, eps_, 1.0 - eps_);
   Tensor z = at::log(u) - at::log1p(-u);
   // dz/dx = 1 / (width · u (1 − u)).
-  Tensor lad = -sum_except_batch(at::log(u) + at::log1p(-u)) -
-               std::log(width) * values_per_sample(inputs);
+  Tensor lad =
+      -sum_except_batch(at::log(u) + at::log1p(-u)) - std::log(width) * values_per_sample(inputs);
   return {z, lad};
 }
 

@@ -10,10 +10,14 @@
 namespace zflow {
 
 LULinearImpl::LULinearImpl(int64_t features, std::string diagonal, uint64_t seed)
-    : TransformImpl("lu_linear"), features_(features), diagonal_kind_(std::move(diagonal)), seed_(seed) {
+    : TransformImpl("lu_linear"),
+      features_(features),
+      diagonal_kind_(std::move(diagonal)),
+      seed_(seed) {
   require_positive("lu_linear: features", features_);
   if (diagonal_kind_ != "exp" && diagonal_kind_ != "softplus") {
-    throw ConfigError("lu_linear: diagonal must be 'exp' or 'softplus', got '" + diagonal_kind_ + "'");
+    throw ConfigError("lu_linear: diagonal must be 'exp' or 'softplus', got '" + diagonal_kind_ +
+                      "'");
   }
   std::vector<int64_t> perm(static_cast<size_t>(features_));
   for (int64_t i = 0; i < features_; ++i) perm[i] = i;
@@ -61,14 +65,17 @@ TransformOutput LULinearImpl::inverse_impl(const Tensor& inputs, const Tensor&) 
   // Solve L U xᵀ = Pᵀ (z − b)ᵀ with two triangular solves.
   const Tensor y = (inputs - bias).index_select(1, inverse_permutation_.on(inputs.device())).t();
   const Tensor w = at::linalg_solve_triangular(lower(), y, /*upper=*/false, /*left=*/true,
-                                              /*unitriangular=*/true);
+                                               /*unitriangular=*/true);
   const Tensor x = at::linalg_solve_triangular(upper(), w, /*upper=*/true);
   const Tensor logabsdet = -at::log(diagonal()).sum().expand({inputs.size(0)});
   return {x.t(), logabsdet};
 }
 
 Json LULinearImpl::spec() const {
-  return {{"type", "lu_linear"}, {"features", features_}, {"diagonal", diagonal_kind_}, {"seed", seed_}};
+  return {{"type", "lu_linear"},
+          {"features", features_},
+          {"diagonal", diagonal_kind_},
+          {"seed", seed_}};
 }
 
 std::string LULinearImpl::describe() const {

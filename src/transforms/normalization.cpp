@@ -30,8 +30,8 @@ Tensor ActNormImpl::logabsdet(const Tensor& inputs) const {
 void ActNormImpl::initialize(const Tensor& inputs) {
   torch::NoGradGuard no_grad;
   // Per-feature statistics over the batch (and the pixels, for images).
-  const Tensor flat = inputs.dim() == 4 ? inputs.transpose(0, 1).reshape({features_, -1})
-                                        : inputs.t();
+  const Tensor flat =
+      inputs.dim() == 4 ? inputs.transpose(0, 1).reshape({features_, -1}) : inputs.t();
   const Tensor mean = flat.mean(1);
   const Tensor std = flat.std(1, /*unbiased=*/false);
   log_scale.copy_(-at::log(std + 1e-6));

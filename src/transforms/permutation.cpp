@@ -19,7 +19,8 @@ std::vector<int64_t> random_permutation(int64_t n, uint64_t seed) {
     const uint64_t range = static_cast<uint64_t>(i) + 1;
     const uint64_t limit = UINT64_MAX - UINT64_MAX % range;
     uint64_t r;
-    do r = rng(); while (r >= limit);
+    do r = rng();
+    while (r >= limit);
     std::swap(p[i], p[static_cast<int64_t>(r % range)]);
   }
   return p;
@@ -33,7 +34,8 @@ PermutationImpl::PermutationImpl(std::vector<int64_t> indices)
   for (int64_t i = 0; i < n; ++i) {
     const int64_t j = indices_[i];
     if (j < 0 || j >= n || inverse[j] != -1) {
-      throw ConfigError("permutation: indices are not a permutation of 0.." + std::to_string(n - 1));
+      throw ConfigError("permutation: indices are not a permutation of 0.." +
+                        std::to_string(n - 1));
     }
     inverse[j] = i;
   }
@@ -54,20 +56,23 @@ std::shared_ptr<PermutationImpl> PermutationImpl::random(int64_t features, uint6
 TransformOutput PermutationImpl::forward_impl(const Tensor& inputs, const Tensor&) {
   TORCH_CHECK(inputs.size(1) == static_cast<int64_t>(indices_.size()), "permutation: expected ",
               indices_.size(), " features, got ", inputs.sizes());
-  return {inputs.index_select(1, forward_index_.on(inputs.device())), at::zeros({inputs.size(0)}, inputs.options())};
+  return {inputs.index_select(1, forward_index_.on(inputs.device())),
+          at::zeros({inputs.size(0)}, inputs.options())};
 }
 
 TransformOutput PermutationImpl::inverse_impl(const Tensor& inputs, const Tensor&) {
   TORCH_CHECK(inputs.size(1) == static_cast<int64_t>(indices_.size()), "permutation: expected ",
               indices_.size(), " features, got ", inputs.sizes());
-  return {inputs.index_select(1, inverse_index_.on(inputs.device())), at::zeros({inputs.size(0)}, inputs.options())};
+  return {inputs.index_select(1, inverse_index_.on(inputs.device())),
+          at::zeros({inputs.size(0)}, inputs.options())};
 }
 
 Json PermutationImpl::spec() const { return {{"type", "permutation"}, {"indices", indices_}}; }
 
 std::string PermutationImpl::describe() const {
   std::string s = "permutation(";
-  for (size_t i = 0; i < indices_.size() && i < 16; ++i) s += (i ? " " : "") + std::to_string(indices_[i]);
+  for (size_t i = 0; i < indices_.size() && i < 16; ++i)
+    s += (i ? " " : "") + std::to_string(indices_[i]);
   return s + (indices_.size() > 16 ? " ...)" : ")");
 }
 

@@ -279,6 +279,10 @@ TEST_F(CliTest, InfoSystemAndDatasets) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("BLAS"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("torch"), std::string::npos) << r.out;
+  // scripts/setup.sh installs OpenBLAS; the reference BLAS would make LibTorch many times
+  // slower, so a machine without it fails here rather than silently.
+  EXPECT_NE(r.out.find("BLAS:    openblas"), std::string::npos)
+      << "LibTorch is not using OpenBLAS; run scripts/setup.sh\n" << r.out;
 
   r = run("datasets --json");
   ASSERT_EQ(r.code, 0) << r.err;

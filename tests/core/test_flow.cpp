@@ -73,7 +73,8 @@ TEST(Distributions, DiagonalNormalClosedForm) {
 // x ~ N(−t e^{−s}, e^{−2s}).
 TEST(Flow, AffineFlowMatchesGaussianClosedForm) {
   auto affine = std::make_shared<ElementwiseAffineImpl>(2);
-  auto flow = std::make_shared<FlowImpl>(affine, std::make_shared<StandardNormalImpl>(std::vector<int64_t>{2}));
+  auto flow = std::make_shared<FlowImpl>(
+      affine, std::make_shared<StandardNormalImpl>(std::vector<int64_t>{2}));
   flow->to(at::kDouble);
   {
     torch::NoGradGuard no_grad;
@@ -107,7 +108,8 @@ TEST(Flow, EncodeThenDecodeReconstructs) {
     auto flow = random_flow(model, 5);
     torch::NoGradGuard no_grad;
     Tensor x = at::randn({50, 5}, at::kDouble);
-    EXPECT_LT((flow->decode(flow->transform_to_noise(x)) - x).abs().max().item<double>(), 1e-9) << model;
+    EXPECT_LT((flow->decode(flow->transform_to_noise(x)) - x).abs().max().item<double>(), 1e-9)
+        << model;
   }
 }
 
@@ -137,11 +139,16 @@ TEST(Flow, StandardizationLogDeterminantIsCounted) {
   plain->to(at::kDouble);
   standardized->to(at::kDouble);
   randomize(*plain);
-  load_named_state(*std::dynamic_pointer_cast<CompositeTransformImpl>(standardized->transform())->layer(1),
-                   named_state(*std::dynamic_pointer_cast<CompositeTransformImpl>(plain->transform())->layer(0)), "copy");
-  load_named_state(*std::dynamic_pointer_cast<CompositeTransformImpl>(standardized->transform())->layer(2),
-                   named_state(*std::dynamic_pointer_cast<CompositeTransformImpl>(plain->transform())->layer(1)), "copy");
-  Tensor x = at::randn({6, 2}, at::kDouble) * at::tensor({2.0, 0.25}, at::kDouble) + at::tensor({10.0, -5.0}, at::kDouble);
+  load_named_state(
+      *std::dynamic_pointer_cast<CompositeTransformImpl>(standardized->transform())->layer(1),
+      named_state(*std::dynamic_pointer_cast<CompositeTransformImpl>(plain->transform())->layer(0)),
+      "copy");
+  load_named_state(
+      *std::dynamic_pointer_cast<CompositeTransformImpl>(standardized->transform())->layer(2),
+      named_state(*std::dynamic_pointer_cast<CompositeTransformImpl>(plain->transform())->layer(1)),
+      "copy");
+  Tensor x = at::randn({6, 2}, at::kDouble) * at::tensor({2.0, 0.25}, at::kDouble) +
+             at::tensor({10.0, -5.0}, at::kDouble);
   Tensor u = (x - at::tensor({10.0, -5.0}, at::kDouble)) / at::tensor({2.0, 0.25}, at::kDouble);
   Tensor expected = plain->log_prob(u) - std::log(2.0) - std::log(0.25);
   EXPECT_LT((standardized->log_prob(x) - expected).abs().max().item<double>(), 1e-10);

@@ -34,31 +34,49 @@ struct Case {
   };
 };
 
-Json mlp(int64_t hidden = 16) { return {{"type", "mlp"}, {"hidden", hidden}, {"layers", 2}, {"activation", "tanh"}}; }
+Json mlp(int64_t hidden = 16) {
+  return {{"type", "mlp"}, {"hidden", hidden}, {"layers", 2}, {"activation", "tanh"}};
+}
 
 std::vector<Case> cases() {
   const Json mask = {1, 0, 1, 0};
   std::vector<Case> c;
-  c.push_back({"affine_coupling", {{"type", "affine_coupling"}, {"mask", mask}, {"conditioner", mlp()}}});
+  c.push_back(
+      {"affine_coupling", {{"type", "affine_coupling"}, {"mask", mask}, {"conditioner", mlp()}}});
   c.push_back({"affine_coupling_resmlp",
                {{"type", "affine_coupling"},
                 {"mask", {0, 0, 1, 1}},
                 {"conditioner", {{"type", "resmlp"}, {"hidden", 8}, {"layers", 1}}},
                 {"scale_bound", 1.5}}});
   c.push_back({"affine_coupling_context",
-               {{"type", "affine_coupling"}, {"mask", mask}, {"conditioner", mlp()}, {"context_features", kContext}},
+               {{"type", "affine_coupling"},
+                {"mask", mask},
+                {"conditioner", mlp()},
+                {"context_features", kContext}},
                kContext});
-  c.push_back({"additive_coupling", {{"type", "additive_coupling"}, {"mask", mask}, {"conditioner", mlp()}}});
+  c.push_back({"additive_coupling",
+               {{"type", "additive_coupling"}, {"mask", mask}, {"conditioner", mlp()}}});
   c.push_back({"additive_coupling_context",
-               {{"type", "additive_coupling"}, {"mask", {1, 1, 1, 0}}, {"conditioner", mlp()}, {"context_features", kContext}},
+               {{"type", "additive_coupling"},
+                {"mask", {1, 1, 1, 0}},
+                {"conditioner", mlp()},
+                {"context_features", kContext}},
                kContext});
-  c.push_back({"permutation_reverse", {{"type", "permutation"}, {"features", kFeatures}, {"kind", "reverse"}}});
-  c.push_back({"permutation_random", {{"type", "permutation"}, {"features", kFeatures}, {"kind", "random"}, {"seed", 7}}});
+  c.push_back({"permutation_reverse",
+               {{"type", "permutation"}, {"features", kFeatures}, {"kind", "reverse"}}});
+  c.push_back(
+      {"permutation_random",
+       {{"type", "permutation"}, {"features", kFeatures}, {"kind", "random"}, {"seed", 7}}});
   c.push_back({"actnorm", {{"type", "actnorm"}, {"features", kFeatures}}});
-  c.push_back({"lu_linear_softplus", {{"type", "lu_linear"}, {"features", kFeatures}, {"diagonal", "softplus"}, {"seed", 3}}});
-  c.push_back({"lu_linear_exp", {{"type", "lu_linear"}, {"features", kFeatures}, {"diagonal", "exp"}}});
+  c.push_back(
+      {"lu_linear_softplus",
+       {{"type", "lu_linear"}, {"features", kFeatures}, {"diagonal", "softplus"}, {"seed", 3}}});
+  c.push_back(
+      {"lu_linear_exp", {{"type", "lu_linear"}, {"features", kFeatures}, {"diagonal", "exp"}}});
   c.push_back({"elementwise_affine", {{"type", "elementwise_affine"}, {"features", kFeatures}}});
-  c.push_back({"standardize", {{"type", "standardize"}, {"mean", {1.0, -2.0, 0.5, 3.0}}, {"std", {2.0, 0.5, 1.0, 4.0}}}});
+  c.push_back(
+      {"standardize",
+       {{"type", "standardize"}, {"mean", {1.0, -2.0, 0.5, 3.0}}, {"std", {2.0, 0.5, 1.0, 4.0}}}});
   c.push_back({"sigmoid", {{"type", "sigmoid"}, {"lower", -1.0}, {"upper", 3.0}}});
   Case logit{"logit", {{"type", "logit"}, {"lower", -2.0}, {"upper", 2.0}, {"eps", 1e-6}}};
   logit.inputs = [](at::ScalarType dtype) {
@@ -83,7 +101,8 @@ TransformPtr build(const Case& c, at::ScalarType dtype) {
   t->to(dtype);
   // ActNorm's data-dependent initialisation runs once in training mode; then eval.
   t->train();
-  t->forward(c.inputs(dtype), c.context ? at::randn({kBatch, c.context}, at::TensorOptions(dtype)) : Tensor());
+  t->forward(c.inputs(dtype),
+             c.context ? at::randn({kBatch, c.context}, at::TensorOptions(dtype)) : Tensor());
   t->eval();
   randomize(*t);
   return t;
@@ -165,7 +184,10 @@ TEST_P(TransformProperties, LogabsdetMatchesAutogradJacobian) {
   // The inverse's logabsdet is that of its own Jacobian, at the noise point.
   auto inv_t = std::make_shared<InverseTransformImpl>(t);
   Tensor z = t->forward(x, ctx).outputs.detach();
-  EXPECT_LT((inv_t->forward(z, ctx).logabsdet - autograd_logabsdet(*inv_t, z, ctx)).abs().max().item<double>(),
+  EXPECT_LT((inv_t->forward(z, ctx).logabsdet - autograd_logabsdet(*inv_t, z, ctx))
+                .abs()
+                .max()
+                .item<double>(),
             1e-8);
 }
 
@@ -179,7 +201,8 @@ TEST_P(TransformProperties, GradientsReachEveryParameter) {
   EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());
   for (const auto& p : t->named_parameters()) {
     ASSERT_TRUE(p.value().grad().defined()) << p.key() << " gets no gradient";
-    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key() << " has a zero gradient";
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0)
+        << p.key() << " has a zero gradient";
     EXPECT_TRUE(at::isfinite(p.value().grad()).all().item<bool>()) << p.key();
   }
 }
@@ -201,10 +224,13 @@ TEST_P(TransformProperties, SpecRoundTripGivesIdenticalOutputs) {
 
 TEST_P(TransformProperties, CheckpointRoundTripGivesIdenticalOutputs) {
   auto t = build(GetParam(), at::kDouble);
-  auto flow = std::make_shared<FlowImpl>(t, std::make_shared<StandardNormalImpl>(std::vector<int64_t>{kFeatures}));
+  auto flow = std::make_shared<FlowImpl>(
+      t, std::make_shared<StandardNormalImpl>(std::vector<int64_t>{kFeatures}));
   flow->to(at::kDouble);
   flow->eval();
-  const auto path = (std::filesystem::temp_directory_path() / ("zflow_prop_" + GetParam().name + ".safetensors")).string();
+  const auto path =
+      (std::filesystem::temp_directory_path() / ("zflow_prop_" + GetParam().name + ".safetensors"))
+          .string();
   save_checkpoint(path, *flow);
   auto loaded = load_checkpoint(path);
   std::filesystem::remove(path);
@@ -245,7 +271,8 @@ TEST(TransformRegistry, UnknownTypeAndBadFieldsAreConfigErrors) {
   EXPECT_THROW(make_transform({{"type", "actnorm"}, {"features", 2}, {"featurs", 3}}), ConfigError);
   EXPECT_THROW(make_transform({{"type", "permutation"}, {"indices", {0, 0}}}), ConfigError);
   EXPECT_THROW(make_transform({{"type", "affine_coupling"}, {"mask", {1, 1}}}), ConfigError);
-  EXPECT_THROW(make_transform({{"type", "lu_linear"}, {"features", 2}, {"diagonal", "abs"}}), ConfigError);
+  EXPECT_THROW(make_transform({{"type", "lu_linear"}, {"features", 2}, {"diagonal", "abs"}}),
+               ConfigError);
 }
 
 TEST(TransformContract, WrongWidthsAreClearErrors) {

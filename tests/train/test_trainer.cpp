@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "zflow/core/threads.h"
 #include "zflow/data/toy.h"
 #include "zflow/flows/builders.h"
 #include "zflow/flows/checkpoint.h"
@@ -41,7 +42,7 @@ train::TrainOptions quick(int64_t steps) {
 class TrainedOn8Gaussians : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    at::set_num_threads(2);
+    zflow::set_threads(2);
     flow_ = small_realnvp();
     const Tensor train = data::sample_toy("8gaussians", 20000, 1).to(at::kFloat);
     const Tensor val = data::sample_toy("8gaussians", 2000, 2).to(at::kFloat);
@@ -83,7 +84,9 @@ TEST(Trainer, NonFiniteLossesAreSkippedAndTheModelSurvives) {
   o.batch_size = 512;
   o.max_nonfinite = 1000;
   std::vector<Json> events;
-  o.on_metrics = [&](const Json& j) { if (j.contains("event")) events.push_back(j); };
+  o.on_metrics = [&](const Json& j) {
+    if (j.contains("event")) events.push_back(j);
+  };
   auto result = train::train_flow(*flow, data, data.narrow(0, 3, 500), o);
   EXPECT_GT(result.skipped_steps, 0);
   EXPECT_EQ(static_cast<int64_t>(events.size()), result.skipped_steps);
@@ -115,7 +118,9 @@ TEST(Trainer, EarlyStoppingKeepsTheBestModel) {
   o.eval_every = 20;
   o.patience = 3;
   std::vector<double> vals;
-  o.on_metrics = [&](const Json& j) { if (j.contains("val_nll")) vals.push_back(j["val_nll"]); };
+  o.on_metrics = [&](const Json& j) {
+    if (j.contains("val_nll")) vals.push_back(j["val_nll"]);
+  };
   auto result = train::train_flow(*flow, train_data, val, o);
   EXPECT_TRUE(result.stopped_early);
   EXPECT_LT(result.steps_done, 2000);
@@ -125,7 +130,7 @@ TEST(Trainer, EarlyStoppingKeepsTheBestModel) {
 }
 
 TEST(Trainer, ResumedRunMatchesAnUninterruptedOne) {
-  at::set_num_threads(1);
+  zflow::set_threads(1);
   const Tensor data = data::sample_toy("rings", 3000, 5).to(at::kFloat);
   const Tensor val = data::sample_toy("rings", 500, 6).to(at::kFloat);
   const auto state = (std::filesystem::temp_directory_path() / "zflow_resume_test.state").string();

@@ -26,8 +26,8 @@ T spec_required(const Json& spec, const std::string& key) {
   try {
     return spec.at(key).get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw ConfigError("spec of type '" + spec.value("type", std::string("?")) + "': field '" +
-                      key + "' has the wrong type (" + spec.at(key).dump() + ")");
+    throw ConfigError("spec of type '" + spec.value("type", std::string("?")) + "': field '" + key +
+                      "' has the wrong type (" + spec.at(key).dump() + ")");
   }
 }
 

@@ -41,7 +41,8 @@ Table read_table(const std::string& path, const CsvReadOptions& options = {});
 /// Selects columns by spec: a comma-separated list of 0-based indices, ranges "a-b"
 /// (inclusive) or column names, e.g. "0,2-4,price". Empty spec = all columns.
 /// ConfigError for an index out of range or an unknown name.
-std::vector<int64_t> parse_column_spec(const std::string& spec, const std::vector<std::string>& columns);
+std::vector<int64_t> parse_column_spec(const std::string& spec,
+                                       const std::vector<std::string>& columns);
 
 /// Writes a [N, D] tensor (any float dtype) as CSV with an optional header row, full
 /// round-trip precision (%.17g for float64, %.9g for float32). Path "-" writes to stdout.

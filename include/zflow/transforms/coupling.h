@@ -29,8 +29,7 @@ class CouplingTransformImpl : public TransformImpl {
   /// Common spec fields: mask, conditioner, context_features.
   Json base_spec() const;
   /// y_t from x_t and the conditioner's params [B, Dt, P]: returns {y_t, logabsdet [B]}.
-  virtual TransformOutput transform_part(const Tensor& x_t, const Tensor& params,
-                                         bool inverse) = 0;
+  virtual TransformOutput transform_part(const Tensor& x_t, const Tensor& params, bool inverse) = 0;
 
   TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;
   TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context) override;
@@ -52,8 +51,8 @@ class CouplingTransformImpl : public TransformImpl {
 /// identity.
 class AffineCouplingImpl : public CouplingTransformImpl {
  public:
-  AffineCouplingImpl(std::vector<int64_t> mask, const Json& conditioner, int64_t context_features = 0,
-                     double scale_bound = 3.0);
+  AffineCouplingImpl(std::vector<int64_t> mask, const Json& conditioner,
+                     int64_t context_features = 0, double scale_bound = 3.0);
   Json spec() const override;
 
  protected:
@@ -67,7 +66,8 @@ TORCH_MODULE(AffineCoupling);
 /// Additive coupling (NICE): z_t = x_t + t; volume preserving (log|det J| = 0).
 class AdditiveCouplingImpl : public CouplingTransformImpl {
  public:
-  AdditiveCouplingImpl(std::vector<int64_t> mask, const Json& conditioner, int64_t context_features = 0);
+  AdditiveCouplingImpl(std::vector<int64_t> mask, const Json& conditioner,
+                       int64_t context_features = 0);
   Json spec() const override;
 
  protected:
