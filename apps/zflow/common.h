@@ -39,14 +39,37 @@ struct Data {
   /// The toy name or the file path, as the user gave it.
   std::string source;
   bool toy = false;
+  /// 0-based indices of the chosen columns in the file (or the toy table).
+  std::vector<int64_t> indices;
+};
+
+/// A whole table as read, before choosing columns: values [N, W] float64, the column names
+/// (empty strings where the file has none).
+struct RawData {
+  at::Tensor values;
+  std::vector<std::string> columns;
+  std::string source;
+  bool toy = false;
+  /// Whether every column has a name (a CSV header row).
+  bool has_header() const;
 };
 
 /// `spec` is a built-in toy name (then n points are drawn with `seed`) or a .csv/.npy file
-/// (then `columns` selects columns, see io::parse_column_spec, and `header` is
-/// auto|yes|no). Throws DataError for empty data or NaN/Inf values (naming file, row and
-/// column), IOError for an unreadable file, ConfigError for a bad column spec.
+/// (`header` is auto|yes|no). DataError for no rows, IOError for an unreadable file.
+RawData read_data(const std::string& spec, const std::string& header, int64_t n, uint64_t seed);
+
+/// The columns `chosen` of `raw`. DataError for NaN/Inf values (naming file, row, column).
+Data select_columns(const RawData& raw, const std::vector<int64_t>& chosen);
+
+/// read_data, then the columns chosen by `columns` (see io::parse_column_spec). Throws
+/// DataError for empty data or NaN/Inf values (naming file, row and column), IOError for an
+/// unreadable file, ConfigError for a bad column spec.
 Data load_data(const std::string& spec, const std::string& columns, const std::string& header,
                int64_t n, uint64_t seed);
+
+/// io::parse_column_spec with ConfigError naming the option when nothing is selected.
+std::vector<int64_t> parse_columns(const std::string& option, const std::string& spec,
+                                   const RawData& raw);
 
 /// The column names to write for data with these names: empty if any name is missing.
 std::vector<std::string> header_or_none(const std::vector<std::string>& columns);
@@ -64,6 +87,22 @@ struct Model {
   at::ScalarType dtype = at::kFloat;
   /// Column names stored at training time (possibly empty).
   std::vector<std::string> columns;
+  /// Size K of the raw context (0: unconditional).
+  int64_t context_features = 0;
+  /// Context column names stored at training time (K names, possibly empty strings; empty
+  /// for an unconditional model or an old file).
+  std::vector<std::string> context_columns;
+  /// File column indices of the data and context columns at training time (empty if not
+  /// stored).
+  std::vector<int64_t> data_indices;
+  std::vector<int64_t> context_indices;
+
+  bool conditional() const { return context_features > 0; }
+  /// Names for output headers: the stored names, or x1..xD / c1..cK when any is missing.
+  std::vector<std::string> data_header() const;
+  std::vector<std::string> context_header() const;
+  /// "2 context columns (c1, c2)".
+  std::string describe_context() const;
 };
 
 /// Loads a checkpoint written by `zflow train` (or save_checkpoint). IOError naming the
@@ -72,6 +111,47 @@ Model load_model(const std::string& path);
 
 /// DataError "FILE has 3 columns, the model expects 2" unless the widths agree.
 void check_width(const Data& data, const Model& model);
+
+/// Data and, for a conditional model, its context, row by row.
+struct ModelData {
+  Data x;
+  /// [N, K]; undefined for an unconditional model.
+  Data context;
+};
+
+/// Reads the data for a model (log-prob, eval, encode). Unconditional model: load_data +
+/// check_width (and ConfigError if `context_columns` is given). Conditional model: the
+/// context columns are found by --context-columns, else by the stored names when the file
+/// has a header with them, else (no header) by the stored training indices; the data
+/// columns by --columns, else by the stored names, else by the stored indices (headerless
+/// file, no --context-columns), else all the other columns. Widths are checked.
+ModelData load_model_data(const Model& model, const std::string& spec, const std::string& columns,
+                          const std::string& context_columns, const std::string& header, int64_t n,
+                          uint64_t seed);
+
+/// For training: the data columns and, when `context_columns` is given, the context columns
+/// of the same file (the data columns are then `columns`, default: all the others).
+/// ConfigError for context columns with a built-in dataset or a column chosen as both.
+ModelData load_training_data(const std::string& spec, const std::string& columns,
+                             const std::string& context_columns, const std::string& header,
+                             int64_t n, uint64_t seed);
+
+/// Adds --context-columns (log-prob, eval, encode: where the context is in the data file).
+void add_context_columns_option(CLI::App* app, std::string& context_columns);
+
+/// log p(x) (or log p(x | c)) of every row [N], in batches, without autograd.
+at::Tensor log_prob_of(const Model& model, const ModelData& data, int64_t batch_size);
+
+/// Adds --context and --context-file (mutually exclusive) to a subcommand.
+void add_context_options(CLI::App* app, std::string& context, std::string& context_file);
+
+/// The contexts given with --context "a,b" (one row) or --context-file (C rows; a header
+/// with the model's context names selects those columns, otherwise the file's columns
+/// are the context): [C, K] float64. ConfigError when a conditional model gets neither
+/// (naming the context columns), an unconditional one gets either, or --context is
+/// malformed or of the wrong width; DataError for a file of the wrong width.
+at::Tensor load_context(const Model& model, const std::string& context,
+                        const std::string& context_file);
 
 /// The data in the model's dtype.
 at::Tensor to_model_dtype(const at::Tensor& values, const Model& model);

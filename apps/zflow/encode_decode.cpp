@@ -1,6 +1,9 @@
-// zflow encode / decode: map data to noise (z = f(x)) and back (x = f⁻¹(z)).
+// zflow encode / decode: map data to noise (z = f(x)) and back (x = f⁻¹(z)); for a
+// conditional model z = f(x | c) and x = f⁻¹(z | c).
 
 #include <memory>
+
+#include <ATen/ATen.h>
 
 #include "common.h"
 #include "zflow/core/error.h"
@@ -16,33 +19,79 @@ struct CodeArgs {
   std::string columns;
   std::string header = "auto";
   std::string out = "-";
+  std::string context_columns;  // encode
+  std::string context;          // decode
+  std::string context_file;     // decode
   int64_t batch_size = 65536;
   int threads = 1;
 };
 
-void run_code(const CodeArgs& a, bool encode) {
+/// `fn` over rows of x [N, D] and their contexts [N, K] (undefined: none), in chunks.
+at::Tensor map_with_context(
+    const at::Tensor& x, const at::Tensor& context, int64_t chunk,
+    const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& fn) {
+  if (!context.defined()) {
+    return map_in_chunks(x, chunk, [&](const at::Tensor& rows) { return fn(rows, at::Tensor()); });
+  }
+  const int64_t d = x.size(1);
+  return map_in_chunks(at::cat({x, context}, 1), chunk, [&](const at::Tensor& rows) {
+    return fn(rows.narrow(1, 0, d).contiguous(), rows.narrow(1, d, rows.size(1) - d).contiguous());
+  });
+}
+
+void run_encode(const CodeArgs& a) {
   apply_threads(a.threads);
   const Model model = load_model(a.model);
   if (data::is_toy_dataset(a.data)) {
-    throw ConfigError("'" + a.data + "' is a built-in dataset; " + (encode ? "encode" : "decode") +
-                      " reads a .csv or .npy file");
+    throw ConfigError("'" + a.data + "' is a built-in dataset; encode reads a .csv or .npy file");
   }
+  const ModelData data =
+      load_model_data(model, a.data, a.columns, a.context_columns, a.header, 0, 0);
+  const at::Tensor x = to_model_dtype(data.x.values, model);
+  const at::Tensor context =
+      model.conditional() ? to_model_dtype(data.context.values, model) : at::Tensor();
+  const at::Tensor z =
+      map_with_context(x, context, a.batch_size, [&](const at::Tensor& rows, const at::Tensor& c) {
+        return model.flow->transform_to_noise(rows, c);
+      });
+  std::vector<std::string> header;
+  for (int64_t i = 0; i < model.features; ++i) header.push_back("z" + std::to_string(i + 1));
+  write_result(a.out, z, header);
+}
+
+void run_decode(const CodeArgs& a) {
+  apply_threads(a.threads);
+  const Model model = load_model(a.model);
+  if (data::is_toy_dataset(a.data)) {
+    throw ConfigError("'" + a.data + "' is a built-in dataset; decode reads a .csv or .npy file");
+  }
+  const at::Tensor raw_context = load_context(model, a.context, a.context_file);
   const Data data = load_data(a.data, a.columns, a.header, 0, 0);
   check_width(data, model);
-  const at::Tensor x = to_model_dtype(data.values, model);
-  const at::Tensor y = map_in_chunks(x, a.batch_size, [&](const at::Tensor& chunk) {
-    return encode ? model.flow->transform_to_noise(chunk) : model.flow->decode(chunk);
-  });
-  std::vector<std::string> header;
-  if (encode) {
-    for (int64_t i = 0; i < model.features; ++i) header.push_back("z" + std::to_string(i + 1));
-  } else {
-    header = header_or_none(model.columns);
-    if (header.empty()) {
-      for (int64_t i = 0; i < model.features; ++i) header.push_back("x" + std::to_string(i + 1));
+  const at::Tensor z = to_model_dtype(data.values, model);
+  at::Tensor context;
+  if (raw_context.defined()) {
+    const int64_t rows = z.size(0);
+    const int64_t given = raw_context.size(0);
+    if (given == 1) {
+      context = raw_context.expand({rows, raw_context.size(1)});
+    } else if (given == rows) {
+      context = raw_context;
+    } else {
+      throw DataError(a.context_file + " has " + std::to_string(given) +
+                      " contexts; decode needs one for all rows or one per row of " + a.data +
+                      " (" + std::to_string(rows) + ")");
     }
+    context = to_model_dtype(context, model);
   }
-  write_result(a.out, y, header);
+  const at::Tensor x = map_with_context(
+      z, context, a.batch_size,
+      [&](const at::Tensor& rows, const at::Tensor& c) { return model.flow->decode(rows, c); });
+  // A conditional model's rows start with their context, as in sample's output.
+  std::vector<std::string> header;
+  if (context.defined()) header = model.context_header();
+  for (const auto& name : model.data_header()) header.push_back(name);
+  write_result(a.out, context.defined() ? at::cat({context, x}, 1) : x, header);
 }
 
 CLI::App* add_code_command(CLI::App& app, const std::string& name, const std::string& help,
@@ -54,6 +103,11 @@ CLI::App* add_code_command(CLI::App& app, const std::string& name, const std::st
                   encode ? "Data to encode (.csv/.npy file)" : "Noise to decode (.csv/.npy file)")
       ->required();
   sub->add_option("--columns", a->columns, "Columns to use (default: all)");
+  if (encode) {
+    add_context_columns_option(sub, a->context_columns);
+  } else {
+    add_context_options(sub, a->context, a->context_file);
+  }
   sub->add_option("--header", a->header, "Whether the CSV has a header row")
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();
@@ -63,7 +117,13 @@ CLI::App* add_code_command(CLI::App& app, const std::string& name, const std::st
       ->check(positive())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
-  sub->callback([a, encode] { run_code(*a, encode); });
+  sub->callback([a, encode] {
+    if (encode) {
+      run_encode(*a);
+    } else {
+      run_decode(*a);
+    }
+  });
   return sub;
 }
 
@@ -72,10 +132,14 @@ CLI::App* add_code_command(CLI::App& app, const std::string& name, const std::st
 void add_encode_decode(CLI::App& app) {
   CLI::App* encode = add_code_command(
       app, "encode", "Map data to noise, z = f(x) (columns z1..zD; decode inverts it)", true);
-  set_example(encode, "zflow encode --model model.safetensors --data data.csv --out z.csv");
+  set_example(encode,
+              "zflow encode --model model.safetensors --data data.csv --out z.csv\n"
+              "  zflow encode --model cond.safetensors --data runs.csv --out z.csv");
   CLI::App* decode = add_code_command(
       app, "decode", "Map noise back to data, x = f^-1(z) (the inverse of encode)", false);
-  set_example(decode, "zflow decode --model model.safetensors --data z.csv --out x.csv");
+  set_example(decode,
+              "zflow decode --model model.safetensors --data z.csv --out x.csv\n"
+              "  zflow decode --model cond.safetensors --data z.csv --context-file runs.csv");
 }
 
 }  // namespace zflow::cli

@@ -18,6 +18,7 @@ struct EvalArgs {
   std::string model;
   std::string data;
   std::string columns;
+  std::string context_columns;
   std::string header = "auto";
   int64_t n = 100000;
   int64_t seed = 1000000;
@@ -29,12 +30,10 @@ struct EvalArgs {
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
   const Model model = load_model(a.model);
-  const Data data = load_data(a.data, a.columns, a.header, a.n, static_cast<uint64_t>(a.seed));
-  check_width(data, model);
-  const at::Tensor x = to_model_dtype(data.values, model);
-  const at::Tensor nll = -map_in_chunks(x, a.batch_size, [&](const at::Tensor& chunk) {
-                            return model.flow->log_prob(chunk);
-                          }).to(at::kDouble);
+  const ModelData loaded = load_model_data(model, a.data, a.columns, a.context_columns, a.header,
+                                           a.n, static_cast<uint64_t>(a.seed));
+  const Data& data = loaded.x;
+  const at::Tensor nll = -log_prob_of(model, loaded, a.batch_size).to(at::kDouble);
   const int64_t points = nll.size(0);
   const int64_t features = model.features;
   const int64_t non_finite = points - at::isfinite(nll).sum().item<int64_t>();
@@ -56,6 +55,7 @@ void run_eval(const EvalArgs& a) {
                 {"data", data.source},
                 {"points", points},
                 {"features", features},
+                {"context_features", model.context_features},
                 {"nll", mean},
                 {"nll_stderr", std_error},
                 {"bits_per_dim", bits_per_dim},
@@ -101,6 +101,7 @@ void add_eval(CLI::App& app) {
   sub->add_option("--model,-m", a->model, "Model file written by 'zflow train'")->required();
   sub->add_option("--data", a->data, "A .csv/.npy file, or a built-in dataset name")->required();
   sub->add_option("--columns", a->columns, "Columns to use (default: all)");
+  add_context_columns_option(sub, a->context_columns);
   sub->add_option("--header", a->header, "Whether the CSV has a header row")
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();

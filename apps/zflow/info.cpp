@@ -54,22 +54,35 @@ void model_info(const InfoArgs& a) {
   const Json dataset = metadata_json(model, "dataset");
   const Json train = metadata_json(model, "train");
   const Json standardization = metadata_json(model, "standardization");
+  const Json flow_spec = model.flow->spec();
+  const Json embedding = flow_spec.value("embedding", Json());
+  Json context_standardization = nullptr;
+  if (flow_spec.contains("context_standardize")) {
+    const Json& c = flow_spec["context_standardize"];
+    context_standardization = {{"mean", c.value("mean", Json::array())},
+                               {"std", c.value("std", Json::array())}};
+  }
 
   if (a.json) {
-    Json out = {{"file", model.path},
-                {"zflow_version", kVersion},
-                {"written_by", written_by},
-                {"architecture", architecture.str()},
-                {"layers", layers},
-                {"base", model.flow->base()->type()},
-                {"parameters", params},
-                {"dtype", dtype_name(model.dtype)},
-                {"features", model.features},
-                {"columns", model.columns},
-                {"dataset", dataset},
-                {"train", train},
-                {"standardization", standardization},
-                {"spec", metadata_json(model, "spec")}};
+    Json out = {
+        {"file", model.path},
+        {"zflow_version", kVersion},
+        {"written_by", written_by},
+        {"architecture", architecture.str()},
+        {"layers", layers},
+        {"base", model.flow->base()->type()},
+        {"parameters", params},
+        {"dtype", dtype_name(model.dtype)},
+        {"features", model.features},
+        {"columns", model.columns},
+        {"context_features", model.context_features},
+        {"context_columns", model.conditional() ? Json(model.context_header()) : Json::array()},
+        {"context_standardization", context_standardization},
+        {"embedding", embedding},
+        {"dataset", dataset},
+        {"train", train},
+        {"standardization", standardization},
+        {"spec", metadata_json(model, "spec")}};
     std::cout << out.dump(2) << std::endl;
     return;
   }
@@ -88,6 +101,24 @@ void model_info(const InfoArgs& a) {
     std::cout << " (" << names << ")";
   }
   std::cout << "\n";
+  if (model.conditional()) {
+    std::cout << "context:      " << model.describe_context() << "\n";
+    if (context_standardization.is_object()) {
+      std::cout << "  standardized: mean " << join_numbers(context_standardization["mean"])
+                << ", std " << join_numbers(context_standardization["std"]) << "\n";
+    }
+    if (embedding.is_object()) {
+      std::cout << "  embedding:  " << embedding.value("type", std::string("mlp")) << " "
+                << model.context_features << " -> " << embedding.value("features", 0) << " (hidden "
+                << embedding.value("hidden", 0) << ", " << embedding.value("layers", 0) << " layer"
+                << (embedding.value("layers", 0) == 1 ? "" : "s") << ", "
+                << embedding.value("activation", std::string()) << ")\n";
+    } else {
+      std::cout << "  embedding:  none (the layers see the context directly)\n";
+    }
+  } else {
+    std::cout << "context:      none (unconditional)\n";
+  }
   if (dataset.is_string()) std::cout << "dataset:      " << dataset.get<std::string>() << "\n";
   if (train.is_object() && train.contains("result")) {
     const Json& r = train["result"];

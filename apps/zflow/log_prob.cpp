@@ -12,6 +12,7 @@ struct LogProbArgs {
   std::string model;
   std::string data;
   std::string columns;
+  std::string context_columns;
   std::string header = "auto";
   int64_t n = 100000;
   int64_t seed = 1000000;
@@ -23,11 +24,9 @@ struct LogProbArgs {
 void run_log_prob(const LogProbArgs& a) {
   apply_threads(a.threads);
   const Model model = load_model(a.model);
-  const Data data = load_data(a.data, a.columns, a.header, a.n, static_cast<uint64_t>(a.seed));
-  check_width(data, model);
-  const at::Tensor x = to_model_dtype(data.values, model);
-  const at::Tensor log_prob = map_in_chunks(
-      x, a.batch_size, [&](const at::Tensor& chunk) { return model.flow->log_prob(chunk); });
+  const ModelData data = load_model_data(model, a.data, a.columns, a.context_columns, a.header, a.n,
+                                         static_cast<uint64_t>(a.seed));
+  const at::Tensor log_prob = log_prob_of(model, data, a.batch_size);
   write_result(a.out, log_prob.unsqueeze(1), {"log_prob"});
 }
 
@@ -36,11 +35,13 @@ void run_log_prob(const LogProbArgs& a) {
 void add_log_prob(CLI::App& app) {
   auto a = std::make_shared<LogProbArgs>();
   CLI::App* sub = app.add_subcommand(
-      "log-prob", "Write log p(x) (nats) of every row of the data, one per line");
+      "log-prob",
+      "Write log p(x) (nats; log p(x | c) for a conditional model) of every row, one per line");
   set_example(sub, "zflow log-prob --model model.safetensors --data test.csv --out logp.csv");
   sub->add_option("--model,-m", a->model, "Model file written by 'zflow train'")->required();
   sub->add_option("--data", a->data, "A .csv/.npy file, or a built-in dataset name")->required();
   sub->add_option("--columns", a->columns, "Columns to use (default: all)");
+  add_context_columns_option(sub, a->context_columns);
   sub->add_option("--header", a->header, "Whether the CSV has a header row")
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();

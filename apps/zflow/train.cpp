@@ -1,5 +1,6 @@
 // zflow train: fits a flow to data by maximum likelihood and writes a model file.
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -28,6 +29,8 @@ namespace {
 struct TrainArgs {
   std::string data;
   std::string columns;
+  std::string context_columns;
+  int64_t embedding = 0;
   std::string header = "auto";
   int64_t n = 20000;
   std::string model = "realnvp";
@@ -49,9 +52,12 @@ struct TrainArgs {
 struct Split {
   at::Tensor train;
   at::Tensor val;  // undefined when there is no validation set
+  // Contexts of the same rows; undefined for an unconditional model.
+  at::Tensor train_context;
+  at::Tensor val_context;
 };
 
-Split split_data(const Data& data, const TrainArgs& a) {
+Split split_data(const Data& data, const at::Tensor& context, const TrainArgs& a) {
   Split split;
   if (data.toy) {
     split.train = data.values;
@@ -68,6 +74,7 @@ Split split_data(const Data& data, const TrainArgs& a) {
   const auto n_val = static_cast<int64_t>(std::floor(static_cast<double>(rows) * a.val_fraction));
   if (n_val == 0) {
     split.train = data.values;
+    split.train_context = context;
     return split;
   }
   if (rows - n_val < 1) {
@@ -78,6 +85,11 @@ Split split_data(const Data& data, const TrainArgs& a) {
   const at::Tensor order = at::randperm(rows, generator, at::TensorOptions(at::kLong));
   split.val = data.values.index_select(0, order.narrow(0, 0, n_val)).contiguous();
   split.train = data.values.index_select(0, order.narrow(0, n_val, rows - n_val)).contiguous();
+  if (context.defined()) {
+    split.val_context = context.index_select(0, order.narrow(0, 0, n_val)).contiguous();
+    split.train_context =
+        context.index_select(0, order.narrow(0, n_val, rows - n_val)).contiguous();
+  }
   return split;
 }
 
@@ -114,7 +126,48 @@ void validate(const TrainArgs& a) {
     throw ConfigError("--scale-bound must be a positive number (got " + fmt(a.builder.scale_bound) +
                       ")");
   }
+  if (!(a.builder.tail_bound > 0) || !std::isfinite(a.builder.tail_bound)) {
+    throw ConfigError("--tail-bound must be a positive number (got " + fmt(a.builder.tail_bound) +
+                      ")");
+  }
+  if (a.builder.bins < 2) {
+    throw ConfigError("--bins must be at least 2 (got " + std::to_string(a.builder.bins) + ")");
+  }
+  if (a.embedding > 0 && a.context_columns.empty()) {
+    throw ConfigError("--embedding needs --context-columns (it embeds the context)");
+  }
   if (a.out == "-") throw ConfigError("--out must be a file (a model cannot go to stdout)");
+}
+
+/// Makes `spec` conditional on `k` context features: the flow's context size, the context
+/// standardisation (`context_mean`/`context_std`, skipped when empty) and the embedding.
+Json with_context(Json spec, int64_t k, const std::vector<double>& context_mean,
+                  const std::vector<double>& context_std, const TrainArgs& a) {
+  const std::string where = a.spec_file.empty() ? "" : a.spec_file + ": ";
+  // A builder's spec says the layers' context size, which differs with an embedding; a
+  // hand-written spec must agree with the chosen columns.
+  if (!a.spec_file.empty() && spec.contains("context_features") &&
+      spec["context_features"] != Json(k)) {
+    throw ConfigError(where +
+                      "the spec has \"context_features\": " + spec["context_features"].dump() +
+                      ", --context-columns chose " + std::to_string(k));
+  }
+  spec["context_features"] = k;
+  if (!context_mean.empty() && !spec.contains("context_standardize")) {
+    spec["context_standardize"] = {
+        {"type", "standardize"}, {"mean", context_mean}, {"std", context_std}};
+  }
+  if (a.embedding > 0) {
+    if (spec.contains("embedding")) {
+      throw ConfigError(where + "the spec has an embedding already; drop --embedding");
+    }
+    spec["embedding"] = {{"type", "mlp"},
+                         {"features", a.embedding},
+                         {"hidden", a.builder.hidden},
+                         {"layers", 1},
+                         {"activation", a.builder.activation}};
+  }
+  return spec;
 }
 
 Json options_json(const TrainArgs& a, const Data& data) {
@@ -142,7 +195,13 @@ Json options_json(const TrainArgs& a, const Data& data) {
     o["activation"] = a.builder.activation;
     o["conditioner"] = a.builder.conditioner;
     o["scale_bound"] = a.builder.scale_bound;
+    o["bins"] = a.builder.bins;
+    o["tail_bound"] = a.builder.tail_bound;
     o["base"] = a.builder.base;
+  }
+  if (!a.context_columns.empty()) {
+    o["context_columns"] = a.context_columns;
+    o["embedding"] = a.embedding;
   }
   if (data.toy) o["n"] = a.n;
   return o;
@@ -170,17 +229,28 @@ void run_train(TrainArgs& a) {
     }
   }
 
-  // Data.
-  const Data data = load_data(a.data, a.columns, a.header, a.n, static_cast<uint64_t>(a.seed));
+  // Data, and the context columns of the same rows.
+  const ModelData loaded = load_training_data(a.data, a.columns, a.context_columns, a.header, a.n,
+                                              static_cast<uint64_t>(a.seed));
+  const Data& data = loaded.x;
+  const bool conditional = loaded.context.values.defined();
   const int64_t features = data.values.size(1);
-  const Split split = split_data(data, a);
+  const int64_t context_features = conditional ? loaded.context.values.size(1) : 0;
+  const Split split = split_data(data, loaded.context.values, a);
   const at::ScalarType dtype = a.dtype == "float64" ? at::kDouble : at::kFloat;
 
   // Model spec: a builder or a file, then the standardisation fitted on the training split.
+  // The transforms see the embedded context (width --embedding) or the raw one.
   Json spec;
   if (!a.spec_file.empty()) {
     spec = read_spec_file(a.spec_file);
+    if (!conditional && spec.value("context_features", int64_t{0}) > 0) {
+      throw ConfigError(a.spec_file + ": the spec is conditional on a context of " +
+                        spec["context_features"].dump() +
+                        " features; choose its columns with --context-columns");
+    }
   } else {
+    a.builder.context_features = a.embedding > 0 ? a.embedding : context_features;
     spec = build_flow_spec(a.model, features, a.builder);
   }
   Json standardization = nullptr;
@@ -188,6 +258,18 @@ void run_train(TrainArgs& a) {
     const auto fitted = StandardizeImpl::fit(split.train);
     spec = with_standardization(spec, fitted->mean_values(), fitted->std_values());
     standardization = {{"mean", fitted->mean_values()}, {"std", fitted->std_values()}};
+  }
+  Json context_standardization = nullptr;
+  if (conditional) {
+    std::vector<double> mean;
+    std::vector<double> std;
+    if (!a.no_standardize) {
+      const auto fitted = StandardizeImpl::fit(split.train_context);
+      mean = fitted->mean_values();
+      std = fitted->std_values();
+      context_standardization = {{"mean", mean}, {"std", std}};
+    }
+    spec = with_context(spec, context_features, mean, std, a);
   }
   seed_torch(static_cast<uint64_t>(a.seed));
   FlowPtr flow = make_flow(spec);
@@ -204,7 +286,9 @@ void run_train(TrainArgs& a) {
     // the wrong length): try a few rows, so that it is reported as a spec problem.
     try {
       c10::AutoGradMode no_grad(false);
-      flow->log_prob(split.train.narrow(0, 0, std::min<int64_t>(split.train.size(0), 2)).to(dtype));
+      const int64_t rows = std::min<int64_t>(split.train.size(0), 2);
+      flow->log_prob(split.train.narrow(0, 0, rows).to(dtype),
+                     conditional ? split.train_context.narrow(0, 0, rows).to(dtype) : at::Tensor());
     } catch (const c10::Error& e) {
       throw ConfigError(a.spec_file +
                         ": the spec does not fit the data: " + e.what_without_backtrace());
@@ -231,6 +315,9 @@ void run_train(TrainArgs& a) {
     std::cerr << "zflow: training " << model_name << " (" << params << " params, " << a.dtype
               << ") on " << split.train.size(0) << " points of " << data.source << " (" << features
               << " columns"
+              << (conditional ? " given " + std::to_string(context_features) + " context column" +
+                                    (context_features == 1 ? "" : "s")
+                              : std::string())
               << (split.val.defined() ? ", " + std::to_string(split.val.size(0)) + " for validation"
                                       : std::string(", no validation set"))
               << "), " << a.threads << " thread" << (a.threads == 1 ? "" : "s")
@@ -239,11 +326,18 @@ void run_train(TrainArgs& a) {
 
   const at::Tensor train_data = split.train.to(dtype).contiguous();
   const at::Tensor val_data = split.val.defined() ? split.val.to(dtype).contiguous() : at::Tensor();
-  const train::TrainResult result = train::train_flow(*flow, train_data, val_data, a.train);
+  auto in_dtype = [dtype](const at::Tensor& t) {
+    return t.defined() ? t.to(dtype).contiguous() : at::Tensor();
+  };
+  const train::TrainResult result =
+      train::train_flow(*flow, train_data, val_data, a.train, in_dtype(split.train_context),
+                        in_dtype(split.val_context));
 
   // The model file, with what later commands (and people) need to know.
   Json columns = Json::array();
   for (const auto& c : data.columns) columns.push_back(c);
+  Json context_columns = Json::array();
+  for (const auto& c : loaded.context.columns) context_columns.push_back(c);
   const Json train_json = {{"options", options_json(a, data)},
                            {"result",
                             {{"steps", result.steps_done},
@@ -254,12 +348,20 @@ void run_train(TrainArgs& a) {
                              {"skipped_steps", result.skipped_steps},
                              {"stopped_early", result.stopped_early},
                              {"seconds", result.seconds}}}};
-  std::map<std::string, std::string> metadata = {{"dataset", data.source},
-                                                 {"columns", columns.dump()},
-                                                 {"features", std::to_string(features)},
-                                                 {"model", model_name},
-                                                 {"train", train_json.dump()},
-                                                 {"standardization", standardization.dump()}};
+  std::map<std::string, std::string> metadata = {
+      {"dataset", data.source},
+      {"columns", columns.dump()},
+      {"features", std::to_string(features)},
+      {"model", model_name},
+      {"train", train_json.dump()},
+      {"standardization", standardization.dump()},
+      {"data_column_indices", Json(data.indices).dump()},
+      {"context_columns", context_columns.dump()},
+      {"context_features", std::to_string(context_features)},
+      {"context_standardization", context_standardization.dump()}};
+  if (conditional) {
+    metadata["context_column_indices"] = Json(loaded.context.indices).dump();
+  }
   save_checkpoint(a.out, *flow, metadata);
 
   if (!a.quiet) {
@@ -279,12 +381,18 @@ void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* sub = app.add_subcommand(
       "train", "Fit a flow to data by maximum likelihood and write a model file");
-  set_example(sub,
-              "zflow train --data 8gaussians --model realnvp --steps 2000 --out model.safetensors\n"
-              "  zflow train --data measurements.csv --columns 0-3 --out model.safetensors");
+  set_example(
+      sub,
+      "zflow train --data 8gaussians --model realnvp --steps 2000 --out model.safetensors\n"
+      "  zflow train --data measurements.csv --columns 0-3 --out model.safetensors\n"
+      "  zflow train --data runs.csv --context-columns temp --model maf --out cond.safetensors");
 
   std::vector<std::string> models;
   for (const auto& [name, description] : builder_names()) models.push_back(name);
+  // build_flow_spec knows these even where builder_names() does not list them yet.
+  for (const char* name : {"maf", "iaf", "nsf-coupling", "nsf-autoregressive"}) {
+    if (std::find(models.begin(), models.end(), name) == models.end()) models.push_back(name);
+  }
 
   sub->add_option("--data", a->data,
                   "A built-in dataset (see 'zflow datasets') or a .csv/.npy file")
@@ -292,6 +400,9 @@ void add_train(CLI::App& app) {
   sub->add_option(
       "--columns", a->columns,
       "Columns to use: indices, ranges a-b or names, e.g. '0,2-4,price' (default: all)");
+  sub->add_option("--context-columns", a->context_columns,
+                  "Columns of the same file used as the context c of a conditional flow "
+                  "(the data are then --columns, default: all the others)");
   sub->add_option("--header", a->header, "Whether the CSV has a header row")
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();
@@ -305,7 +416,7 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--spec", a->spec_file, "A JSON flow spec to train instead of a ready-made model")
       ->check(CLI::ExistingFile);
-  sub->add_option("--layers", a->builder.layers, "Coupling layers (glow: steps)")
+  sub->add_option("--layers", a->builder.layers, "Coupling or autoregressive layers (glow: steps)")
       ->check(positive())
       ->capture_default_str();
   sub->add_option("--hidden", a->builder.hidden, "Hidden width of the conditioners")
@@ -321,6 +432,17 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--scale-bound", a->builder.scale_bound,
                   "Bound of the affine couplings' soft-clamped log-scale")
+      ->capture_default_str();
+  sub->add_option("--bins", a->builder.bins, "Spline bins (nsf-coupling, nsf-autoregressive)")
+      ->check(positive())
+      ->capture_default_str();
+  sub->add_option("--tail-bound", a->builder.tail_bound,
+                  "Splines act on [-B, B] (standardised units), identity outside")
+      ->capture_default_str();
+  sub->add_option("--embedding", a->embedding,
+                  "Embed the context by an MLP (width --hidden, 1 layer) into this many features "
+                  "(0: none)")
+      ->check(non_negative())
       ->capture_default_str();
   sub->add_option("--base", a->builder.base, "Base distribution")
       ->check(CLI::IsMember({"standard_normal", "diagonal_normal"}))
@@ -383,7 +505,8 @@ void add_train(CLI::App& app) {
     for (const char* o : options) sub->get_option(o)->group(name);
   };
   group("Model", {"--model", "--spec", "--layers", "--hidden", "--depth", "--activation",
-                  "--conditioner", "--scale-bound", "--base", "--dtype", "--no-standardize"});
+                  "--conditioner", "--scale-bound", "--bins", "--tail-bound", "--embedding",
+                  "--base", "--dtype", "--no-standardize"});
   group("Optimisation", {"--steps", "--batch-size", "--lr", "--optimizer", "--weight-decay",
                          "--no-cosine", "--warmup", "--clip", "--val-fraction", "--eval-every",
                          "--patience", "--max-nonfinite", "--seed"});

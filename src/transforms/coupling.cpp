@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "zflow/core/error.h"
+#include "zflow/functional/affine.h"
 
 namespace zflow {
 
@@ -96,12 +97,8 @@ AffineCouplingImpl::AffineCouplingImpl(std::vector<int64_t> mask, const Json& co
 
 TransformOutput AffineCouplingImpl::transform_part(const Tensor& x_t, const Tensor& params,
                                                    bool inverse) {
-  const Tensor shift = params.select(2, 0);
-  // Soft clamp of the log-scale: s = b·tanh(ŝ/b) is ≈ ŝ near 0 and never leaves (−b, b).
-  const Tensor log_scale = at::tanh(params.select(2, 1) / scale_bound_) * scale_bound_;
-  const Tensor logabsdet = log_scale.sum(1);
-  if (!inverse) return {x_t * at::exp(log_scale) + shift, logabsdet};
-  return {(x_t - shift) * at::exp(-log_scale), -logabsdet};
+  auto r = functional::affine(x_t, params.select(2, 0), params.select(2, 1), scale_bound_, inverse);
+  return {r.outputs, r.logabsdet.sum(1)};
 }
 
 Json AffineCouplingImpl::spec() const {

@@ -83,6 +83,41 @@ std::vector<Case> cases() {
     return at::rand({kBatch, kFeatures}, at::TensorOptions(dtype)) * 3.6 - 1.8;
   };
   c.push_back(logit);
+  const Json made = {{"hidden", {16, 16}}, {"activation", "tanh"}};
+  c.push_back({"maf_affine", {{"type", "masked_affine_autoregressive"}, {"features", kFeatures}, {"made", made}}});
+  c.push_back({"maf_affine_context",
+               {{"type", "masked_affine_autoregressive"},
+                {"features", kFeatures},
+                {"made", {{"hidden", {16}}, {"ordering", "random"}, {"seed", 5}, {"residual", false}}},
+                {"context_features", kContext}},
+               kContext});
+  c.push_back({"iaf", {{"type", "inverse_autoregressive"}, {"features", kFeatures}, {"made", made}}});
+  c.push_back({"iaf_context",
+               {{"type", "inverse_autoregressive"},
+                {"features", kFeatures},
+                {"made", {{"hidden", {16, 16}}, {"residual", true}, {"ordering", "reversed"}}},
+                {"context_features", kContext}},
+               kContext});
+  c.push_back({"maf_spline",
+               {{"type", "masked_spline_autoregressive"}, {"features", kFeatures}, {"made", made}, {"bins", 5}}});
+  c.push_back({"maf_spline_context",
+               {{"type", "masked_spline_autoregressive"},
+                {"features", kFeatures},
+                {"made", made},
+                {"bins", 4},
+                {"tail_bound", 2.5},
+                {"context_features", kContext}},
+               kContext});
+  c.push_back({"spline_coupling",
+               {{"type", "spline_coupling"}, {"mask", mask}, {"conditioner", mlp()}, {"bins", 6}}});
+  c.push_back({"spline_coupling_context",
+               {{"type", "spline_coupling"},
+                {"mask", {0, 1, 1, 0}},
+                {"conditioner", mlp()},
+                {"bins", 3},
+                {"tail_bound", 2.0},
+                {"context_features", kContext}},
+               kContext});
   c.push_back({"inverse", {{"type", "inverse"}, {"transform", c[0].spec}}});
   c.push_back({"composite",
                {{"type", "composite"},
@@ -225,7 +260,7 @@ TEST_P(TransformProperties, SpecRoundTripGivesIdenticalOutputs) {
 TEST_P(TransformProperties, CheckpointRoundTripGivesIdenticalOutputs) {
   auto t = build(GetParam(), at::kDouble);
   auto flow = std::make_shared<FlowImpl>(
-      t, std::make_shared<StandardNormalImpl>(std::vector<int64_t>{kFeatures}));
+      t, std::make_shared<StandardNormalImpl>(std::vector<int64_t>{kFeatures}), GetParam().context);
   flow->to(at::kDouble);
   flow->eval();
   const auto path =

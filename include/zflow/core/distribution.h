@@ -27,6 +27,8 @@ class DistributionImpl : public torch::nn::Module {
   /// Samples and their log densities, cheaper than sample() then log_prob() for flows.
   virtual std::pair<Tensor, Tensor> sample_and_log_prob(int64_t n, const Tensor& context = {});
 
+  /// Size of the context vector this distribution conditions on (0: unconditional).
+  virtual int64_t context_features() const { return 0; }
   /// The shape of one event ({D} for tabular data).
   virtual std::vector<int64_t> event_shape() const = 0;
   /// A spec from which make_distribution rebuilds it.

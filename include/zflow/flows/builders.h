@@ -29,6 +29,10 @@ struct BuilderOptions {
   int64_t context_features = 0;
   /// Seed of random permutations.
   uint64_t seed = 0;
+  /// Spline bins (nsf-*).
+  int64_t bins = 8;
+  /// Half-width B of the splines' interval [−B, B]; identity outside (nsf-*).
+  double tail_bound = 3.0;
   /// Base distribution: "standard_normal" or "diagonal_normal".
   std::string base = "standard_normal";
 };

@@ -8,16 +8,28 @@
 
 #include "zflow/core/distribution.h"
 #include "zflow/core/transform.h"
+#include "zflow/nn/mlp.h"
 
 namespace zflow {
 
 /// A flow is itself a Distribution.
+///
+/// Conditional flows: the context c [B, K] is optionally standardised (fixed statistics),
+/// then optionally embedded by an MLP into [B, E]; the result is what every transform and
+/// the base receive as their context.
 class FlowImpl : public DistributionImpl {
  public:
-  FlowImpl(TransformPtr transform, DistributionPtr base);
+  /// `context_features` is K (0: unconditional); `context_standardize` and `embedding`
+  /// may be null.
+  FlowImpl(TransformPtr transform, DistributionPtr base, int64_t context_features = 0,
+           std::shared_ptr<TransformImpl> context_standardize = nullptr,
+           std::shared_ptr<nn::MLPImpl> embedding = nullptr);
 
   Tensor log_prob(const Tensor& inputs, const Tensor& context = {}) override;
+  /// Without a context: [n, D]. With one context [K]: [n, D]. With C contexts [C, K]:
+  /// [C, n, D], n samples for each (no loop over contexts needed).
   Tensor sample(int64_t n, const Tensor& context = {}) override;
+  /// Same shapes as sample(); log-probabilities [n] or [C, n].
   std::pair<Tensor, Tensor> sample_and_log_prob(int64_t n, const Tensor& context = {}) override;
 
   /// Encodes data into noise: z = f(x).
@@ -25,8 +37,13 @@ class FlowImpl : public DistributionImpl {
   /// Decodes noise into data: x = f⁻¹(z). decode(transform_to_noise(x)) ≈ x.
   Tensor decode(const Tensor& noise, const Tensor& context = {});
 
+  /// The context as the layers see it (standardised, embedded); undefined stays undefined.
+  Tensor embed_context(const Tensor& context);
+  /// Size of the raw context vector (0: unconditional flow).
+  int64_t context_features() const override { return context_features_; }
+
   std::vector<int64_t> event_shape() const override { return base_->event_shape(); }
-  /// {"type": "flow", "transform": ..., "base": ...}.
+  /// {"type": "flow", "transform": ..., "base": ..., ["context_standardize", "embedding"]}.
   Json spec() const override;
   void pretty_print(std::ostream& stream) const override;
 
@@ -34,8 +51,13 @@ class FlowImpl : public DistributionImpl {
   DistributionPtr base() const { return base_; }
 
  private:
+  /// Draws z for n samples per context row: [C·n, ...] from embedded contexts [C, E].
+  Tensor draw_noise(int64_t n, const Tensor& embedded);
   TransformPtr transform_;
   DistributionPtr base_;
+  std::shared_ptr<TransformImpl> context_standardize_;
+  std::shared_ptr<nn::MLPImpl> embedding_;
+  int64_t context_features_ = 0;
 };
 TORCH_MODULE(Flow);
 

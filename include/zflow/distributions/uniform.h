@@ -1,0 +1,46 @@
+#pragma once
+/// \file
+/// The uniform distribution on an axis-aligned box.
+
+#include <ostream>
+#include <vector>
+
+#include "zflow/core/distribution.h"
+
+namespace zflow {
+
+/// Uniform on the box [low_1, high_1] × … × [low_D, high_D] over [D] vectors.
+///
+/// log_prob is −Σ_i log(high_i − low_i) for points inside the closed box and −inf outside
+/// (samples from at::rand lie in the half-open box [low, high)). A flow with this base
+/// needs a transform whose forward direction lands inside the box (e.g. a final `sigmoid`
+/// with matching bounds); otherwise its log-likelihood is −inf.
+///
+/// The bounds are float buffers "low" and "high" (not learnable), so their dtype and device
+/// follow `to()`. The context is ignored.
+/// Spec: {"type": "box_uniform", "low": [...], "high": [...]}.
+class BoxUniformImpl : public DistributionImpl {
+ public:
+  /// ConfigError unless the lists are non-empty, of equal length, finite and low < high.
+  BoxUniformImpl(std::vector<double> low, std::vector<double> high);
+  /// inputs [B, D] → [B].
+  Tensor log_prob(const Tensor& inputs, const Tensor& context = {}) override;
+  /// [n, D], uniform in [low, high).
+  Tensor sample(int64_t n, const Tensor& context = {}) override;
+  std::vector<int64_t> event_shape() const override {
+    return {static_cast<int64_t>(low_values_.size())};
+  }
+  Json spec() const override;
+  void pretty_print(std::ostream& stream) const override;
+
+  Tensor low;
+  Tensor high;
+
+ private:
+  std::vector<double> low_values_;
+  std::vector<double> high_values_;
+  double log_volume_ = 0;  // Σ log(high − low), computed in double
+};
+TORCH_MODULE(BoxUniform);
+
+}  // namespace zflow

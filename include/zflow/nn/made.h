@@ -1,0 +1,81 @@
+#pragma once
+/// \file
+/// MADE: masked autoencoder for distribution estimation (Germain, Gregor, Murray &
+/// Larochelle 2015). A feed-forward network whose weight masks make output i depend only
+/// on the inputs that come before i in an ordering, so a single pass yields the parameters
+/// of every autoregressive conditional p(x_i | x_<i). The masks are built once, from
+/// integer "degrees", and stored as buffers.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/pimpl.h>
+
+#include "zflow/core/spec.h"
+
+namespace zflow::nn {
+
+using torch::Tensor;
+
+/// A linear layer y = x (W ⊙ M)ᵀ + b with a fixed 0/1 mask M.
+class MaskedLinearImpl : public torch::nn::Module {
+ public:
+  MaskedLinearImpl(const Tensor& mask, bool zero_init = false);
+  Tensor forward(const Tensor& inputs);
+  Tensor weight;
+  Tensor bias;
+  Tensor mask;
+};
+TORCH_MODULE(MaskedLinear);
+
+/// Options for MADE.
+struct MADEOptions {
+  MADEOptions(int64_t features, int64_t params_per_feature)
+      : features_(features), params_per_feature_(params_per_feature) {}
+  /// Number of autoregressive inputs D.
+  TORCH_ARG(int64_t, features);
+  /// Outputs per input (e.g. 2 for shift and log-scale).
+  TORCH_ARG(int64_t, params_per_feature);
+  /// Widths of the hidden layers (residual: all equal, one block per entry).
+  TORCH_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{64, 64};
+  /// "natural" (0, 1, ..., D−1), "reversed" or "random" (from `seed`).
+  TORCH_ARG(std::string, ordering) = "natural";
+  /// Seed of a random ordering.
+  TORCH_ARG(uint64_t, seed) = 0;
+  /// Masked residual blocks h + W₂ act(W₁ act(h)) instead of plain layers.
+  TORCH_ARG(bool, residual) = false;
+  /// relu, gelu, silu, tanh, elu or leaky_relu.
+  TORCH_ARG(std::string, activation) = "relu";
+  /// Size of a context vector fed, unmasked, to the first hidden layer (0 = none).
+  TORCH_ARG(int64_t, context_features) = 0;
+};
+
+/// The MADE conditioner: inputs [B, D] (+ context [B, K]) → parameters [B, D, P].
+class MADEImpl : public torch::nn::Module {
+ public:
+  explicit MADEImpl(MADEOptions options);
+  Tensor forward(const Tensor& inputs, const Tensor& context = {});
+  void pretty_print(std::ostream& stream) const override;
+  /// Position of each input in the autoregressive order (1-based degrees).
+  const std::vector<int64_t>& input_degrees() const { return input_degrees_; }
+
+  MADEOptions options;
+
+ private:
+  std::vector<int64_t> input_degrees_;
+  torch::nn::ModuleList layers_{nullptr};
+  torch::nn::ModuleList context_layers_{nullptr};
+  MaskedLinear output_{nullptr};
+};
+TORCH_MODULE(MADE);
+
+/// Options from a spec {"hidden": [..], "ordering", "seed", "residual", "activation"}.
+MADEOptions made_options_from_spec(const Json& spec, int64_t features, int64_t params_per_feature,
+                                   int64_t context_features);
+/// The spec of `options` (without sizes).
+Json made_spec(const MADEOptions& options);
+
+}  // namespace zflow::nn
