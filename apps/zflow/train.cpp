@@ -389,10 +389,6 @@ void add_train(CLI::App& app) {
 
   std::vector<std::string> models;
   for (const auto& [name, description] : builder_names()) models.push_back(name);
-  // build_flow_spec knows these even where builder_names() does not list them yet.
-  for (const char* name : {"maf", "iaf", "nsf-coupling", "nsf-autoregressive"}) {
-    if (std::find(models.begin(), models.end(), name) == models.end()) models.push_back(name);
-  }
 
   sub->add_option("--data", a->data,
                   "A built-in dataset (see 'zflow datasets') or a .csv/.npy file")

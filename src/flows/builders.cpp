@@ -71,7 +71,12 @@ std::vector<std::pair<std::string, std::string>> builder_names() {
           {"nice",
            "NICE: additive couplings on alternating halves + diagonal scaling (Dinh et al. 2014)"},
           {"glow",
-           "tabular Glow: per step ActNorm, LU linear, affine coupling (Kingma & Dhariwal 2018)"}};
+           "tabular Glow: per step ActNorm, LU linear, affine coupling (Kingma & Dhariwal 2018)"},
+          {"maf", "MAF: masked affine autoregressive layers, reversed orders (Papamakarios et al. 2017)"},
+          {"iaf", "IAF: inverse autoregressive layers, one-pass sampling (Kingma et al. 2016)"},
+          {"nsf-coupling", "NSF-C: rational-quadratic spline couplings + LU linear (Durkan et al. 2019)"},
+          {"nsf-autoregressive",
+           "NSF-AR: autoregressive rational-quadratic splines + LU linear (Durkan et al. 2019)"}};
 }
 
 Json build_flow_spec(const std::string& name, int64_t features, const BuilderOptions& o) {

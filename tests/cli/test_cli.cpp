@@ -571,11 +571,6 @@ TEST_F(CliTest, EveryModelTrainsAndEvaluates) {
     Result r = run("train --data data.csv --model " + model +
                    " --steps 20 --eval-every 10 --threads 1 --layers 2 --hidden 8 --bins 4 --out " +
                    file + " --quiet");
-    if (model == "nsf-coupling" && r.code == 2 &&
-        r.err.find("'spline_coupling'") != std::string::npos) {
-      std::cerr << "note: spline_coupling is not registered yet; nsf-coupling not tested\n";
-      continue;
-    }
     ASSERT_EQ(r.code, 0) << model << ": " << r.err;
     r = run("eval --model " + file + " --data data.csv --json --threads 1");
     ASSERT_EQ(r.code, 0) << model << ": " << r.err;
