@@ -24,7 +24,8 @@ Json affine_coupling(int64_t features, bool even, const BuilderOptions& o) {
 
 Json made_spec(const BuilderOptions& o) {
   return {{"type", "made"},
-          {"hidden", std::vector<int64_t>(static_cast<size_t>(std::max<int64_t>(o.depth, 1)), o.hidden)},
+          {"hidden",
+           std::vector<int64_t>(static_cast<size_t>(std::max<int64_t>(o.depth, 1)), o.hidden)},
           {"activation", o.activation},
           {"residual", o.conditioner == "resmlp"}};
 }
@@ -72,9 +73,11 @@ std::vector<std::pair<std::string, std::string>> builder_names() {
            "NICE: additive couplings on alternating halves + diagonal scaling (Dinh et al. 2014)"},
           {"glow",
            "tabular Glow: per step ActNorm, LU linear, affine coupling (Kingma & Dhariwal 2018)"},
-          {"maf", "MAF: masked affine autoregressive layers, reversed orders (Papamakarios et al. 2017)"},
+          {"maf",
+           "MAF: masked affine autoregressive layers, reversed orders (Papamakarios et al. 2017)"},
           {"iaf", "IAF: inverse autoregressive layers, one-pass sampling (Kingma et al. 2016)"},
-          {"nsf-coupling", "NSF-C: rational-quadratic spline couplings + LU linear (Durkan et al. 2019)"},
+          {"nsf-coupling",
+           "NSF-C: rational-quadratic spline couplings + LU linear (Durkan et al. 2019)"},
           {"nsf-autoregressive",
            "NSF-AR: autoregressive rational-quadratic splines + LU linear (Durkan et al. 2019)"}};
 }
@@ -102,11 +105,12 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
     }
   } else if (name == "maf" || name == "iaf") {
     for (int64_t i = 0; i < o.layers; ++i) {
-      layers.push_back({{"type", name == "maf" ? "masked_affine_autoregressive" : "inverse_autoregressive"},
-                        {"features", features},
-                        {"made", made_spec(o)},
-                        {"context_features", o.context_features},
-                        {"scale_bound", o.scale_bound}});
+      layers.push_back(
+          {{"type", name == "maf" ? "masked_affine_autoregressive" : "inverse_autoregressive"},
+           {"features", features},
+           {"made", made_spec(o)},
+           {"context_features", o.context_features},
+           {"scale_bound", o.scale_bound}});
       if (i + 1 < o.layers) layers.push_back(reverse_permutation(features));
     }
   } else if (name == "nsf-coupling") {

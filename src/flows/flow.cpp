@@ -31,8 +31,8 @@ Tensor FlowImpl::embed_context(const Tensor& context) {
     return context;
   }
   TORCH_CHECK(context_features_ > 0, "flow: this flow is unconditional but was given a context");
-  TORCH_CHECK(context.dim() == 2 && context.size(1) == context_features_, "flow: context must be [B, ",
-              context_features_, "], got ", context.sizes());
+  TORCH_CHECK(context.dim() == 2 && context.size(1) == context_features_,
+              "flow: context must be [B, ", context_features_, "], got ", context.sizes());
   Tensor c = context;
   if (context_standardize_) c = context_standardize_->forward(c).outputs;
   if (embedding_) c = embedding_->forward(c);

@@ -60,10 +60,11 @@ Table<TransformFactory>& transform_table() {
     };
     f["spline_coupling"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"mask", "conditioner", "context_features", "bins", "tail_bound"});
-      return std::make_shared<SplineCouplingImpl>(
-          spec_required<std::vector<int64_t>>(s, "mask"), spec_optional<Json>(s, "conditioner", Json()),
-          spec_optional<int64_t>(s, "context_features", 0), spec_optional<int64_t>(s, "bins", 8),
-          spec_optional<double>(s, "tail_bound", 3.0));
+      return std::make_shared<SplineCouplingImpl>(spec_required<std::vector<int64_t>>(s, "mask"),
+                                                  spec_optional<Json>(s, "conditioner", Json()),
+                                                  spec_optional<int64_t>(s, "context_features", 0),
+                                                  spec_optional<int64_t>(s, "bins", 8),
+                                                  spec_optional<double>(s, "tail_bound", 3.0));
     };
     f["additive_coupling"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"mask", "conditioner", "context_features"});
@@ -72,8 +73,8 @@ Table<TransformFactory>& transform_table() {
           spec_optional<Json>(s, "conditioner", Json()),
           spec_optional<int64_t>(s, "context_features", 0));
     };
-    const std::vector<std::string> autoregressive_fields = {
-        "features", "made", "context_features", "inverse_autoregressive"};
+    const std::vector<std::string> autoregressive_fields = {"features", "made", "context_features",
+                                                            "inverse_autoregressive"};
     auto with = [](std::vector<std::string> v, std::initializer_list<std::string> more) {
       v.insert(v.end(), more);
       return v;
@@ -82,7 +83,8 @@ Table<TransformFactory>& transform_table() {
       reject_unknown_fields(s, with(autoregressive_fields, {"scale_bound"}));
       return std::make_shared<MaskedAffineAutoregressiveImpl>(
           spec_required<int64_t>(s, "features"), spec_optional<Json>(s, "made", Json()),
-          spec_optional<int64_t>(s, "context_features", 0), spec_optional<double>(s, "scale_bound", 3.0),
+          spec_optional<int64_t>(s, "context_features", 0),
+          spec_optional<double>(s, "scale_bound", 3.0),
           spec_optional<bool>(s, "inverse_autoregressive", false));
     };
     // IAF: the masked affine autoregressive map with its fast direction on the sampling side.
@@ -90,15 +92,16 @@ Table<TransformFactory>& transform_table() {
       reject_unknown_fields(s, with(autoregressive_fields, {"scale_bound"}));
       return std::make_shared<MaskedAffineAutoregressiveImpl>(
           spec_required<int64_t>(s, "features"), spec_optional<Json>(s, "made", Json()),
-          spec_optional<int64_t>(s, "context_features", 0), spec_optional<double>(s, "scale_bound", 3.0),
-          true);
+          spec_optional<int64_t>(s, "context_features", 0),
+          spec_optional<double>(s, "scale_bound", 3.0), true);
     };
     f["masked_spline_autoregressive"] = [=](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, with(autoregressive_fields, {"bins", "tail_bound"}));
       return std::make_shared<MaskedSplineAutoregressiveImpl>(
           spec_required<int64_t>(s, "features"), spec_optional<Json>(s, "made", Json()),
           spec_optional<int64_t>(s, "context_features", 0), spec_optional<int64_t>(s, "bins", 8),
-          spec_optional<double>(s, "tail_bound", 3.0), spec_optional<bool>(s, "inverse_autoregressive", false));
+          spec_optional<double>(s, "tail_bound", 3.0),
+          spec_optional<bool>(s, "inverse_autoregressive", false));
     };
     f["permutation"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"indices", "features", "kind", "seed"});
@@ -161,7 +164,8 @@ Table<DistributionFactory>& distribution_table() {
     };
     table.factories["gaussian_mixture"] = [](const Json& s) -> DistributionPtr {
       reject_unknown_fields(s, {"shape", "components"});
-      return std::make_shared<GaussianMixtureImpl>(required_shape(s), spec_required<int64_t>(s, "components"));
+      return std::make_shared<GaussianMixtureImpl>(required_shape(s),
+                                                   spec_required<int64_t>(s, "components"));
     };
     table.factories["box_uniform"] = [](const Json& s) -> DistributionPtr {
       reject_unknown_fields(s, {"low", "high"});
@@ -171,7 +175,8 @@ Table<DistributionFactory>& distribution_table() {
     table.factories["conditional_diagonal_normal"] = [](const Json& s) -> DistributionPtr {
       reject_unknown_fields(s, {"shape", "context_features", "conditioner"});
       return std::make_shared<ConditionalDiagonalNormalImpl>(
-          required_shape(s), spec_required<int64_t>(s, "context_features"), spec_optional<Json>(s, "conditioner", Json()));
+          required_shape(s), spec_required<int64_t>(s, "context_features"),
+          spec_optional<Json>(s, "conditioner", Json()));
     };
   });
   return table;
@@ -215,21 +220,24 @@ FlowPtr make_flow(const Json& spec) {
   if (!spec.is_object() || spec.value("type", std::string()) != "flow") {
     throw ConfigError("a flow spec must be an object with \"type\": \"flow\"");
   }
-  reject_unknown_fields(spec, {"transform", "base", "context_features", "context_standardize", "embedding"});
+  reject_unknown_fields(
+      spec, {"transform", "base", "context_features", "context_standardize", "embedding"});
   const auto context_features = spec_optional<int64_t>(spec, "context_features", 0);
   std::shared_ptr<TransformImpl> standardize;
-  if (spec.contains("context_standardize")) standardize = make_transform(spec["context_standardize"]);
+  if (spec.contains("context_standardize"))
+    standardize = make_transform(spec["context_standardize"]);
   std::shared_ptr<nn::MLPImpl> embedding;
   if (spec.contains("embedding")) {
     Json net = spec["embedding"];
     const auto features = spec_required<int64_t>(net, "features");
     net.erase("features");
-    auto options = nn::mlp_options_from_spec(net, context_features, features, 0).zero_init_last(false);
+    auto options =
+        nn::mlp_options_from_spec(net, context_features, features, 0).zero_init_last(false);
     embedding = std::make_shared<nn::MLPImpl>(options);
   }
   return std::make_shared<FlowImpl>(make_transform(spec_required<Json>(spec, "transform")),
-                                    make_distribution(spec_required<Json>(spec, "base")), context_features,
-                                    standardize, embedding);
+                                    make_distribution(spec_required<Json>(spec, "base")),
+                                    context_features, standardize, embedding);
 }
 
 void register_transform(const std::string& type, TransformFactory factory) {

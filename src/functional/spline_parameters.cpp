@@ -14,8 +14,8 @@ void check_spline_settings(const std::string& owner, int64_t bins, const SplineO
   }
   if (static_cast<double>(bins) * options.min_bin_width > 1.0 ||
       static_cast<double>(bins) * options.min_bin_height > 1.0) {
-    throw ConfigError(owner + ": too many bins (" + std::to_string(bins) + ") for the minimum bin size " +
-                      std::to_string(options.min_bin_width));
+    throw ConfigError(owner + ": too many bins (" + std::to_string(bins) +
+                      ") for the minimum bin size " + std::to_string(options.min_bin_width));
   }
 }
 

@@ -18,12 +18,14 @@ namespace {
 // never depends on inputs of degree ≥ deg(i) — that includes input i itself.
 Tensor build_mask(const std::vector<int64_t>& in_degrees, const std::vector<int64_t>& out_degrees,
                   bool strict) {
-  Tensor mask = at::zeros({static_cast<int64_t>(out_degrees.size()), static_cast<int64_t>(in_degrees.size())},
-                          at::kFloat);
+  Tensor mask =
+      at::zeros({static_cast<int64_t>(out_degrees.size()), static_cast<int64_t>(in_degrees.size())},
+                at::kFloat);
   auto m = mask.accessor<float, 2>();
   for (size_t o = 0; o < out_degrees.size(); ++o) {
     for (size_t i = 0; i < in_degrees.size(); ++i) {
-      m[o][i] = (strict ? out_degrees[o] > in_degrees[i] : out_degrees[o] >= in_degrees[i]) ? 1.f : 0.f;
+      m[o][i] =
+          (strict ? out_degrees[o] > in_degrees[i] : out_degrees[o] >= in_degrees[i]) ? 1.f : 0.f;
     }
   }
   return mask;
@@ -43,12 +45,16 @@ std::vector<int64_t> hidden_degrees(int64_t width, int64_t features) {
 MaskedLinearImpl::MaskedLinearImpl(const Tensor& mask_, bool zero_init) {
   const int64_t out = mask_.size(0), in = mask_.size(1);
   const double bound = 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(in, 1)));
-  weight = register_parameter("weight", zero_init ? at::zeros({out, in}) : at::rand({out, in}) * (2 * bound) - bound);
-  bias = register_parameter("bias", zero_init ? at::zeros({out}) : at::rand({out}) * (2 * bound) - bound);
+  weight = register_parameter(
+      "weight", zero_init ? at::zeros({out, in}) : at::rand({out, in}) * (2 * bound) - bound);
+  bias = register_parameter("bias",
+                            zero_init ? at::zeros({out}) : at::rand({out}) * (2 * bound) - bound);
   mask = register_buffer("mask", mask_.clone());
 }
 
-Tensor MaskedLinearImpl::forward(const Tensor& inputs) { return at::linear(inputs, weight * mask, bias); }
+Tensor MaskedLinearImpl::forward(const Tensor& inputs) {
+  return at::linear(inputs, weight * mask, bias);
+}
 
 MADEImpl::MADEImpl(MADEOptions options_) : options(std::move(options_)) {
   const int64_t d = options.features(), p = options.params_per_feature();
@@ -56,9 +62,8 @@ MADEImpl::MADEImpl(MADEOptions options_) : options(std::move(options_)) {
   require_positive("made: params_per_feature", p);
   if (options.hidden().empty()) throw ConfigError("made: needs at least one hidden layer");
   for (auto h : options.hidden()) require_positive("made: hidden width", h);
-  if (options.residual() &&
-      std::adjacent_find(options.hidden().begin(), options.hidden().end(), std::not_equal_to<>()) !=
-          options.hidden().end()) {
+  if (options.residual() && std::adjacent_find(options.hidden().begin(), options.hidden().end(),
+                                               std::not_equal_to<>()) != options.hidden().end()) {
     throw ConfigError("made: residual blocks need equal hidden widths");
   }
   if (options.context_features() < 0) throw ConfigError("made: context_features must be >= 0");
@@ -72,7 +77,8 @@ MADEImpl::MADEImpl(MADEOptions options_) : options(std::move(options_)) {
   } else if (options.ordering() == "random") {
     order = random_permutation(d, options.seed());
   } else if (options.ordering() != "natural") {
-    throw ConfigError("made: ordering must be natural, reversed or random, got '" + options.ordering() + "'");
+    throw ConfigError("made: ordering must be natural, reversed or random, got '" +
+                      options.ordering() + "'");
   }
   input_degrees_.assign(static_cast<size_t>(d), 0);
   for (int64_t pos = 0; pos < d; ++pos) input_degrees_[order[pos]] = pos + 1;
@@ -101,8 +107,8 @@ MADEImpl::MADEImpl(MADEOptions options_) : options(std::move(options_)) {
 }
 
 Tensor MADEImpl::forward(const Tensor& inputs, const Tensor& context) {
-  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == options.features(), "made: expected inputs [B, ",
-              options.features(), "], got ", inputs.sizes());
+  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == options.features(),
+              "made: expected inputs [B, ", options.features(), "], got ", inputs.sizes());
   const auto act = [this](const Tensor& x) { return apply_activation(options.activation(), x); };
   Tensor h = layers_->ptr<MaskedLinearImpl>(0)->forward(inputs);
   if (options.context_features() > 0) {
@@ -118,9 +124,11 @@ Tensor MADEImpl::forward(const Tensor& inputs, const Tensor& context) {
     h = act(h);
   } else {
     h = act(h);
-    for (size_t i = 1; i < layers_->size(); ++i) h = act(layers_->ptr<MaskedLinearImpl>(i)->forward(h));
+    for (size_t i = 1; i < layers_->size(); ++i)
+      h = act(layers_->ptr<MaskedLinearImpl>(i)->forward(h));
   }
-  return output_->forward(h).view({inputs.size(0), options.features(), options.params_per_feature()});
+  return output_->forward(h).view(
+      {inputs.size(0), options.features(), options.params_per_feature()});
 }
 
 void MADEImpl::pretty_print(std::ostream& stream) const {
@@ -129,7 +137,8 @@ void MADEImpl::pretty_print(std::ostream& stream) const {
   stream << " ->";
   for (auto h : options.hidden()) stream << " " << h;
   stream << " -> " << options.features() << "x" << options.params_per_feature() << ", "
-         << options.ordering() << (options.residual() ? ", residual" : "") << ", " << options.activation() << ")";
+         << options.ordering() << (options.residual() ? ", residual" : "") << ", "
+         << options.activation() << ")";
 }
 
 MADEOptions made_options_from_spec(const Json& spec, int64_t features, int64_t params_per_feature,
@@ -146,8 +155,8 @@ MADEOptions made_options_from_spec(const Json& spec, int64_t features, int64_t p
 }
 
 Json made_spec(const MADEOptions& o) {
-  return {{"type", "made"},       {"hidden", o.hidden()},         {"ordering", o.ordering()},
-          {"seed", o.seed()},     {"residual", o.residual()},     {"activation", o.activation()}};
+  return {{"type", "made"},   {"hidden", o.hidden()},     {"ordering", o.ordering()},
+          {"seed", o.seed()}, {"residual", o.residual()}, {"activation", o.activation()}};
 }
 
 }  // namespace zflow::nn

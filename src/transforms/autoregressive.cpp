@@ -8,8 +8,8 @@
 namespace zflow {
 
 AutoregressiveTransformImpl::AutoregressiveTransformImpl(std::string type, int64_t features,
-                                                         int64_t params_per_feature, const Json& made,
-                                                         int64_t context_features,
+                                                         int64_t params_per_feature,
+                                                         const Json& made, int64_t context_features,
                                                          bool inverse_autoregressive)
     : TransformImpl(std::move(type)),
       features_(features),
@@ -31,7 +31,8 @@ Json AutoregressiveTransformImpl::base_spec() const {
 
 std::string AutoregressiveTransformImpl::describe() const {
   std::ostringstream s;
-  s << type() << (inverse_autoregressive_ ? " (IAF: one-pass sampling)" : " (MAF: one-pass density)") << ", ";
+  s << type()
+    << (inverse_autoregressive_ ? " (IAF: one-pass sampling)" : " (MAF: one-pass density)") << ", ";
   made_->pretty_print(s);
   return s.str();
 }
@@ -40,7 +41,8 @@ TransformOutput AutoregressiveTransformImpl::one_pass(const Tensor& inputs, cons
   return transformer(inputs, made_->forward(inputs, context), false);
 }
 
-TransformOutput AutoregressiveTransformImpl::sequential(const Tensor& inputs, const Tensor& context) {
+TransformOutput AutoregressiveTransformImpl::sequential(const Tensor& inputs,
+                                                        const Tensor& context) {
   // After pass k the first k positions of the ordering are exact (their parameters depend
   // only on earlier positions), so D passes solve the triangular system. The logabsdet of
   // the last pass is exact: no parameter depends on the last position.
@@ -53,15 +55,17 @@ TransformOutput AutoregressiveTransformImpl::sequential(const Tensor& inputs, co
   return result;
 }
 
-TransformOutput AutoregressiveTransformImpl::forward_impl(const Tensor& inputs, const Tensor& context) {
-  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, type(), ": expected [B, ", features_,
-              "], got ", inputs.sizes());
+TransformOutput AutoregressiveTransformImpl::forward_impl(const Tensor& inputs,
+                                                          const Tensor& context) {
+  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, type(), ": expected [B, ",
+              features_, "], got ", inputs.sizes());
   return inverse_autoregressive_ ? sequential(inputs, context) : one_pass(inputs, context);
 }
 
-TransformOutput AutoregressiveTransformImpl::inverse_impl(const Tensor& inputs, const Tensor& context) {
-  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, type(), ": expected [B, ", features_,
-              "], got ", inputs.sizes());
+TransformOutput AutoregressiveTransformImpl::inverse_impl(const Tensor& inputs,
+                                                          const Tensor& context) {
+  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, type(), ": expected [B, ",
+              features_, "], got ", inputs.sizes());
   return inverse_autoregressive_ ? one_pass(inputs, context) : sequential(inputs, context);
 }
 
@@ -71,15 +75,17 @@ MaskedAffineAutoregressiveImpl::MaskedAffineAutoregressiveImpl(int64_t features,
                                                                int64_t context_features,
                                                                double scale_bound,
                                                                bool inverse_autoregressive)
-    : AutoregressiveTransformImpl("masked_affine_autoregressive", features, 2, made, context_features,
-                                  inverse_autoregressive),
+    : AutoregressiveTransformImpl("masked_affine_autoregressive", features, 2, made,
+                                  context_features, inverse_autoregressive),
       scale_bound_(scale_bound) {
-  if (!(scale_bound_ > 0)) throw ConfigError("masked_affine_autoregressive: scale_bound must be positive");
+  if (!(scale_bound_ > 0))
+    throw ConfigError("masked_affine_autoregressive: scale_bound must be positive");
 }
 
-TransformOutput MaskedAffineAutoregressiveImpl::transformer(const Tensor& inputs, const Tensor& params,
-                                                            bool inverse) {
-  auto r = functional::affine(inputs, params.select(2, 0), params.select(2, 1), scale_bound_, inverse);
+TransformOutput MaskedAffineAutoregressiveImpl::transformer(const Tensor& inputs,
+                                                            const Tensor& params, bool inverse) {
+  auto r =
+      functional::affine(inputs, params.select(2, 0), params.select(2, 1), scale_bound_, inverse);
   return {r.outputs, r.logabsdet.sum(1)};
 }
 
@@ -90,8 +96,8 @@ Json MaskedAffineAutoregressiveImpl::spec() const {
 }
 
 MaskedSplineAutoregressiveImpl::MaskedSplineAutoregressiveImpl(int64_t features, const Json& made,
-                                                               int64_t context_features, int64_t bins,
-                                                               double tail_bound,
+                                                               int64_t context_features,
+                                                               int64_t bins, double tail_bound,
                                                                bool inverse_autoregressive)
     : AutoregressiveTransformImpl("masked_spline_autoregressive", features,
                                   functional::spline_param_count(bins), made, context_features,
@@ -101,10 +107,10 @@ MaskedSplineAutoregressiveImpl::MaskedSplineAutoregressiveImpl(int64_t features,
   functional::check_spline_settings(type(), bins_, spline_);
 }
 
-TransformOutput MaskedSplineAutoregressiveImpl::transformer(const Tensor& inputs, const Tensor& params,
-                                                            bool inverse) {
-  auto r = functional::rational_quadratic_spline(inputs, functional::identity_offset(params, bins_, spline_),
-                                                 inverse, spline_);
+TransformOutput MaskedSplineAutoregressiveImpl::transformer(const Tensor& inputs,
+                                                            const Tensor& params, bool inverse) {
+  auto r = functional::rational_quadratic_spline(
+      inputs, functional::identity_offset(params, bins_, spline_), inverse, spline_);
   return {r.outputs, r.logabsdet.sum(1)};
 }
 

@@ -47,7 +47,8 @@ TEST_P(MadeProperty, JacobianIsZeroExactlyWhereTheOrderingSays) {
   const auto& degree = made->input_degrees();
   for (int64_t i = 0; i < d; ++i) {
     for (int64_t q = 0; q < p; ++q) {
-      Tensor grad = torch::autograd::grad({out.select(1, i).select(1, q).sum()}, {x}, {}, true, false, true)[0];
+      Tensor grad = torch::autograd::grad({out.select(1, i).select(1, q).sum()}, {x}, {}, true,
+                                          false, true)[0];
       if (!grad.defined()) grad = at::zeros_like(x);
       for (int64_t j = 0; j < d; ++j) {
         const double g = grad.select(1, j).abs().max().item<double>();
@@ -61,14 +62,15 @@ TEST_P(MadeProperty, JacobianIsZeroExactlyWhereTheOrderingSays) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Orderings, MadeProperty,
-                         ::testing::Values(MadeCase{"natural", false, 0}, MadeCase{"reversed", false, 0},
-                                           MadeCase{"random", false, 0}, MadeCase{"random", true, 0},
-                                           MadeCase{"natural", false, 2}, MadeCase{"reversed", true, 3}),
-                         [](const auto& info) {
-                           return info.param.ordering + (info.param.residual ? "_residual" : "") +
-                                  (info.param.context ? "_context" : "");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Orderings, MadeProperty,
+    ::testing::Values(MadeCase{"natural", false, 0}, MadeCase{"reversed", false, 0},
+                      MadeCase{"random", false, 0}, MadeCase{"random", true, 0},
+                      MadeCase{"natural", false, 2}, MadeCase{"reversed", true, 3}),
+    [](const auto& info) {
+      return info.param.ordering + (info.param.residual ? "_residual" : "") +
+             (info.param.context ? "_context" : "");
+    });
 
 TEST(Made, MasksAreBuffersSavedWithTheModel) {
   nn::MADE made(nn::MADEOptions(3, 2).hidden({8}));
@@ -120,7 +122,8 @@ TEST(ConditionalFlow, SampleAndLogProbMatchesLogProbOfEachContext) {
 TEST(ConditionalFlow, ContextIsRequiredExactlyWhenConditional) {
   auto flow = conditional_maf(2, 3);
   EXPECT_THROW(flow->log_prob(at::randn({2, 2}, at::kDouble)), c10::Error);
-  EXPECT_THROW(flow->log_prob(at::randn({2, 2}, at::kDouble), at::randn({2, 5}, at::kDouble)), c10::Error);
+  EXPECT_THROW(flow->log_prob(at::randn({2, 2}, at::kDouble), at::randn({2, 5}, at::kDouble)),
+               c10::Error);
   auto plain = make_flow(build_flow_spec("maf", 2, {}));
   EXPECT_THROW(plain->log_prob(at::randn({2, 2}), at::randn({2, 3})), c10::Error);
 }

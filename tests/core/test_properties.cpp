@@ -84,14 +84,18 @@ std::vector<Case> cases() {
   };
   c.push_back(logit);
   const Json made = {{"hidden", {16, 16}}, {"activation", "tanh"}};
-  c.push_back({"maf_affine", {{"type", "masked_affine_autoregressive"}, {"features", kFeatures}, {"made", made}}});
-  c.push_back({"maf_affine_context",
-               {{"type", "masked_affine_autoregressive"},
-                {"features", kFeatures},
-                {"made", {{"hidden", {16}}, {"ordering", "random"}, {"seed", 5}, {"residual", false}}},
-                {"context_features", kContext}},
-               kContext});
-  c.push_back({"iaf", {{"type", "inverse_autoregressive"}, {"features", kFeatures}, {"made", made}}});
+  c.push_back(
+      {"maf_affine",
+       {{"type", "masked_affine_autoregressive"}, {"features", kFeatures}, {"made", made}}});
+  c.push_back(
+      {"maf_affine_context",
+       {{"type", "masked_affine_autoregressive"},
+        {"features", kFeatures},
+        {"made", {{"hidden", {16}}, {"ordering", "random"}, {"seed", 5}, {"residual", false}}},
+        {"context_features", kContext}},
+       kContext});
+  c.push_back(
+      {"iaf", {{"type", "inverse_autoregressive"}, {"features", kFeatures}, {"made", made}}});
   c.push_back({"iaf_context",
                {{"type", "inverse_autoregressive"},
                 {"features", kFeatures},
@@ -99,7 +103,10 @@ std::vector<Case> cases() {
                 {"context_features", kContext}},
                kContext});
   c.push_back({"maf_spline",
-               {{"type", "masked_spline_autoregressive"}, {"features", kFeatures}, {"made", made}, {"bins", 5}}});
+               {{"type", "masked_spline_autoregressive"},
+                {"features", kFeatures},
+                {"made", made},
+                {"bins", 5}}});
   c.push_back({"maf_spline_context",
                {{"type", "masked_spline_autoregressive"},
                 {"features", kFeatures},

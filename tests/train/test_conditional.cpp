@@ -53,13 +53,16 @@ TEST(ConditionalTraining, LearnsAKnownConditionalDensityWithin005Nats) {
   t.lr = 3e-3;
   t.eval_every = 250;
   t.seed = 7;
-  train::train_flow(*flow, x.to(at::kFloat), x_val.to(at::kFloat), t, c.to(at::kFloat), c_val.to(at::kFloat));
+  train::train_flow(*flow, x.to(at::kFloat), x_val.to(at::kFloat), t, c.to(at::kFloat),
+                    c_val.to(at::kFloat));
 
-  Tensor model = train::log_prob_batched(*flow, x_test.to(at::kFloat), c_test.to(at::kFloat)).to(at::kDouble);
+  Tensor model =
+      train::log_prob_batched(*flow, x_test.to(at::kFloat), c_test.to(at::kFloat)).to(at::kDouble);
   Tensor truth = Truth(c_test).log_prob(x_test);
   const double kl = (truth - model).mean().item<double>();  // ≥ 0 up to sampling noise
   const double mean_abs = (truth - model).abs().mean().item<double>();
-  std::cout << "conditional: E[log p − log q] = " << kl << ", E|log p − log q| = " << mean_abs << "\n";
+  std::cout << "conditional: E[log p − log q] = " << kl << ", E|log p − log q| = " << mean_abs
+            << "\n";
   // On average the model's log-density is within 0.05 nats of the truth (this average is
   // the KL divergence from the truth to the model); pointwise errors stay small too.
   EXPECT_LT(std::abs(kl), 0.05);

@@ -25,7 +25,8 @@ class AutoregressiveTransformImpl : public TransformImpl {
  public:
   /// `inverse_autoregressive`: false = MAF (fast density), true = IAF (fast sampling).
   AutoregressiveTransformImpl(std::string type, int64_t features, int64_t params_per_feature,
-                              const Json& made, int64_t context_features, bool inverse_autoregressive);
+                              const Json& made, int64_t context_features,
+                              bool inverse_autoregressive);
   std::string describe() const override;
   /// The MADE conditioner (for tests of the autoregressive property).
   nn::MADE made() const { return made_; }
