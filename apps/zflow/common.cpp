@@ -390,6 +390,26 @@ ModelData load_training_data(const std::string& spec, const std::string& columns
   return out;
 }
 
+void add_data_options(CLI::App* app, DataArgs& args) {
+  app->add_option("--data", args.data, "A .csv/.npy file, or a built-in dataset name")->required();
+  app->add_option("--columns", args.columns, "Columns to use (default: all)");
+  add_context_columns_option(app, args.context_columns);
+  app->add_option("--header", args.header, "Whether the CSV has a header row")
+      ->check(CLI::IsMember({"auto", "yes", "no"}))
+      ->capture_default_str();
+  app->add_option("--n", args.n, "Points drawn for a built-in dataset")
+      ->check(positive())
+      ->capture_default_str();
+  app->add_option("--seed", args.seed, "Seed for a built-in dataset (distinct from training seeds)")
+      ->check(non_negative())
+      ->capture_default_str();
+}
+
+ModelData load_model_data(const Model& model, const DataArgs& args) {
+  return load_model_data(model, args.data, args.columns, args.context_columns, args.header, args.n,
+                         static_cast<uint64_t>(args.seed));
+}
+
 void add_context_columns_option(CLI::App* app, std::string& context_columns) {
   app->add_option("--context-columns", context_columns,
                   "Conditional models: the context columns of the data file (default: the "

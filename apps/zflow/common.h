@@ -129,6 +129,23 @@ ModelData load_model_data(const Model& model, const std::string& spec, const std
                           const std::string& context_columns, const std::string& header, int64_t n,
                           uint64_t seed);
 
+/// The data options of the commands that score data (log-prob, eval): a file with its
+/// column choices, or a built-in dataset with the number of points and the test seed.
+struct DataArgs {
+  std::string data;
+  std::string columns;
+  std::string context_columns;
+  std::string header = "auto";
+  int64_t n = 100000;
+  int64_t seed = 1000000;
+};
+
+/// Adds --data, --columns, --context-columns, --header, --n and --seed.
+void add_data_options(CLI::App* app, DataArgs& args);
+
+/// load_model_data with the options of `args`.
+ModelData load_model_data(const Model& model, const DataArgs& args);
+
 /// For training: the data columns and, when `context_columns` is given, the context columns
 /// of the same file (the data columns are then `columns`, default: all the others).
 /// ConfigError for context columns with a built-in dataset or a column chosen as both.

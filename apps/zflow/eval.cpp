@@ -16,12 +16,7 @@ namespace {
 
 struct EvalArgs {
   std::string model;
-  std::string data;
-  std::string columns;
-  std::string context_columns;
-  std::string header = "auto";
-  int64_t n = 100000;
-  int64_t seed = 1000000;
+  DataArgs input;
   int64_t batch_size = 4096;
   bool json = false;
   int threads = 1;
@@ -30,8 +25,7 @@ struct EvalArgs {
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
   const Model model = load_model(a.model);
-  const ModelData loaded = load_model_data(model, a.data, a.columns, a.context_columns, a.header,
-                                           a.n, static_cast<uint64_t>(a.seed));
+  const ModelData loaded = load_model_data(model, a.input);
   const Data& data = loaded.x;
   const at::Tensor nll = -log_prob_of(model, loaded, a.batch_size).to(at::kDouble);
   const int64_t points = nll.size(0);
@@ -61,7 +55,7 @@ void run_eval(const EvalArgs& a) {
                 {"bits_per_dim", bits_per_dim},
                 {"non_finite", non_finite}};
     if (data.toy) {
-      out["seed"] = a.seed;
+      out["seed"] = a.input.seed;
       out["entropy"] = entropy;
       out["gap"] = mean - entropy;
     }
@@ -99,18 +93,7 @@ void add_eval(CLI::App& app) {
               "zflow eval --model model.safetensors --data 8gaussians\n"
               "  zflow eval --model model.safetensors --data test.csv --json");
   sub->add_option("--model,-m", a->model, "Model file written by 'zflow train'")->required();
-  sub->add_option("--data", a->data, "A .csv/.npy file, or a built-in dataset name")->required();
-  sub->add_option("--columns", a->columns, "Columns to use (default: all)");
-  add_context_columns_option(sub, a->context_columns);
-  sub->add_option("--header", a->header, "Whether the CSV has a header row")
-      ->check(CLI::IsMember({"auto", "yes", "no"}))
-      ->capture_default_str();
-  sub->add_option("--n", a->n, "Points drawn for a built-in dataset")
-      ->check(positive())
-      ->capture_default_str();
-  sub->add_option("--seed", a->seed, "Seed for a built-in dataset (distinct from training seeds)")
-      ->check(non_negative())
-      ->capture_default_str();
+  add_data_options(sub, a->input);
   sub->add_option("--batch-size", a->batch_size, "Rows evaluated at a time")
       ->check(positive())
       ->capture_default_str();
