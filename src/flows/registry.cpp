@@ -79,22 +79,20 @@ Table<TransformFactory>& transform_table() {
       v.insert(v.end(), more);
       return v;
     };
-    f["masked_affine_autoregressive"] = [=](const Json& s) -> TransformPtr {
-      reject_unknown_fields(s, with(autoregressive_fields, {"scale_bound"}));
-      return std::make_shared<MaskedAffineAutoregressiveImpl>(
-          spec_required<int64_t>(s, "features"), spec_optional<Json>(s, "made", Json()),
-          spec_optional<int64_t>(s, "context_features", 0),
-          spec_optional<double>(s, "scale_bound", 3.0),
-          spec_optional<bool>(s, "inverse_autoregressive", false));
+    // MAF reads the direction from the spec; IAF is the same map with its fast direction
+    // on the sampling side, so its type fixes inverse_autoregressive = true.
+    auto affine_autoregressive = [=](bool always_inverse) {
+      return [=](const Json& s) -> TransformPtr {
+        reject_unknown_fields(s, with(autoregressive_fields, {"scale_bound"}));
+        return std::make_shared<MaskedAffineAutoregressiveImpl>(
+            spec_required<int64_t>(s, "features"), spec_optional<Json>(s, "made", Json()),
+            spec_optional<int64_t>(s, "context_features", 0),
+            spec_optional<double>(s, "scale_bound", 3.0),
+            always_inverse || spec_optional<bool>(s, "inverse_autoregressive", false));
+      };
     };
-    // IAF: the masked affine autoregressive map with its fast direction on the sampling side.
-    f["inverse_autoregressive"] = [=](const Json& s) -> TransformPtr {
-      reject_unknown_fields(s, with(autoregressive_fields, {"scale_bound"}));
-      return std::make_shared<MaskedAffineAutoregressiveImpl>(
-          spec_required<int64_t>(s, "features"), spec_optional<Json>(s, "made", Json()),
-          spec_optional<int64_t>(s, "context_features", 0),
-          spec_optional<double>(s, "scale_bound", 3.0), true);
-    };
+    f["masked_affine_autoregressive"] = affine_autoregressive(false);
+    f["inverse_autoregressive"] = affine_autoregressive(true);
     f["masked_spline_autoregressive"] = [=](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, with(autoregressive_fields, {"bins", "tail_bound"}));
       return std::make_shared<MaskedSplineAutoregressiveImpl>(

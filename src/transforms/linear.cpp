@@ -43,19 +43,23 @@ Tensor LULinearImpl::lower() const {
   return at::tril(lower_entries, -1) + at::eye(features_, lower_entries.options());
 }
 
-Tensor LULinearImpl::upper() const { return at::triu(upper_entries, 1) + at::diag(diagonal()); }
+Tensor LULinearImpl::upper(const Tensor& diagonal) const {
+  return at::triu(upper_entries, 1) + at::diag(diagonal);
+}
 
 Tensor LULinearImpl::weight() const {
-  return at::matmul(lower(), upper()).index_select(0, permutation_.on(lower_entries.device()));
+  return at::matmul(lower(), upper(diagonal()))
+      .index_select(0, permutation_.on(lower_entries.device()));
 }
 
 TransformOutput LULinearImpl::forward_impl(const Tensor& inputs, const Tensor&) {
   TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, "lu_linear: expected [B, ",
               features_, "], got ", inputs.sizes());
   // z = P L U x + b, in row form: x Uᵀ Lᵀ, then the row permutation as a column gather.
-  const Tensor y = at::matmul(at::matmul(inputs, upper().t()), lower().t());
+  const Tensor d = diagonal();
+  const Tensor y = at::matmul(at::matmul(inputs, upper(d).t()), lower().t());
   const Tensor z = y.index_select(1, permutation_.on(inputs.device())) + bias;
-  const Tensor logabsdet = at::log(diagonal()).sum().expand({inputs.size(0)});
+  const Tensor logabsdet = at::log(d).sum().expand({inputs.size(0)});
   return {z, logabsdet};
 }
 
@@ -66,8 +70,9 @@ TransformOutput LULinearImpl::inverse_impl(const Tensor& inputs, const Tensor&) 
   const Tensor y = (inputs - bias).index_select(1, inverse_permutation_.on(inputs.device())).t();
   const Tensor w = at::linalg_solve_triangular(lower(), y, /*upper=*/false, /*left=*/true,
                                                /*unitriangular=*/true);
-  const Tensor x = at::linalg_solve_triangular(upper(), w, /*upper=*/true);
-  const Tensor logabsdet = -at::log(diagonal()).sum().expand({inputs.size(0)});
+  const Tensor d = diagonal();
+  const Tensor x = at::linalg_solve_triangular(upper(d), w, /*upper=*/true);
+  const Tensor logabsdet = -at::log(d).sum().expand({inputs.size(0)});
   return {x.t(), logabsdet};
 }
 

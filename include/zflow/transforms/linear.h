@@ -35,7 +35,8 @@ class LULinearImpl : public TransformImpl {
  private:
   Tensor diagonal() const;
   Tensor lower() const;
-  Tensor upper() const;
+  /// U from its strictly upper entries and the (already computed) positive diagonal.
+  Tensor upper(const Tensor& diagonal) const;
   int64_t features_;
   std::string diagonal_kind_;
   uint64_t seed_;
