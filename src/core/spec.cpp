@@ -4,6 +4,12 @@
 
 namespace zflow {
 
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
 void require_positive(const std::string& what, long long value) {
   if (value <= 0) throw ConfigError(what + " must be positive (got " + std::to_string(value) + ")");
 }

@@ -120,6 +120,20 @@ std::vector<Tensor> CompositeTransformImpl::inverse_steps(const Tensor& inputs,
   return steps;
 }
 
+std::vector<int64_t> CompositeTransformImpl::forward_shape(
+    const std::vector<int64_t>& input_shape) const {
+  std::vector<int64_t> shape = input_shape;
+  for (const auto& layer : layers_) shape = layer->forward_shape(shape);
+  return shape;
+}
+
+std::vector<int64_t> CompositeTransformImpl::inverse_shape(
+    const std::vector<int64_t>& output_shape) const {
+  std::vector<int64_t> shape = output_shape;
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) shape = (*it)->inverse_shape(shape);
+  return shape;
+}
+
 Json CompositeTransformImpl::spec() const {
   Json layers = Json::array();
   for (const auto& layer : layers_) layers.push_back(layer->spec());

@@ -1,5 +1,7 @@
 #include "zflow/flows/builders.h"
 
+#include <algorithm>
+
 #include "zflow/core/error.h"
 #include "zflow/transforms/coupling.h"
 
@@ -139,6 +141,139 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
     throw ConfigError("unknown model '" + name + "' (choose " + known + ")");
   }
   return finish(features, std::move(layers), o);
+}
+
+// ---- image models -------------------------------------------------------------------------
+
+namespace {
+
+int64_t default_levels(const std::vector<int64_t>& shape) {
+  int64_t levels = 0;
+  int64_t h = shape[1], w = shape[2];
+  while (levels < 3 && h % 2 == 0 && w % 2 == 0) {
+    h /= 2;
+    w /= 2;
+    ++levels;
+  }
+  return levels;
+}
+
+Json conv_coupling(int64_t channels, const std::string& mask, bool flip, const BuilderOptions& o) {
+  return {{"type", "conv_coupling"},
+          {"channels", channels},
+          {"mask", mask},
+          {"flip", flip},
+          {"hidden", o.hidden},
+          {"transformer", o.coupling},
+          {"scale_bound", o.scale_bound}};
+}
+
+// Glow (Kingma & Dhariwal 2018, Fig. 2): per level a squeeze, then K steps of ActNorm,
+// invertible 1×1 convolution and channel-mask coupling.
+Json glow_level(int64_t channels, int64_t level, const BuilderOptions& o) {
+  const int64_t steps = o.steps_per_level > 0 ? o.steps_per_level : 8;
+  const int64_t c = channels * 4;
+  Json layers = Json::array({{{"type", "squeeze"}, {"factor", 2}}});
+  for (int64_t k = 0; k < steps; ++k) {
+    layers.push_back({{"type", "actnorm"}, {"features", c}});
+    layers.push_back(lu_linear(c, o, level * 1000 + k));
+    layers.push_back(conv_coupling(c, "channel", k % 2 == 1, o));
+  }
+  return {{"type", "composite"}, {"layers", layers}};
+}
+
+// RealNVP (Dinh et al. 2017, §3.6): per scale 3 checkerboard couplings, a squeeze and 3
+// channel couplings; the last scale 4 checkerboard couplings. ActNorm before every coupling
+// stands in for the paper's batch normalisation.
+Json realnvp_level(int64_t channels, bool last, const BuilderOptions& o) {
+  const int64_t group = o.steps_per_level > 0 ? o.steps_per_level : 3;
+  Json layers = Json::array();
+  auto add = [&](int64_t c, const std::string& mask, int64_t count) {
+    for (int64_t k = 0; k < count; ++k) {
+      layers.push_back({{"type", "actnorm"}, {"features", c}});
+      layers.push_back(conv_coupling(c, mask, k % 2 == 1, o));
+    }
+  };
+  if (last) {
+    add(channels, "checkerboard", group + 1);
+  } else {
+    add(channels, "checkerboard", group);
+    layers.push_back({{"type", "squeeze"}, {"factor", 2}});
+    add(channels * 4, "channel", group);
+  }
+  return {{"type", "composite"}, {"layers", layers}};
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> image_builder_names() {
+  return {{"glow",
+           "Glow: per level squeeze, then steps of ActNorm, 1x1 conv, affine coupling; half "
+           "the channels factored out after each level (Kingma & Dhariwal 2018)"},
+          {"realnvp-image",
+           "RealNVP multi-scale: checkerboard and channel-mask affine couplings (Dinh et al. "
+           "2017)"}};
+}
+
+Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& shape,
+                           const BuilderOptions& o) {
+  if (shape.size() != 3) {
+    throw ConfigError(name + ": image models need an event shape [C, H, W], got " +
+                      shape_string(shape));
+  }
+  for (auto s : shape) require_positive(name + ": image size", s);
+  require_positive(name + ": hidden channels", o.hidden);
+  if (o.levels < 0) throw ConfigError(name + ": levels must be >= 0");
+  if (o.steps_per_level < 0) throw ConfigError(name + ": steps per level must be >= 0");
+  if (o.coupling != "affine" && o.coupling != "additive") {
+    throw ConfigError(name + ": coupling must be 'affine' or 'additive', got '" + o.coupling + "'");
+  }
+  if (!(o.logit_alpha < 0.5)) throw ConfigError(name + ": logit alpha must be below 0.5");
+  const bool glow = name == "glow";
+  if (!glow && name != "realnvp-image") {
+    std::string known;
+    for (const auto& [n, d] : image_builder_names()) known += (known.empty() ? "" : ", ") + n;
+    throw ConfigError("unknown image model '" + name + "' (choose " + known + ")");
+  }
+  const int64_t levels = o.levels > 0 ? o.levels : std::max<int64_t>(default_levels(shape), 1);
+  // RealNVP's last scale does not squeeze.
+  const int64_t squeezes = glow ? levels : levels - 1;
+  const int64_t needed = int64_t{1} << squeezes;
+  if (shape[1] % needed != 0 || shape[2] % needed != 0) {
+    throw ConfigError(name + ": " + std::to_string(levels) + " levels need height and width " +
+                      "divisible by " + std::to_string(needed) + ", the images are " +
+                      std::to_string(shape[1]) + "x" + std::to_string(shape[2]) +
+                      " (choose fewer levels)");
+  }
+
+  Json levels_spec = Json::array();
+  int64_t channels = shape[0];
+  for (int64_t i = 0; i < levels; ++i) {
+    const bool last = i + 1 == levels;
+    if (glow) {
+      levels_spec.push_back(glow_level(channels, i, o));
+      channels *= 4;
+    } else {
+      levels_spec.push_back(realnvp_level(channels, last, o));
+      if (!last) channels *= 4;
+    }
+    channels /= 2;  // half factored out (the last level keeps all; unused then)
+  }
+  Json layers = Json::array({{{"type", "dequantize"}, {"bits", o.bits}}});
+  const double alpha = o.logit_alpha >= 0 ? o.logit_alpha : (glow ? 0.0 : 0.05);
+  if (alpha > 0) {
+    // logit(α + (1 − 2α) x) = logit((x − lower) / (upper − lower)) with these bounds.
+    const double width = 1.0 / (1.0 - 2.0 * alpha);
+    layers.push_back(
+        {{"type", "logit"}, {"lower", -alpha * width}, {"upper", 1.0 + alpha * width}});
+  }
+  layers.push_back({{"type", "multiscale"},
+                    {"shape", shape},
+                    {"levels", levels_spec},
+                    {"scale_bound", o.scale_bound}});
+  return {{"type", "flow"},
+          {"transform", {{"type", "composite"}, {"layers", layers}}},
+          {"base", {{"type", "standard_normal"}, {"shape", shape}}}};
 }
 
 Json with_standardization(const Json& flow_spec, const std::vector<double>& mean,

@@ -12,7 +12,9 @@
 #include "zflow/transforms/autoregressive.h"
 #include "zflow/transforms/coupling.h"
 #include "zflow/transforms/elementwise.h"
+#include "zflow/transforms/image.h"
 #include "zflow/transforms/linear.h"
+#include "zflow/transforms/multiscale.h"
 #include "zflow/transforms/normalization.h"
 #include "zflow/transforms/permutation.h"
 #include "zflow/transforms/spline_coupling.h"
@@ -137,6 +139,33 @@ Table<TransformFactory>& transform_table() {
       reject_unknown_fields(s, {"lower", "upper"});
       return std::make_shared<SigmoidImpl>(spec_optional<double>(s, "lower", 0.0),
                                            spec_optional<double>(s, "upper", 1.0));
+    };
+    f["squeeze"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"factor"});
+      return std::make_shared<SqueezeImpl>(spec_optional<int64_t>(s, "factor", 2));
+    };
+    f["conv_coupling"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s,
+                            {"channels", "mask", "flip", "hidden", "transformer", "scale_bound"});
+      return std::make_shared<ConvCouplingImpl>(
+          spec_required<int64_t>(s, "channels"), spec_optional<std::string>(s, "mask", "channel"),
+          spec_optional<bool>(s, "flip", false), spec_optional<int64_t>(s, "hidden", 512),
+          spec_optional<std::string>(s, "transformer", "affine"),
+          spec_optional<double>(s, "scale_bound", 3.0));
+    };
+    f["dequantize"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"bits"});
+      return std::make_shared<DequantizeImpl>(spec_optional<int64_t>(s, "bits", 8));
+    };
+    f["multiscale"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"shape", "levels", "scale_bound"});
+      const Json levels = spec_required<Json>(s, "levels");
+      if (!levels.is_array()) throw ConfigError("multiscale: 'levels' must be an array");
+      std::vector<TransformPtr> built;
+      for (const auto& level : levels) built.push_back(make_transform(level));
+      return std::make_shared<MultiscaleImpl>(spec_required<std::vector<int64_t>>(s, "shape"),
+                                              std::move(built),
+                                              spec_optional<double>(s, "scale_bound", 3.0));
     };
     f["logit"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"lower", "upper", "eps"});

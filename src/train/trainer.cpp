@@ -315,4 +315,9 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
   return result;
 }
 
+double bits_per_dim(double mean_nll, int64_t dims) {
+  TORCH_CHECK(dims > 0, "bits_per_dim: dims must be positive, got ", dims);
+  return mean_nll / (static_cast<double>(dims) * std::log(2.0));
+}
+
 }  // namespace zflow::train

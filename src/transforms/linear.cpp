@@ -52,28 +52,55 @@ Tensor LULinearImpl::weight() const {
       .index_select(0, permutation_.on(lower_entries.device()));
 }
 
+namespace {
+
+// Images [B, C, H, W] are the same map over the channels of every pixel (Glow's invertible
+// 1×1 convolution): rows [B·H·W, C], and log|det| counts H·W times.
+Tensor pixels_as_rows(const Tensor& inputs) {
+  return inputs.dim() == 4 ? inputs.permute({0, 2, 3, 1}).reshape({-1, inputs.size(1)}) : inputs;
+}
+
+Tensor rows_as_pixels(const Tensor& rows, const Tensor& like) {
+  if (like.dim() != 4) return rows;
+  return rows.reshape({like.size(0), like.size(2), like.size(3), like.size(1)})
+      .permute({0, 3, 1, 2})
+      .contiguous();
+}
+
+double pixels_per_sample(const Tensor& inputs) {
+  return inputs.dim() == 4 ? static_cast<double>(inputs.size(2) * inputs.size(3)) : 1.0;
+}
+
+}  // namespace
+
+void LULinearImpl::check(const Tensor& inputs) const {
+  TORCH_CHECK((inputs.dim() == 2 || inputs.dim() == 4) && inputs.size(1) == features_,
+              "lu_linear: expected [B, ", features_, "] or [B, ", features_, ", H, W], got ",
+              inputs.sizes());
+}
+
 TransformOutput LULinearImpl::forward_impl(const Tensor& inputs, const Tensor&) {
-  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, "lu_linear: expected [B, ",
-              features_, "], got ", inputs.sizes());
+  check(inputs);
   // z = P L U x + b, in row form: x Uᵀ Lᵀ, then the row permutation as a column gather.
   const Tensor d = diagonal();
-  const Tensor y = at::matmul(at::matmul(inputs, upper(d).t()), lower().t());
+  const Tensor rows = pixels_as_rows(inputs);
+  const Tensor y = at::matmul(at::matmul(rows, upper(d).t()), lower().t());
   const Tensor z = y.index_select(1, permutation_.on(inputs.device())) + bias;
-  const Tensor logabsdet = at::log(d).sum().expand({inputs.size(0)});
-  return {z, logabsdet};
+  const Tensor logabsdet = (at::log(d).sum() * pixels_per_sample(inputs)).expand({inputs.size(0)});
+  return {rows_as_pixels(z, inputs), logabsdet};
 }
 
 TransformOutput LULinearImpl::inverse_impl(const Tensor& inputs, const Tensor&) {
-  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, "lu_linear: expected [B, ",
-              features_, "], got ", inputs.sizes());
+  check(inputs);
   // Solve L U xᵀ = Pᵀ (z − b)ᵀ with two triangular solves.
-  const Tensor y = (inputs - bias).index_select(1, inverse_permutation_.on(inputs.device())).t();
+  const Tensor rows = pixels_as_rows(inputs);
+  const Tensor y = (rows - bias).index_select(1, inverse_permutation_.on(inputs.device())).t();
   const Tensor w = at::linalg_solve_triangular(lower(), y, /*upper=*/false, /*left=*/true,
                                                /*unitriangular=*/true);
   const Tensor d = diagonal();
   const Tensor x = at::linalg_solve_triangular(upper(d), w, /*upper=*/true);
-  const Tensor logabsdet = -at::log(d).sum().expand({inputs.size(0)});
-  return {x.t(), logabsdet};
+  const Tensor logabsdet = (-at::log(d).sum() * pixels_per_sample(inputs)).expand({inputs.size(0)});
+  return {rows_as_pixels(x.t(), inputs), logabsdet};
 }
 
 Json LULinearImpl::spec() const {

@@ -4,6 +4,7 @@
 /// "type" field and its options, from which the registry rebuilds it. These helpers read
 /// fields with clear ConfigError messages.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ T spec_optional(const Json& spec, const std::string& key, const T& fallback) {
   if (!spec.is_object() || !spec.contains(key) || spec.at(key).is_null()) return fallback;
   return spec_required<T>(spec, key);
 }
+
+/// "[1, 28, 28]": a shape for messages.
+std::string shape_string(const std::vector<int64_t>& shape);
 
 /// Throws ConfigError unless `value > 0`.
 void require_positive(const std::string& what, long long value);

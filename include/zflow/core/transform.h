@@ -46,6 +46,15 @@ class TransformImpl : public torch::nn::Module {
   virtual Json spec() const = 0;
   /// One-line human description used by pretty_print and `zflow info`.
   virtual std::string describe() const;
+  /// The event shape (sizes after the batch) of forward's outputs for inputs of event shape
+  /// `input_shape`, and the converse for inverse. Only reshaping layers (squeeze) override
+  /// these; every other transform keeps the shape.
+  virtual std::vector<int64_t> forward_shape(const std::vector<int64_t>& input_shape) const {
+    return input_shape;
+  }
+  virtual std::vector<int64_t> inverse_shape(const std::vector<int64_t>& output_shape) const {
+    return output_shape;
+  }
 
   void pretty_print(std::ostream& stream) const override;
 
@@ -83,6 +92,8 @@ class CompositeTransformImpl : public TransformImpl {
   Json spec() const override;
   std::string describe() const override;
   bool has_inverse() const override;
+  std::vector<int64_t> forward_shape(const std::vector<int64_t>& input_shape) const override;
+  std::vector<int64_t> inverse_shape(const std::vector<int64_t>& output_shape) const override;
 
  protected:
   TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;
@@ -100,6 +111,12 @@ class InverseTransformImpl : public TransformImpl {
   Json spec() const override;
   std::string describe() const override;
   TransformPtr inner() const { return inner_; }
+  std::vector<int64_t> forward_shape(const std::vector<int64_t>& input_shape) const override {
+    return inner_->inverse_shape(input_shape);
+  }
+  std::vector<int64_t> inverse_shape(const std::vector<int64_t>& output_shape) const override {
+    return inner_->forward_shape(output_shape);
+  }
 
  protected:
   TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;

@@ -1,7 +1,8 @@
 #pragma once
 /// \file
 /// Ready-made architectures, returned as flow specs (so that what is built can be saved,
-/// printed and rebuilt): RealNVP, NICE and a tabular Glow.
+/// printed and rebuilt): RealNVP, NICE, Glow, MAF, IAF, NSF, and the multi-scale image
+/// models Glow and RealNVP.
 
 #include <cstdint>
 #include <string>
@@ -35,6 +36,20 @@ struct BuilderOptions {
   double tail_bound = 3.0;
   /// Base distribution: "standard_normal" or "diagonal_normal".
   std::string base = "standard_normal";
+
+  // Image models (glow on images, realnvp-image); `hidden` is then the conditioners'
+  // hidden channels.
+  /// Scales of the multi-scale architecture (0: as many as H and W allow, at most 3).
+  int64_t levels = 0;
+  /// Flow steps per level (0: the model's default, glow 8, realnvp-image 3 per group).
+  int64_t steps_per_level = 0;
+  /// Coupling transformer: "affine" or "additive".
+  std::string coupling = "affine";
+  /// RealNVP's logit preprocessing y = logit(α + (1 − 2α)·x) with this α (< 0: the model's
+  /// default, glow 0 = none, realnvp-image 0.05; 0: none).
+  double logit_alpha = -1.0;
+  /// Bits per pixel value of the data (8 for ordinary images).
+  int64_t bits = 8;
 };
 
 /// Names of the ready-made models with a one-line description each.
@@ -42,6 +57,16 @@ std::vector<std::pair<std::string, std::string>> builder_names();
 
 /// The spec of model `name` for `features`-dimensional data; ConfigError if unknown.
 Json build_flow_spec(const std::string& name, int64_t features, const BuilderOptions& options);
+
+/// Names of the ready-made image models with a one-line description each.
+std::vector<std::pair<std::string, std::string>> image_builder_names();
+
+/// The spec of image model `name` ("glow" or "realnvp-image") for images of event shape
+/// [C, H, W] with integer pixel values 0 … 2^bits − 1: dequantisation, the optional logit,
+/// then the multi-scale transform, over a standard normal. ConfigError if unknown or if
+/// H and W are not divisible by 2^levels.
+Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& shape,
+                           const BuilderOptions& options);
 
 /// Inserts a fixed standardisation (z = (x − mean)/std) as the first layer of a flow spec.
 Json with_standardization(const Json& flow_spec, const std::vector<double>& mean,

@@ -78,6 +78,12 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
 double mean_nll(FlowImpl& flow, const Tensor& data, const Tensor& context = {},
                 int64_t batch_size = 4096);
 
+/// Bits per dimension from a mean NLL in nats per example over `dims` dimensions:
+/// NLL / (dims · ln 2). For a flow whose first layer is `dequantize`, the NLL is that of
+/// the discrete data, so this is the discrete bits/dim of the literature
+/// (docs/conventions.md).
+double bits_per_dim(double mean_nll, int64_t dims);
+
 /// log p(x) per example [N] in batches, without autograd.
 Tensor log_prob_batched(FlowImpl& flow, const Tensor& data, const Tensor& context = {},
                         int64_t batch_size = 4096);

@@ -4,6 +4,9 @@
 /// W = P L U, P a fixed permutation, L unit lower triangular, U upper triangular with a
 /// positive diagonal d (d = exp(ŝ) or softplus(ŝ)). z = W x + b, log|det W| = Σ log d_i,
 /// O(D) per sample; the inverse solves two triangular systems.
+///
+/// On images [B, C, H, W] (features = C) it is Glow's invertible 1×1 convolution: the same
+/// W acts on the channels of every pixel, and log|det J| = H·W·Σ log d_i.
 
 #include <cstdint>
 #include <string>
@@ -33,6 +36,7 @@ class LULinearImpl : public TransformImpl {
   TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context) override;
 
  private:
+  void check(const Tensor& inputs) const;
   Tensor diagonal() const;
   Tensor lower() const;
   /// U from its strictly upper entries and the (already computed) positive diagonal.

@@ -1,0 +1,75 @@
+#pragma once
+/// \file
+/// Image datasets for zflow's image flows: Fashion-MNIST from Debian's dataset-fashion-mnist
+/// package, IDX files (the MNIST format) and folders of PNG files; and image grids, the way
+/// samples of an image flow are looked at.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include <ATen/core/Tensor.h>
+
+#include "zflow/io/image.h"
+
+namespace zflow::data {
+
+/// Images as float32 [N, C, H, W] with the pixel values 0..255 (integers stored as floats),
+/// labels int64 [N] when the source has them (IDX label file beside an IDX image file, named
+/// by the MNIST convention: "X-images-idx3-ubyte[.gz]" -> "X-labels-idx1-ubyte[.gz]"),
+/// undefined otherwise.
+struct ImageSet {
+  at::Tensor images;
+  at::Tensor labels;
+  /// What was read, for messages ("fashion-mnist:train (/usr/share/datasets/fashion-mnist/
+  /// train-images-idx3-ubyte.gz)", or the file or folder path).
+  std::string source;
+};
+
+/// Folder of Debian's dataset-fashion-mnist package: $ZFLOW_FASHION_MNIST_DIR if set (and not
+/// empty), else /usr/share/datasets/fashion-mnist.
+std::string fashion_mnist_dir();
+
+/// Whether `spec` names image data, so that a caller can tell it from a table: "fashion-mnist"
+/// or "fashion-mnist:SPLIT" (any split: load_images reports a bad one), an existing directory
+/// (of PNG files), or a file name ending in "-ubyte", "-ubyte.gz", ".idx" or ".idx.gz"
+/// (decided by the name alone, so that a missing file gets load_images' error). A single .png
+/// file is not a dataset.
+bool is_image_source(const std::string& spec);
+
+/// Loads image data:
+/// - "fashion-mnist" (`default_split`, "train" or "test", picks the file) or
+///   "fashion-mnist:train|test": train-images-idx3-ubyte.gz (60000 images) or
+///   t10k-images-idx3-ubyte.gz (10000) from fashion_mnist_dir(), with their labels. IOError
+///   "Fashion-MNIST not found in DIR: install Debian's dataset-fashion-mnist package
+///   (scripts/setup.sh does) or set ZFLOW_FASHION_MNIST_DIR" if the file is missing;
+///   ConfigError for another split.
+/// - an IDX image file: 3-D [N, H, W] gives C = 1; 4-D [N, H, W, C] with C 1 or 3 is
+///   transposed to [N, C, H, W]. Labels are read from the file the MNIST naming convention
+///   gives, gzip-compressed or not, when it exists (it must then hold N labels). DataError
+///   for other shapes.
+/// - a directory of PNG files (case-insensitive ".png"; other files ignored), sorted by file
+///   name. All must have the same width, height and channel count, else DataError naming
+///   the first file that differs and both sizes; an empty directory is a DataError.
+/// `limit` > 0 keeps only the first `limit` images (and reads no more than that from a
+/// folder). IOError for unreadable or damaged files, ConfigError for a spec that is none of
+/// the above.
+ImageSet load_images(const std::string& spec, const std::string& default_split = "train",
+                     int64_t limit = 0);
+
+/// Tiles images [N, C, H, W] (values 0..255, any float or integer dtype, any device; NaN
+/// becomes 0, then values are clamped and rounded to uint8) into a grid of rows x cols cells
+/// filled row by row, with `padding` pixels between cells and around the border filled with
+/// `background`, each image enlarged `scale` times by pixel repetition. The result is
+/// (cols * W * scale + (cols + 1) * padding) wide. N may be less than rows * cols (the rest
+/// stays background). C = 1 gives a gray image, C = 3 RGB. Tensor contracts are checked with
+/// TORCH_CHECK; ConfigError for N > rows * cols, non-positive rows, cols or scale, negative
+/// padding, or a grid over 2^31 bytes.
+io::Image image_grid(const at::Tensor& images, int64_t rows, int64_t cols, int64_t padding = 2,
+                     int64_t scale = 1, uint8_t background = 255);
+
+/// Parses "8x8" (also "8X8") into {rows, cols}; ConfigError for anything else or non-positive
+/// numbers.
+std::pair<int64_t, int64_t> parse_grid(const std::string& text);
+
+}  // namespace zflow::data

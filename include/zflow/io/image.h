@@ -1,0 +1,37 @@
+#pragma once
+/// \file
+/// 8-bit PNG images, read and written with stb_image (Debian's libstb). zflow's image flows
+/// work on gray and RGB data, so images in memory have 1 or 3 channels; alpha is dropped on
+/// reading.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace zflow::io {
+
+/// An 8-bit image, pixels interleaved row-major [height][width][channels]; channels 1 (gray)
+/// or 3 (RGB).
+struct Image {
+  int64_t width = 0, height = 0, channels = 0;
+  /// height * width * channels bytes.
+  std::vector<uint8_t> pixels;
+};
+
+/// Reads a PNG file. Gray+alpha becomes gray and RGBA becomes RGB (alpha dropped, not
+/// blended); 16-bit PNGs are reduced to 8 bits (high byte); palette images become RGB.
+/// IOError naming the path for a file that cannot be read, that is not a PNG (other formats
+/// are refused even where stb_image could decode them, so that a file's name never lies), or
+/// that cannot be decoded (the message includes stb_image's reason).
+Image read_png(const std::string& path);
+
+/// Encodes `image` as PNG and writes it atomically. ConfigError naming the path for an image
+/// with inconsistent sizes (see encode_png); IOError naming the path if it cannot be written.
+void write_png(const std::string& path, const Image& image);
+
+/// The PNG bytes of an image (for embedding, e.g. base64 in HTML). ConfigError unless width
+/// and height are positive (and below 2^31), channels is 1 or 3, and pixels holds exactly
+/// width * height * channels bytes.
+std::string encode_png(const Image& image);
+
+}  // namespace zflow::io

@@ -1,0 +1,169 @@
+#include "zflow/transforms/multiscale.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+#include "zflow/core/error.h"
+#include "zflow/functional/affine.h"
+
+namespace zflow {
+
+namespace {
+
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  return n;
+}
+
+std::vector<int64_t> batched(int64_t batch, const std::vector<int64_t>& shape) {
+  std::vector<int64_t> out{batch};
+  out.insert(out.end(), shape.begin(), shape.end());
+  return out;
+}
+
+}  // namespace
+
+MultiscaleImpl::MultiscaleImpl(std::vector<int64_t> shape, std::vector<TransformPtr> levels,
+                               double scale_bound)
+    : TransformImpl("multiscale"),
+      shape_(std::move(shape)),
+      levels_(std::move(levels)),
+      scale_bound_(scale_bound) {
+  if (shape_.size() != 3) {
+    throw ConfigError("multiscale: shape must be [C, H, W], got " + shape_string(shape_));
+  }
+  for (auto s : shape_) require_positive("multiscale: shape entries", s);
+  if (levels_.empty()) throw ConfigError("multiscale: needs at least one level");
+  if (!(scale_bound_ > 0) || !std::isfinite(scale_bound_)) {
+    throw ConfigError("multiscale: scale_bound must be a positive number");
+  }
+  std::vector<int64_t> current = shape_;
+  for (size_t i = 0; i < levels_.size(); ++i) {
+    TORCH_CHECK(levels_[i] != nullptr, "multiscale: level ", i, " is null");
+    register_module("level" + std::to_string(i), levels_[i]);
+    current = levels_[i]->forward_shape(current);
+    if (current.size() != 3) {
+      throw ConfigError("multiscale: level " + std::to_string(i) + " must output [C, H, W], got " +
+                        shape_string(current));
+    }
+    if (i + 1 == levels_.size()) break;
+    const int64_t channels = current[0];
+    if (channels < 2) {
+      throw ConfigError("multiscale: level " + std::to_string(i) + " outputs " +
+                        shape_string(current) +
+                        ", too few channels to factor half out (squeeze in the level first)");
+    }
+    const int64_t kept = channels / 2;
+    const int64_t factored = channels - kept;
+    latent_shapes_.push_back({factored, current[1], current[2]});
+    priors_.push_back(
+        register_module("prior" + std::to_string(i), nn::ZeroConv(kept, 2 * factored)));
+    current[0] = kept;
+  }
+  latent_shapes_.push_back(current);
+  int64_t total = 0;
+  for (const auto& s : latent_shapes_) total += numel(s);
+  TORCH_CHECK(total == numel(shape_), "multiscale: levels change the number of elements (",
+              numel(shape_), " in, ", total, " out)");
+}
+
+bool MultiscaleImpl::has_inverse() const {
+  for (const auto& level : levels_) {
+    if (!level->has_inverse()) return false;
+  }
+  return true;
+}
+
+void MultiscaleImpl::check(const Tensor& inputs) const {
+  TORCH_CHECK(inputs.dim() == 4 && inputs.sizes().slice(1) == at::IntArrayRef(shape_),
+              "multiscale: expected [B, ", at::IntArrayRef(shape_), "], got ", inputs.sizes());
+}
+
+std::vector<Tensor> MultiscaleImpl::split_latent(const Tensor& z) const {
+  check(z);
+  const Tensor flat = z.reshape({z.size(0), -1});
+  std::vector<Tensor> parts;
+  int64_t offset = 0;
+  for (const auto& s : latent_shapes_) {
+    parts.push_back(flat.narrow(1, offset, numel(s)).reshape(batched(z.size(0), s)));
+    offset += numel(s);
+  }
+  return parts;
+}
+
+Tensor MultiscaleImpl::join_latent(const std::vector<Tensor>& parts) const {
+  TORCH_CHECK(parts.size() == latent_shapes_.size(), "multiscale: expected ", latent_shapes_.size(),
+              " latent parts, got ", parts.size());
+  std::vector<Tensor> flat;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    TORCH_CHECK(
+        parts[i].dim() == 4 && parts[i].sizes().slice(1) == at::IntArrayRef(latent_shapes_[i]),
+        "multiscale: latent part ", i, " must be [B, ", at::IntArrayRef(latent_shapes_[i]),
+        "], got ", parts[i].sizes());
+    flat.push_back(parts[i].reshape({parts[i].size(0), -1}));
+  }
+  return at::cat(flat, 1).reshape(batched(parts[0].size(0), shape_));
+}
+
+TransformOutput MultiscaleImpl::forward_impl(const Tensor& inputs, const Tensor& context) {
+  check(inputs);
+  Tensor h = inputs;
+  Tensor total = at::zeros({inputs.size(0)}, inputs.options());
+  std::vector<Tensor> parts;
+  for (size_t i = 0; i < levels_.size(); ++i) {
+    auto out = levels_[i]->forward(h, context);
+    h = out.outputs;
+    total = total + out.logabsdet;
+    if (i + 1 == levels_.size()) break;
+    const int64_t kept = h.size(1) / 2;
+    const Tensor y = h.narrow(1, kept, h.size(1) - kept);
+    h = h.narrow(1, 0, kept);
+    // ε = (y − μ(h)) · exp(−log σ(h)): the learned prior as an affine map.
+    const Tensor params = priors_[i]->forward(h);
+    const int64_t f = y.size(1);
+    auto eps = functional::affine(y, params.narrow(1, 0, f), params.narrow(1, f, f), scale_bound_,
+                                  /*inverse=*/true);
+    parts.push_back(eps.outputs);
+    total = total + sum_except_batch(eps.logabsdet);
+  }
+  parts.push_back(h);
+  return {join_latent(parts), total};
+}
+
+TransformOutput MultiscaleImpl::inverse_impl(const Tensor& inputs, const Tensor& context) {
+  const std::vector<Tensor> parts = split_latent(inputs);
+  Tensor total = at::zeros({inputs.size(0)}, inputs.options());
+  Tensor h = parts.back();
+  for (size_t k = levels_.size(); k-- > 0;) {
+    if (k + 1 < levels_.size()) {
+      // y = μ(h) + σ(h) · ε, then the factored channels rejoin.
+      const Tensor params = priors_[k]->forward(h);
+      const int64_t f = parts[k].size(1);
+      auto y = functional::affine(parts[k], params.narrow(1, 0, f), params.narrow(1, f, f),
+                                  scale_bound_, /*inverse=*/false);
+      total = total + sum_except_batch(y.logabsdet);
+      h = at::cat({h, y.outputs}, 1);
+    }
+    auto out = levels_[k]->inverse(h, context);
+    h = out.outputs;
+    total = total + out.logabsdet;
+  }
+  return {h, total};
+}
+
+Json MultiscaleImpl::spec() const {
+  Json levels = Json::array();
+  for (const auto& level : levels_) levels.push_back(level->spec());
+  return {
+      {"type", "multiscale"}, {"shape", shape_}, {"levels", levels}, {"scale_bound", scale_bound_}};
+}
+
+std::string MultiscaleImpl::describe() const {
+  std::string parts;
+  for (const auto& s : latent_shapes_) parts += (parts.empty() ? "" : " + ") + shape_string(s);
+  return "multiscale(" + std::to_string(levels_.size()) + " levels, latents " + parts + ")";
+}
+
+}  // namespace zflow
