@@ -19,8 +19,10 @@
 
 #include "zflow/core/error.h"
 #include "zflow/core/threads.h"
+#include "zflow/data/images.h"
 #include "zflow/data/toy.h"
 #include "zflow/flows/checkpoint.h"
+#include "zflow/io/image.h"
 #include "zflow/io/table.h"
 #include "zflow/train/progress.h"
 
@@ -158,11 +160,13 @@ Model load_model(const std::string& path) {
   model.flow = checkpoint.flow;
   model.metadata = std::move(checkpoint.metadata);
   const auto shape = model.flow->event_shape();
-  if (shape.size() != 1) {
-    throw DataError(path + ": the model is not for tabular data (event shape of " +
-                    std::to_string(shape.size()) + " dimensions)");
+  if (shape.size() != 1 && shape.size() != 3) {
+    throw DataError(path + ": the model is neither for tabular data nor for images (event shape " +
+                    shape_string(shape) + ")");
   }
-  model.features = shape[0];
+  model.features = 1;
+  for (auto s : shape) model.features *= s;
+  if (shape.size() == 3) model.image_shape = shape;
   model.dtype = at::kFloat;
   for (auto& [name, tensor] : named_state(*model.flow)) {
     if (tensor.is_floating_point()) {
@@ -283,6 +287,19 @@ ModelData load_model_data(const Model& model, const std::string& spec, const std
                           const std::string& context_columns, const std::string& header, int64_t n,
                           uint64_t seed) {
   ModelData out;
+  if (model.image()) {
+    if (!columns.empty() || !context_columns.empty()) {
+      throw ConfigError(model.path +
+                        " is an image model: --columns and --context-columns are "
+                        "for tabular data");
+    }
+    out.x = load_model_images(model, spec, n);
+    return out;
+  }
+  if (data::is_image_source(spec)) {
+    throw ConfigError(model.path + " is a model of " + std::to_string(model.features) +
+                      " columns; '" + spec + "' is image data");
+  }
   if (!model.conditional()) {
     if (!context_columns.empty()) {
       throw ConfigError(model.path +
@@ -402,6 +419,43 @@ void add_data_options(CLI::App* app, DataArgs& args) {
       ->capture_default_str();
   app->add_option("--seed", args.seed, "Seed for a built-in dataset (distinct from training seeds)")
       ->check(non_negative())
+      ->capture_default_str();
+}
+
+Data load_image_data(const std::string& spec, const std::string& default_split, int64_t limit) {
+  data::ImageSet set = data::load_images(spec, default_split, limit);
+  Data out;
+  out.values = set.images;
+  out.source = set.source;
+  out.images = true;
+  return out;
+}
+
+Data load_model_images(const Model& model, const std::string& spec, int64_t limit) {
+  if (!data::is_image_source(spec)) {
+    throw ConfigError(model.path + " is an image model; '" + spec +
+                      "' is not image data (give fashion-mnist, an IDX file or a folder of PNGs)");
+  }
+  Data out = load_image_data(spec, "test", limit);
+  const std::vector<int64_t> shape(out.values.sizes().begin() + 1, out.values.sizes().end());
+  if (shape != model.image_shape) {
+    throw DataError(out.source + ": images of shape " + shape_string(shape) +
+                    ", the model is for " + shape_string(model.image_shape));
+  }
+  return out;
+}
+
+void write_image_grid(const std::string& path, const at::Tensor& images, int64_t rows, int64_t cols,
+                      int64_t scale) {
+  if (path.size() < 4 || path.compare(path.size() - 4, 4, ".png") != 0) {
+    throw ConfigError("image output must be a .png file, got '" + path + "'");
+  }
+  io::write_png(path, data::image_grid(images.to(at::kFloat), rows, cols, /*padding=*/2, scale));
+}
+
+void add_scale_option(CLI::App* app, int64_t& scale) {
+  app->add_option("--scale", scale, "Enlarge every image pixel this many times in the grid")
+      ->check(positive())
       ->capture_default_str();
 }
 

@@ -28,6 +28,8 @@ void add_log_prob(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_encode_decode(CLI::App& app);
 void add_info(CLI::App& app);
+void add_reconstruct(CLI::App& app);
+void add_interpolate(CLI::App& app);
 void add_datasets(CLI::App& app);
 
 // ---- data --------------------------------------------------------------------------------
@@ -41,6 +43,8 @@ struct Data {
   bool toy = false;
   /// 0-based indices of the chosen columns in the file (or the toy table).
   std::vector<int64_t> indices;
+  /// Image data: values are [N, C, H, W] pixel values 0..255 and there are no columns.
+  bool images = false;
 };
 
 /// A whole table as read, before choosing columns: values [N, W] float64, the column names
@@ -81,8 +85,10 @@ struct Model {
   std::string path;
   FlowPtr flow;
   std::map<std::string, std::string> metadata;
-  /// Number of features (the flow's event size).
+  /// Number of features (the flow's event size; C·H·W for an image model).
   int64_t features = 0;
+  /// [C, H, W] for an image model, empty for a tabular one.
+  std::vector<int64_t> image_shape;
   /// Floating dtype of its parameters.
   at::ScalarType dtype = at::kFloat;
   /// Column names stored at training time (possibly empty).
@@ -98,6 +104,7 @@ struct Model {
   std::vector<int64_t> context_indices;
 
   bool conditional() const { return context_features > 0; }
+  bool image() const { return !image_shape.empty(); }
   /// Names for output headers: the stored names, or x1..xD / c1..cK when any is missing.
   std::vector<std::string> data_header() const;
   std::vector<std::string> context_header() const;
@@ -108,6 +115,22 @@ struct Model {
 /// Loads a checkpoint written by `zflow train` (or save_checkpoint). IOError naming the
 /// file for a missing, damaged or foreign file.
 Model load_model(const std::string& path);
+
+/// Image data (data::load_images: fashion-mnist[:train|:test], an IDX file or a folder of
+/// PNGs; `default_split` for plain "fashion-mnist"; `limit` > 0 keeps the first images).
+Data load_image_data(const std::string& spec, const std::string& default_split, int64_t limit);
+
+/// An image model's data: load_image_data (test split by default) with the image size
+/// checked against the model's (DataError naming both sizes).
+Data load_model_images(const Model& model, const std::string& spec, int64_t limit);
+
+/// Writes images [N, C, H, W] (pixel values 0..255) as a PNG grid of rows × cols, each
+/// pixel enlarged `scale` times; ConfigError unless `path` ends in .png.
+void write_image_grid(const std::string& path, const at::Tensor& images, int64_t rows, int64_t cols,
+                      int64_t scale);
+
+/// Adds --scale (pixel enlargement of image grids).
+void add_scale_option(CLI::App* app, int64_t& scale);
 
 /// DataError "FILE has 3 columns, the model expects 2" unless the widths agree.
 void check_width(const Data& data, const Model& model);

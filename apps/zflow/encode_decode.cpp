@@ -1,6 +1,7 @@
 // zflow encode / decode: map data to noise (z = f(x)) and back (x = f⁻¹(z)); for a
 // conditional model z = f(x | c) and x = f⁻¹(z | c).
 
+#include <cmath>
 #include <memory>
 
 #include <ATen/ATen.h>
@@ -56,7 +57,8 @@ void run_encode(const CodeArgs& a) {
       });
   std::vector<std::string> header;
   for (int64_t i = 0; i < model.features; ++i) header.push_back("z" + std::to_string(i + 1));
-  write_result(a.out, z, header);
+  // Images: one row of C·H·W latent values per image (decode reshapes them back).
+  write_result(a.out, z.reshape({z.size(0), -1}), header);
 }
 
 void run_decode(const CodeArgs& a) {
@@ -68,7 +70,12 @@ void run_decode(const CodeArgs& a) {
   const at::Tensor raw_context = load_context(model, a.context, a.context_file);
   const Data data = load_data(a.data, a.columns, a.header, 0, 0);
   check_width(data, model);
-  const at::Tensor z = to_model_dtype(data.values, model);
+  at::Tensor z = to_model_dtype(data.values, model);
+  if (model.image()) {
+    std::vector<int64_t> shape{z.size(0)};
+    shape.insert(shape.end(), model.image_shape.begin(), model.image_shape.end());
+    z = z.reshape(shape);
+  }
   at::Tensor context;
   if (raw_context.defined()) {
     const int64_t rows = z.size(0);
@@ -87,6 +94,17 @@ void run_decode(const CodeArgs& a) {
   const at::Tensor x = map_with_context(
       z, context, a.batch_size,
       [&](const at::Tensor& rows, const at::Tensor& c) { return model.flow->decode(rows, c); });
+  if (model.image()) {
+    if (a.out.size() >= 4 && a.out.compare(a.out.size() - 4, 4, ".png") == 0) {
+      const auto cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(x.size(0)))));
+      write_image_grid(a.out, x, (x.size(0) + cols - 1) / cols, cols, 1);
+      return;
+    }
+    std::vector<std::string> header;
+    for (int64_t i = 0; i < model.features; ++i) header.push_back("p" + std::to_string(i));
+    write_result(a.out, x.reshape({x.size(0), -1}), header);
+    return;
+  }
   // A conditional model's rows start with their context, as in sample's output.
   std::vector<std::string> header;
   if (context.defined()) header = model.context_header();
@@ -100,7 +118,9 @@ CLI::App* add_code_command(CLI::App& app, const std::string& name, const std::st
   CLI::App* sub = app.add_subcommand(name, help);
   sub->add_option("--model,-m", a->model, "Model file written by 'zflow train'")->required();
   sub->add_option("--data", a->data,
-                  encode ? "Data to encode (.csv/.npy file)" : "Noise to decode (.csv/.npy file)")
+                  encode ? "Data to encode (.csv/.npy file; image models: fashion-mnist, IDX or "
+                           "PNG folder, one row of C*H*W values per image)"
+                         : "Noise to decode (.csv/.npy file)")
       ->required();
   sub->add_option("--columns", a->columns, "Columns to use (default: all)");
   if (encode) {
@@ -111,7 +131,9 @@ CLI::App* add_code_command(CLI::App& app, const std::string& name, const std::st
   sub->add_option("--header", a->header, "Whether the CSV has a header row")
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();
-  sub->add_option("--out,-o", a->out, "Output .csv or .npy ('-': CSV on stdout)")
+  sub->add_option("--out,-o", a->out,
+                  encode ? "Output .csv or .npy ('-': CSV on stdout)"
+                         : "Output .csv or .npy ('-': CSV on stdout); image models: .png grid")
       ->capture_default_str();
   sub->add_option("--batch-size", a->batch_size, "Rows transformed at a time")
       ->check(positive())

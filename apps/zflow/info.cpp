@@ -10,6 +10,7 @@
 #include "common.h"
 #include "zflow/core/error.h"
 #include "zflow/train/progress.h"
+#include "zflow/train/trainer.h"
 #include "zflow/version.h"
 
 namespace zflow::cli {
@@ -74,6 +75,7 @@ void model_info(const InfoArgs& a) {
         {"parameters", params},
         {"dtype", dtype_name(model.dtype)},
         {"features", model.features},
+        {"image_shape", model.image() ? Json(model.image_shape) : Json(nullptr)},
         {"columns", model.columns},
         {"context_features", model.context_features},
         {"context_columns", model.conditional() ? Json(model.context_header()) : Json::array()},
@@ -95,6 +97,7 @@ void model_info(const InfoArgs& a) {
   std::cout << "parameters:   " << params << "\n"
             << "dtype:        " << dtype_name(model.dtype) << "\n"
             << "features:     " << model.features;
+  if (model.image()) std::cout << " (images " << shape_string(model.image_shape) << ")";
   if (!header_or_none(model.columns).empty()) {
     std::string names;
     for (const auto& c : model.columns) names += (names.empty() ? "" : ", ") + c;
@@ -127,8 +130,13 @@ void model_info(const InfoArgs& a) {
               << fmt(r.value("seconds", 0.0), 3) << " s; best "
               << (r.value("validation", std::string()) == "held-out" ? "validation"
                                                                      : "training-subset")
-              << " NLL " << fmt(r.value("best_val_nll", 0.0)) << " at step "
-              << r.value("best_step", 0) << "; " << r.value("skipped_steps", 0)
+              << " NLL " << fmt(r.value("best_val_nll", 0.0))
+              << (model.image()
+                      ? " (" +
+                            fmt(train::bits_per_dim(r.value("best_val_nll", 0.0), model.features)) +
+                            " bits/dim)"
+                      : std::string())
+              << " at step " << r.value("best_step", 0) << "; " << r.value("skipped_steps", 0)
               << " skipped steps\n";
     if (o.is_object()) std::cout << "options:      " << o.dump() << "\n";
   }

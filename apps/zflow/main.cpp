@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
   zflow::cli::add_log_prob(app);
   zflow::cli::add_eval(app);
   zflow::cli::add_encode_decode(app);
+  zflow::cli::add_reconstruct(app);
+  zflow::cli::add_interpolate(app);
   zflow::cli::add_info(app);
   zflow::cli::add_datasets(app);
 

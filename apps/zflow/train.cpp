@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "zflow/core/error.h"
+#include "zflow/data/images.h"
 #include "zflow/flows/builders.h"
 #include "zflow/flows/checkpoint.h"
 #include "zflow/flows/registry.h"
@@ -33,7 +34,10 @@ struct TrainArgs {
   int64_t embedding = 0;
   std::string header = "auto";
   int64_t n = 20000;
-  std::string model = "realnvp";
+  // Whether --n was given (image data: all images unless it was).
+  bool n_given = false;
+  // Empty: realnvp for tabular data, glow for images.
+  std::string model;
   std::string spec_file;
   BuilderOptions builder;
   train::TrainOptions train;
@@ -113,6 +117,32 @@ Json read_spec_file(const std::string& path) {
     spec["transform"] = Json{{"type", "composite"}, {"layers", Json::array({spec["transform"]})}};
   }
   return spec;
+}
+
+/// Fills in the default model and rejects a tabular model for images or the converse.
+void check_model_choice(TrainArgs& a, bool images) {
+  auto names = [](const std::vector<std::pair<std::string, std::string>>& list) {
+    std::string out;
+    for (const auto& [name, description] : list) out += (out.empty() ? "" : ", ") + name;
+    return out;
+  };
+  if (!a.spec_file.empty()) return;
+  if (a.model.empty()) a.model = images ? "glow" : "realnvp";
+  bool image_model = false;
+  for (const auto& [name, description] : image_builder_names()) image_model |= name == a.model;
+  bool tabular_model = false;
+  for (const auto& [name, description] : builder_names()) tabular_model |= name == a.model;
+  if (images && !image_model) {
+    throw ConfigError("--model " + a.model + " is for tabular data; for images choose " +
+                      names(image_builder_names()));
+  }
+  if (!images && !tabular_model) {
+    throw ConfigError("--model " + a.model + " is for images; for tabular data choose " +
+                      names(builder_names()));
+  }
+  if (images && (!a.columns.empty() || !a.context_columns.empty())) {
+    throw ConfigError("--columns and --context-columns are for tabular data, not images");
+  }
 }
 
 void validate(const TrainArgs& a) {
@@ -198,6 +228,10 @@ Json options_json(const TrainArgs& a, const Data& data) {
     o["bins"] = a.builder.bins;
     o["tail_bound"] = a.builder.tail_bound;
     o["base"] = a.builder.base;
+    o["levels"] = a.builder.levels;
+    o["steps_per_level"] = a.builder.steps_per_level;
+    o["coupling"] = a.builder.coupling;
+    o["logit_alpha"] = a.builder.logit_alpha;
   }
   if (!a.context_columns.empty()) {
     o["context_columns"] = a.context_columns;
@@ -230,11 +264,17 @@ void run_train(TrainArgs& a) {
   }
 
   // Data, and the context columns of the same rows.
-  const ModelData loaded = load_training_data(a.data, a.columns, a.context_columns, a.header, a.n,
-                                              static_cast<uint64_t>(a.seed));
+  const bool images = data::is_image_source(a.data);
+  check_model_choice(a, images);
+  const ModelData loaded =
+      images ? ModelData{load_image_data(a.data, "train", a.n_given ? a.n : 0), Data()}
+             : load_training_data(a.data, a.columns, a.context_columns, a.header, a.n,
+                                  static_cast<uint64_t>(a.seed));
   const Data& data = loaded.x;
   const bool conditional = loaded.context.values.defined();
-  const int64_t features = data.values.size(1);
+  const std::vector<int64_t> event_shape(data.values.sizes().begin() + 1,
+                                         data.values.sizes().end());
+  const int64_t features = data.values[0].numel();
   const int64_t context_features = conditional ? loaded.context.values.size(1) : 0;
   const Split split = split_data(data, loaded.context.values, a);
   const at::ScalarType dtype = a.dtype == "float64" ? at::kDouble : at::kFloat;
@@ -249,12 +289,15 @@ void run_train(TrainArgs& a) {
                         spec["context_features"].dump() +
                         " features; choose its columns with --context-columns");
     }
+  } else if (images) {
+    spec = build_image_flow_spec(a.model, event_shape, a.builder);
   } else {
     a.builder.context_features = a.embedding > 0 ? a.embedding : context_features;
     spec = build_flow_spec(a.model, features, a.builder);
   }
+  // Image models carry their own preprocessing (dequantisation, logit).
   Json standardization = nullptr;
-  if (!a.no_standardize) {
+  if (!a.no_standardize && !images) {
     const auto fitted = StandardizeImpl::fit(split.train);
     spec = with_standardization(spec, fitted->mean_values(), fitted->std_values());
     standardization = {{"mean", fitted->mean_values()}, {"std", fitted->std_values()}};
@@ -274,10 +317,14 @@ void run_train(TrainArgs& a) {
   seed_torch(static_cast<uint64_t>(a.seed));
   FlowPtr flow = make_flow(spec);
   const auto shape = flow->event_shape();
-  if (shape.size() != 1 || shape[0] != features) {
+  if (shape != event_shape) {
     std::ostringstream s;
-    s << "the model spec is for events of shape " << c10::IntArrayRef(shape) << ", the data have "
-      << features << " column" << (features == 1 ? "" : "s");
+    s << "the model spec is for events of shape " << c10::IntArrayRef(shape) << ", the data have ";
+    if (images) {
+      s << "images of shape " << c10::IntArrayRef(event_shape);
+    } else {
+      s << features << " column" << (features == 1 ? "" : "s");
+    }
     throw ConfigError((a.spec_file.empty() ? "" : a.spec_file + ": ") + s.str());
   }
   flow->to(dtype);
@@ -309,15 +356,18 @@ void run_train(TrainArgs& a) {
       if (!*metrics) throw IOError(a.metrics + ": write failed");
     };
   }
+  if (images) a.train.bits_per_dim_dims = features;
   if (!a.quiet) {
     a.train.progress = {&std::cerr, train::stderr_is_terminal(),
                         std::max<int64_t>(a.train.steps / 20, 1), "step"};
+    const std::string what =
+        images ? " images of " + data.source + " (" + shape_string(event_shape)
+               : " points of " + data.source + " (" + std::to_string(features) + " columns" +
+                     (conditional ? " given " + std::to_string(context_features) +
+                                        " context column" + (context_features == 1 ? "" : "s")
+                                  : std::string());
     std::cerr << "zflow: training " << model_name << " (" << params << " params, " << a.dtype
-              << ") on " << split.train.size(0) << " points of " << data.source << " (" << features
-              << " columns"
-              << (conditional ? " given " + std::to_string(context_features) + " context column" +
-                                    (context_features == 1 ? "" : "s")
-                              : std::string())
+              << ") on " << split.train.size(0) << what
               << (split.val.defined() ? ", " + std::to_string(split.val.size(0)) + " for validation"
                                       : std::string(", no validation set"))
               << "), " << a.threads << " thread" << (a.threads == 1 ? "" : "s")
@@ -362,13 +412,17 @@ void run_train(TrainArgs& a) {
   if (conditional) {
     metadata["context_column_indices"] = Json(loaded.context.indices).dump();
   }
+  if (images) metadata["image_shape"] = Json(event_shape).dump();
   save_checkpoint(a.out, *flow, metadata);
 
   if (!a.quiet) {
     std::cerr << "trained " << model_name << " (" << params << " params) for " << result.steps_done
               << " steps in " << fmt(result.seconds, 3) << " s: best "
               << (split.val.defined() ? "validation" : "training-subset") << " NLL "
-              << fmt(result.best_val_nll) << " at step " << result.best_step;
+              << fmt(result.best_val_nll);
+    if (images)
+      std::cerr << " (" << fmt(train::bits_per_dim(result.best_val_nll, features)) << " bits/dim)";
+    std::cerr << " at step " << result.best_step;
     if (result.skipped_steps > 0) std::cerr << " (" << result.skipped_steps << " steps skipped)";
     if (result.stopped_early) std::cerr << " (stopped early)";
     std::cerr << "; wrote " << a.out << "\n";
@@ -385,13 +439,17 @@ void add_train(CLI::App& app) {
       sub,
       "zflow train --data 8gaussians --model realnvp --steps 2000 --out model.safetensors\n"
       "  zflow train --data measurements.csv --columns 0-3 --out model.safetensors\n"
-      "  zflow train --data runs.csv --context-columns temp --model maf --out cond.safetensors");
+      "  zflow train --data runs.csv --context-columns temp --model maf --out cond.safetensors\n"
+      "  zflow train --data fashion-mnist --model glow --hidden 64 --steps 3000 --out "
+      "glow.safetensors");
 
   std::vector<std::string> models;
   for (const auto& [name, description] : builder_names()) models.push_back(name);
+  models.push_back("realnvp-image");
 
   sub->add_option("--data", a->data,
-                  "A built-in dataset (see 'zflow datasets') or a .csv/.npy file")
+                  "A built-in dataset (see 'zflow datasets'), a .csv/.npy file, or images: "
+                  "fashion-mnist, an IDX file or a folder of PNGs")
       ->required();
   sub->add_option(
       "--columns", a->columns,
@@ -402,20 +460,21 @@ void add_train(CLI::App& app) {
   sub->add_option("--header", a->header, "Whether the CSV has a header row")
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();
-  sub->add_option("--n", a->n, "Points drawn for a built-in dataset")
+  sub->add_option("--n", a->n, "Points drawn for a built-in dataset (images: use the first n)")
       ->check(positive())
       ->capture_default_str();
   sub->add_option("--out,-o", a->out, "Model file to write (safetensors)")->capture_default_str();
 
-  sub->add_option("--model", a->model, "Architecture")
-      ->check(CLI::IsMember(models))
-      ->capture_default_str();
+  sub->add_option("--model", a->model,
+                  "Architecture (default: realnvp for tabular data, glow for images)")
+      ->check(CLI::IsMember(models));
   sub->add_option("--spec", a->spec_file, "A JSON flow spec to train instead of a ready-made model")
       ->check(CLI::ExistingFile);
   sub->add_option("--layers", a->builder.layers, "Coupling or autoregressive layers (glow: steps)")
       ->check(positive())
       ->capture_default_str();
-  sub->add_option("--hidden", a->builder.hidden, "Hidden width of the conditioners")
+  sub->add_option("--hidden", a->builder.hidden,
+                  "Hidden width of the conditioners (images: hidden channels)")
       ->check(positive())
       ->capture_default_str();
   sub->add_option("--depth", a->builder.depth, "Hidden layers per conditioner")
@@ -440,6 +499,21 @@ void add_train(CLI::App& app) {
                   "(0: none)")
       ->check(non_negative())
       ->capture_default_str();
+  sub->add_option("--levels", a->builder.levels,
+                  "Images: scales of the multi-scale model (0: as many as the size allows, "
+                  "at most 3)")
+      ->check(non_negative())
+      ->capture_default_str();
+  sub->add_option("--steps-per-level", a->builder.steps_per_level,
+                  "Images: flow steps per level (0: glow 8, realnvp-image 3 per group)")
+      ->check(non_negative())
+      ->capture_default_str();
+  sub->add_option("--coupling", a->builder.coupling, "Images: coupling transformer")
+      ->check(CLI::IsMember({"affine", "additive"}))
+      ->capture_default_str();
+  sub->add_option("--logit-alpha", a->builder.logit_alpha,
+                  "Images: logit preprocessing logit(a + (1-2a)x) with this a (0: none; "
+                  "default: glow none, realnvp-image 0.05)");
   sub->add_option("--base", a->builder.base, "Base distribution")
       ->check(CLI::IsMember({"standard_normal", "diagonal_normal"}))
       ->capture_default_str();
@@ -500,15 +574,19 @@ void add_train(CLI::App& app) {
   auto group = [sub](const char* name, std::initializer_list<const char*> options) {
     for (const char* o : options) sub->get_option(o)->group(name);
   };
-  group("Model", {"--model", "--spec", "--layers", "--hidden", "--depth", "--activation",
-                  "--conditioner", "--scale-bound", "--bins", "--tail-bound", "--embedding",
-                  "--base", "--dtype", "--no-standardize"});
+  group("Model",
+        {"--model", "--spec", "--layers", "--hidden", "--depth", "--activation", "--conditioner",
+         "--scale-bound", "--bins", "--tail-bound", "--embedding", "--levels", "--steps-per-level",
+         "--coupling", "--logit-alpha", "--base", "--dtype", "--no-standardize"});
   group("Optimisation", {"--steps", "--batch-size", "--lr", "--optimizer", "--weight-decay",
                          "--no-cosine", "--warmup", "--clip", "--val-fraction", "--eval-every",
                          "--patience", "--max-nonfinite", "--seed"});
   group("Run", {"--threads", "--metrics", "--log-every", "--state", "--resume", "--quiet"});
 
-  sub->callback([a] { run_train(*a); });
+  sub->callback([a, sub] {
+    a->n_given = sub->get_option("--n")->count() > 0;
+    run_train(*a);
+  });
 }
 
 }  // namespace zflow::cli

@@ -2,6 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
+#include "zflow/core/error.h"
+
 namespace zflow {
 
 FlowImpl::FlowImpl(TransformPtr transform, DistributionPtr base, int64_t context_features,
@@ -51,17 +55,18 @@ Tensor FlowImpl::draw_noise(int64_t n, const Tensor& embedded) {
   return base_->sample(n, embedded).flatten(0, 1);  // [C, n, ...] → [C·n, ...]
 }
 
-std::pair<Tensor, Tensor> FlowImpl::sample_and_log_prob(int64_t n, const Tensor& context) {
+std::pair<Tensor, Tensor> FlowImpl::draw(int64_t n, const Tensor& context, double temperature) {
   TORCH_CHECK(n >= 0, "flow: number of samples must be >= 0, got ", n);
   const bool one_context = context.defined() && context.dim() == 1;
   const Tensor raw = one_context ? context.unsqueeze(0) : context;
   const Tensor embedded = embed_context(raw);
   // Every context row gets n consecutive samples.
   const Tensor repeated = embedded.defined() ? embedded.repeat_interleave(n, 0) : embedded;
-  const Tensor z = draw_noise(n, embedded);
+  Tensor z = draw_noise(n, embedded);
+  if (temperature != 1.0) z = z * temperature;
   const Tensor base_log_prob = base_->log_prob(z, repeated);
   auto out = transform_->inverse(z, repeated);
-  // log p(x) = log π(z) − log|det ∂x/∂z|.
+  // log p(x) = log π(z) − log|det ∂x/∂z| (the model's density, whatever the temperature).
   Tensor x = out.outputs;
   Tensor log_prob = base_log_prob - out.logabsdet;
   if (raw.defined() && !one_context) {
@@ -73,9 +78,24 @@ std::pair<Tensor, Tensor> FlowImpl::sample_and_log_prob(int64_t n, const Tensor&
   return {x, log_prob};
 }
 
+std::pair<Tensor, Tensor> FlowImpl::sample_and_log_prob(int64_t n, const Tensor& context) {
+  return draw(n, context, 1.0);
+}
+
 Tensor FlowImpl::sample(int64_t n, const Tensor& context) {
   // The inverse computes its log-determinant anyway; the base density is cheap.
-  return sample_and_log_prob(n, context).first;
+  return draw(n, context, 1.0).first;
+}
+
+Tensor FlowImpl::sample_at_temperature(int64_t n, double temperature, const Tensor& context) {
+  if (!(temperature > 0) || !std::isfinite(temperature)) {
+    throw ConfigError("temperature must be a positive number, got " + std::to_string(temperature));
+  }
+  if (base_->type() != "standard_normal") {
+    throw ConfigError("sampling at a temperature needs a standard_normal base, this flow has " +
+                      base_->type());
+  }
+  return draw(n, context, temperature).first;
 }
 
 Tensor FlowImpl::transform_to_noise(const Tensor& inputs, const Tensor& context) {

@@ -145,9 +145,14 @@ LoopState load_state(const std::string& path, FlowImpl& flow, torch::optim::Opti
   return s;
 }
 
-std::string format_status(double train_nll, double val_nll) {
+std::string format_status(double train_nll, double val_nll, int64_t bpd_dims) {
   std::ostringstream s;
   s.precision(4);
+  if (bpd_dims > 0) {
+    s << "bits/dim " << bits_per_dim(train_nll, bpd_dims);
+    if (std::isfinite(val_nll)) s << "  val " << bits_per_dim(val_nll, bpd_dims);
+    return s.str();
+  }
   s << "nll " << train_nll;
   if (std::isfinite(val_nll)) s << "  val " << val_nll;
   return s.str();
@@ -278,13 +283,19 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
       }
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
-      report({{"step", done},
-              {"train_nll", train_nll_avg},
-              {has_val ? "val_nll" : "train_subset_nll", last_val},
-              {"best_val_nll", s.best_val},
-              {"lr", lr},
-              {"grad_norm", grad_norm},
-              {"seconds", elapsed}});
+      Json record = {{"step", done},
+                     {"train_nll", train_nll_avg},
+                     {has_val ? "val_nll" : "train_subset_nll", last_val},
+                     {"best_val_nll", s.best_val},
+                     {"lr", lr},
+                     {"grad_norm", grad_norm},
+                     {"seconds", elapsed}};
+      if (o.bits_per_dim_dims > 0) {
+        record["train_bpd"] = bits_per_dim(train_nll_avg, o.bits_per_dim_dims);
+        record[has_val ? "val_bpd" : "train_subset_bpd"] =
+            bits_per_dim(last_val, o.bits_per_dim_dims);
+      }
+      report(record);
       if (o.patience > 0 && s.evals_without_improvement >= o.patience) {
         stopped_early = true;
         s.step = done;
@@ -296,9 +307,9 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
         save_state(o.state_path, flow, *optimizer, snapshot);
       }
     }
-    progress.update(done, format_status(train_nll_avg, last_val));
+    progress.update(done, format_status(train_nll_avg, last_val, o.bits_per_dim_dims));
   }
-  progress.finish(format_status(train_nll_avg, last_val));
+  progress.finish(format_status(train_nll_avg, last_val, o.bits_per_dim_dims));
   if (!o.state_path.empty() && stopped_early) save_state(o.state_path, flow, *optimizer, s);
 
   if (!s.best.empty()) load_named_state(flow, s.best, "best model");

@@ -16,6 +16,7 @@
 #include <ATen/Functions.h>
 #include <c10/util/Exception.h>
 
+#include "support/temp_dir.h"
 #include "zflow/core/error.h"
 #include "zflow/io/idx.h"
 #include "zflow/io/image.h"
@@ -36,29 +37,15 @@ using zflow::io::Image;
 namespace {
 
 /// A fresh directory per test under the system temp folder, removed afterwards.
-class ImagesTest : public ::testing::Test {
+class ImagesTest : public zflow::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("zflow_test_images_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  ImagesTest() : TempDirTest("zflow_test_images") {}
 
   /// Creates a sub-folder and returns its path.
   std::string folder(const std::string& name) const {
     fs::create_directories(dir_ / name);
     return path(name);
   }
-
-  fs::path dir_;
 };
 
 /// Sets an environment variable for the lifetime of the guard, then restores it.

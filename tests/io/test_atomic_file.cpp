@@ -13,48 +13,35 @@
 
 #include <gtest/gtest.h>
 
+#include "support/temp_dir.h"
 #include "zflow/core/error.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-class AtomicFileTest : public ::testing::Test {
+/// A fresh directory per test under the system temp folder, removed afterwards.
+class AtomicFileTest : public zflow::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("zflow_atomic_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  AtomicFileTest() : TempDirTest("zflow_atomic") {}
 
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  static std::string slurp(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-
+  /// How many entries the test's folder holds.
   size_t entries() const {
     return static_cast<size_t>(
         std::distance(fs::directory_iterator(dir_), fs::directory_iterator()));
   }
-
-  fs::path dir_;
 };
 
 TEST_F(AtomicFileTest, WritesNewFile) {
   zflow::io::write_atomically(path("a.txt"), [](std::ostream& out) { out << "hello\n"; });
-  EXPECT_EQ(slurp(path("a.txt")), "hello\n");
+  EXPECT_EQ(read_bytes(path("a.txt")), "hello\n");
   EXPECT_EQ(entries(), 1u);
 }
 
 TEST_F(AtomicFileTest, ReplacesExistingFile) {
   { std::ofstream(path("a.txt")) << "old contents that are longer"; }
   zflow::io::write_atomically(path("a.txt"), [](std::ostream& out) { out << "new"; });
-  EXPECT_EQ(slurp(path("a.txt")), "new");
+  EXPECT_EQ(read_bytes(path("a.txt")), "new");
   EXPECT_EQ(entries(), 1u);
 }
 
@@ -82,7 +69,7 @@ TEST_F(AtomicFileTest, WriterThrowingLeavesOriginalAndNoTempFile) {
     EXPECT_NE(std::string(e.what()).find(path("a.txt")), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("boom"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(slurp(path("a.txt")), "original");
+  EXPECT_EQ(read_bytes(path("a.txt")), "original");
   EXPECT_EQ(entries(), 1u);
 }
 
@@ -147,7 +134,7 @@ TEST_F(AtomicFileTest, WriteErrorIsIOError) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "1: no error, 2: bad message, 3: setrlimit, 4: wrong type";
-  EXPECT_EQ(slurp(path("a.txt")), "original");
+  EXPECT_EQ(read_bytes(path("a.txt")), "original");
   EXPECT_EQ(entries(), 1u);
 }
 
@@ -159,7 +146,7 @@ TEST_F(AtomicFileTest, StreamStateErrorIsIOError) {
                                              out.setstate(std::ios::badbit);
                                            }),
                zflow::IOError);
-  EXPECT_EQ(slurp(path("a.txt")), "original");
+  EXPECT_EQ(read_bytes(path("a.txt")), "original");
   EXPECT_EQ(entries(), 1u);
 }
 

@@ -1,15 +1,14 @@
 #include "zflow/io/idx.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.h"
 #include "zflow/core/error.h"
 
 namespace fs = std::filesystem;
@@ -22,35 +21,9 @@ using zflow::io::write_idx;
 namespace {
 
 /// A fresh directory per test under the system temp folder, removed afterwards.
-class IdxTest : public ::testing::Test {
+class IdxTest : public zflow::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("zflow_test_idx_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  std::string write_bytes(const std::string& name, const std::string& bytes) const {
-    const std::string p = path(name);
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return p;
-  }
-
-  static std::string read_bytes(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-
-  fs::path dir_;
+  IdxTest() : TempDirTest("zflow_test_idx") {}
 };
 
 /// Expects `fn` to throw E with a message containing every one of `parts`.

@@ -2,15 +2,14 @@
 
 #include <gtest/gtest.h>
 #include <stb/stb_image_write.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.h"
 #include "zflow/core/error.h"
 
 namespace fs = std::filesystem;
@@ -24,30 +23,9 @@ using zflow::io::write_png;
 namespace {
 
 /// A fresh directory per test under the system temp folder, removed afterwards.
-class ImageTest : public ::testing::Test {
+class ImageTest : public zflow::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("zflow_test_image_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  std::string write_bytes(const std::string& name, const std::string& bytes) const {
-    const std::string p = path(name);
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return p;
-  }
-
-  fs::path dir_;
+  ImageTest() : TempDirTest("zflow_test_image") {}
 };
 
 template <typename E, typename Fn>
@@ -140,9 +118,7 @@ TEST_F(ImageTest, EncodePngGivesTheBytesWritePngWrites) {
   EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
   const std::string p = path("b.png");
   write_png(p, image);
-  std::ifstream in(p, std::ios::binary);
-  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
-            bytes);
+  EXPECT_EQ(read_bytes(p), bytes);
 }
 
 TEST_F(ImageTest, AlphaIsDropped) {

@@ -1,18 +1,16 @@
 #include "zflow/io/safetensors.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <ATen/Functions.h>
 #include <gtest/gtest.h>
 
+#include "support/temp_dir.h"
 #include "zflow/core/error.h"
 
 namespace fs = std::filesystem;
@@ -22,28 +20,10 @@ using zflow::io::TensorFile;
 
 namespace {
 
-class SafetensorsTest : public ::testing::Test {
+/// A fresh directory per test under the system temp folder, removed afterwards.
+class SafetensorsTest : public zflow::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("zflow_safetensors_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  void write_bytes(const std::string& p, const std::string& bytes) const {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  }
-
-  std::string read_bytes(const std::string& p) const {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  SafetensorsTest() : TempDirTest("zflow_safetensors") {}
 
   /// Expects load_safetensors(p) to throw IOError whose message names the file and `fault`.
   void expect_fault(const std::string& p, const std::string& fault) const {
@@ -57,8 +37,6 @@ class SafetensorsTest : public ::testing::Test {
           << "message: " << what << "\nwanted: " << fault;
     }
   }
-
-  fs::path dir_;
 };
 
 std::string le64(uint64_t v) {
@@ -197,7 +175,7 @@ TEST_F(SafetensorsTest, LoadsHandBuiltFile) {
   data.append(reinterpret_cast<const char*>(longs), sizeof longs);
   double scalar = 3.25;
   data.append(reinterpret_cast<const char*>(&scalar), sizeof scalar);
-  write_bytes(path("hand.safetensors"), make_file(header, data));
+  write_bytes("hand.safetensors", make_file(header, data));
 
   const TensorFile file = load_safetensors(path("hand.safetensors"));
   ASSERT_EQ(file.tensors.size(), 4u);
@@ -231,37 +209,37 @@ TEST_F(SafetensorsTest, TruncatedFiles) {
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
 
-  write_bytes(path("t.safetensors"), "");
+  write_bytes("t.safetensors", "");
   expect_fault(path("t.safetensors"), "too short");
-  write_bytes(path("t.safetensors"), bytes.substr(0, 5));
+  write_bytes("t.safetensors", bytes.substr(0, 5));
   expect_fault(path("t.safetensors"), "too short");
-  write_bytes(path("t.safetensors"), bytes.substr(0, 8));
+  write_bytes("t.safetensors", bytes.substr(0, 8));
   expect_fault(path("t.safetensors"), "past the end of the file");
-  write_bytes(path("t.safetensors"), bytes.substr(0, 8 + n / 2));
+  write_bytes("t.safetensors", bytes.substr(0, 8 + n / 2));
   expect_fault(path("t.safetensors"), "past the end of the file");
-  write_bytes(path("t.safetensors"), bytes.substr(0, 8 + n));
+  write_bytes("t.safetensors", bytes.substr(0, 8 + n));
   expect_fault(path("t.safetensors"), "outside the data section");
-  write_bytes(path("t.safetensors"), bytes.substr(0, bytes.size() - 1));
+  write_bytes("t.safetensors", bytes.substr(0, bytes.size() - 1));
   expect_fault(path("t.safetensors"), "outside the data section");
   // Trailing bytes are not covered by any tensor.
-  write_bytes(path("t.safetensors"), bytes + "xxxx");
+  write_bytes("t.safetensors", bytes + "xxxx");
   expect_fault(path("t.safetensors"), "not covered by any tensor");
 }
 
 TEST_F(SafetensorsTest, BadHeaderLength) {
   const std::string data = floats({1, 2});
   const std::string header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
-  write_bytes(path("h.safetensors"), le64(uint64_t{1} << 60) + header + data);
+  write_bytes("h.safetensors", le64(uint64_t{1} << 60) + header + data);
   expect_fault(path("h.safetensors"), "absurd");
-  write_bytes(path("h.safetensors"), le64(header.size() + data.size() + 1) + header + data);
+  write_bytes("h.safetensors", le64(header.size() + data.size() + 1) + header + data);
   expect_fault(path("h.safetensors"), "past the end of the file");
   // Header length too short: the JSON is cut.
-  write_bytes(path("h.safetensors"), le64(header.size() - 3) + header + data);
+  write_bytes("h.safetensors", le64(header.size() - 3) + header + data);
   expect_fault(path("h.safetensors"), "invalid JSON");
   // Byte-swapped (big-endian) length.
   std::string swapped = le64(header.size());
   std::reverse(swapped.begin(), swapped.end());
-  write_bytes(path("h.safetensors"), swapped + header + data);
+  write_bytes("h.safetensors", swapped + header + data);
   expect_fault(path("h.safetensors"), "header length");
 }
 
@@ -306,8 +284,8 @@ TEST_F(SafetensorsTest, BadJson) {
   int i = 0;
   for (const auto& c : cases) {
     SCOPED_TRACE(c.header);
-    const std::string p = path("j" + std::to_string(i++) + ".safetensors");
-    write_bytes(p, make_file(c.header, data));
+    const std::string p =
+        write_bytes("j" + std::to_string(i++) + ".safetensors", make_file(c.header, data));
     expect_fault(p, c.fault);
   }
 }
@@ -335,8 +313,8 @@ TEST_F(SafetensorsTest, OverlapsAndGaps) {
   int i = 0;
   for (const auto& c : cases) {
     SCOPED_TRACE(c.header);
-    const std::string p = path("o" + std::to_string(i++) + ".safetensors");
-    write_bytes(p, make_file(c.header, c.data));
+    const std::string p =
+        write_bytes("o" + std::to_string(i++) + ".safetensors", make_file(c.header, c.data));
     expect_fault(p, c.fault);
   }
 }

@@ -1,17 +1,16 @@
 #include "zflow/io/table.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <ATen/ops/empty.h>
 
+#include "support/temp_dir.h"
 #include "zflow/core/error.h"
 
 namespace fs = std::filesystem;
@@ -31,34 +30,9 @@ using zflow::io::write_table;
 namespace {
 
 /// A fresh directory per test under the system temp folder, removed afterwards.
-class TableTest : public ::testing::Test {
+class TableTest : public zflow::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("zflow_test_table_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  std::string write_text(const std::string& name, const std::string& text) const {
-    const std::string p = path(name);
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-
-  static std::string read_bytes(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  }
-
-  fs::path dir_;
+  TableTest() : TempDirTest("zflow_test_table") {}
 };
 
 at::Tensor make_tensor(const std::vector<double>& v, int64_t rows, int64_t cols,

@@ -32,6 +32,10 @@ class FlowImpl : public DistributionImpl {
   /// Same shapes as sample(); log-probabilities [n] or [C, n].
   std::pair<Tensor, Tensor> sample_and_log_prob(int64_t n, const Tensor& context = {}) override;
 
+  /// Samples at a temperature T (Kingma & Dhariwal 2018, §5): z ~ N(0, T²I), x = f⁻¹(z).
+  /// T < 1 trades diversity for typical, cleaner samples. Shapes as sample(); needs a
+  /// standard normal base (ConfigError otherwise).
+  Tensor sample_at_temperature(int64_t n, double temperature, const Tensor& context = {});
   /// Encodes data into noise: z = f(x).
   Tensor transform_to_noise(const Tensor& inputs, const Tensor& context = {});
   /// Decodes noise into data: x = f⁻¹(z). decode(transform_to_noise(x)) ≈ x.
@@ -51,6 +55,8 @@ class FlowImpl : public DistributionImpl {
   DistributionPtr base() const { return base_; }
 
  private:
+  /// Samples and their log p(x), base noise scaled by `temperature`.
+  std::pair<Tensor, Tensor> draw(int64_t n, const Tensor& context, double temperature);
   /// Draws z for n samples per context row: [C·n, ...] from embedded contexts [C, E].
   Tensor draw_noise(int64_t n, const Tensor& embedded);
   TransformPtr transform_;

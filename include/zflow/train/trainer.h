@@ -48,6 +48,9 @@ struct TrainOptions {
   std::function<void(const Json&)> on_metrics;
   /// Progress reporting (stream = nullptr: silent).
   ProgressOptions progress;
+  /// Dimensions of one example for bits/dim (images: C·H·W). When > 0 the progress line
+  /// shows bits/dim instead of nats and metrics records add train_bpd and val_bpd.
+  int64_t bits_per_dim_dims = 0;
   /// If non-empty, the resumable training state is written here at every evaluation and at
   /// the end, and read from here when `resume` is set.
   std::string state_path;

@@ -1,0 +1,136 @@
+// zflow reconstruct / interpolate: pictures of what an image model does with real images,
+// the encoder–decoder round trip and paths between two images through the latent space.
+
+#include <iostream>
+#include <memory>
+#include <tuple>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
+
+#include "common.h"
+#include "zflow/core/error.h"
+#include "zflow/data/images.h"
+
+namespace zflow::cli {
+
+namespace {
+
+struct PictureArgs {
+  std::string model;
+  std::string data = "fashion-mnist";
+  std::string out;
+  std::string grid = "4x8";  // reconstruct
+  int64_t pairs = 4;         // interpolate
+  int64_t steps = 9;         // interpolate
+  int64_t scale = 2;
+  int64_t seed = 0;
+  int threads = 1;
+};
+
+/// An image model and `count` images of `data` chosen at random with `seed`.
+std::pair<Model, at::Tensor> model_and_images(const PictureArgs& a, int64_t count) {
+  Model model = load_model(a.model);
+  if (!model.image()) {
+    throw ConfigError(a.model +
+                      " is a tabular model; reconstruct and interpolate are for image "
+                      "models (use encode and decode)");
+  }
+  const Data data = load_model_images(model, a.data, 0);
+  const int64_t available = data.values.size(0);
+  if (available < count) {
+    throw DataError(data.source + " has " + std::to_string(available) + " images, " +
+                    std::to_string(count) + " are needed");
+  }
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
+  const at::Tensor chosen =
+      at::randperm(available, generator, at::TensorOptions(at::kLong)).narrow(0, 0, count);
+  return {std::move(model), to_model_dtype(data.values.index_select(0, chosen), model)};
+}
+
+void run_reconstruct(const PictureArgs& a) {
+  apply_threads(a.threads);
+  const auto [rows, cols] = data::parse_grid(a.grid);
+  auto [model, x] = model_and_images(a, rows * cols);
+  seed_torch(static_cast<uint64_t>(a.seed));
+  c10::AutoGradMode no_grad(false);
+  const at::Tensor z = model.flow->transform_to_noise(x);
+  const at::Tensor back = model.flow->decode(z);
+  const double error = (back - x).abs().max().item<double>();
+  // Rows of data, each followed by the row of its reconstructions.
+  const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
+  const at::Tensor pairs =
+      at::stack({x.view({rows, cols, c, h, w}), back.view({rows, cols, c, h, w})}, 1)
+          .reshape({2 * rows * cols, c, h, w});
+  write_image_grid(a.out, pairs, 2 * rows, cols, a.scale);
+  std::cerr << "wrote " << rows * cols << " images and their reconstructions decode(encode(x)) to "
+            << a.out << "; largest pixel error " << fmt(error) << " (of 255)\n";
+}
+
+void run_interpolate(const PictureArgs& a) {
+  apply_threads(a.threads);
+  if (a.steps < 2) throw ConfigError("--steps must be at least 2 (the two end images)");
+  auto [model, x] = model_and_images(a, 2 * a.pairs);
+  seed_torch(static_cast<uint64_t>(a.seed));
+  c10::AutoGradMode no_grad(false);
+  const at::Tensor z = model.flow->transform_to_noise(x);
+  const at::Tensor start = z.narrow(0, 0, a.pairs);
+  const at::Tensor end = z.narrow(0, a.pairs, a.pairs);
+  // Row i: decode((1 − t)·z_a + t·z_b) for t = 0, 1/(S−1), …, 1 (linear, as in Glow §5).
+  const at::Tensor t = at::linspace(0.0, 1.0, a.steps, z.options()).view({1, a.steps, 1, 1, 1});
+  const at::Tensor path = start.unsqueeze(1) * (1 - t) + end.unsqueeze(1) * t;
+  const at::Tensor flat = path.reshape({a.pairs * a.steps, z.size(1), z.size(2), z.size(3)});
+  const at::Tensor images = model.flow->decode(flat);
+  write_image_grid(a.out, images, a.pairs, a.steps, a.scale);
+  std::cerr << "wrote " << a.pairs << " interpolations of " << a.steps << " steps to " << a.out
+            << "\n";
+}
+
+CLI::App* add_picture_command(CLI::App& app, const std::string& name, const std::string& help,
+                              std::shared_ptr<PictureArgs> a) {
+  CLI::App* sub = app.add_subcommand(name, help);
+  sub->add_option("--model,-m", a->model, "Image model written by 'zflow train'")->required();
+  sub->add_option("--data", a->data,
+                  "Images: fashion-mnist (test split), fashion-mnist:train, an IDX file or a "
+                  "folder of PNGs")
+      ->capture_default_str();
+  sub->add_option("--out,-o", a->out, "The picture to write (.png)")->required();
+  add_scale_option(sub, a->scale);
+  sub->add_option("--seed", a->seed, "Seed of the choice of images and of the dequantisation")
+      ->check(non_negative())
+      ->capture_default_str();
+  add_threads_option(sub, a->threads);
+  return sub;
+}
+
+}  // namespace
+
+void add_reconstruct(CLI::App& app) {
+  auto a = std::make_shared<PictureArgs>();
+  CLI::App* sub = add_picture_command(
+      app, "reconstruct",
+      "Picture of images and their reconstructions decode(encode(x)) (image models)", a);
+  sub->add_option("--grid", a->grid,
+                  "ROWSxCOLS images; each row of images is followed by its reconstructions")
+      ->capture_default_str();
+  set_example(sub, "zflow reconstruct --model glow.safetensors --grid 4x8 -o reconstructions.png");
+  sub->callback([a] { run_reconstruct(*a); });
+}
+
+void add_interpolate(CLI::App& app) {
+  auto a = std::make_shared<PictureArgs>();
+  CLI::App* sub = add_picture_command(
+      app, "interpolate",
+      "Picture of paths between pairs of images through the latent space (image models)", a);
+  sub->add_option("--pairs", a->pairs, "Pairs of images, one row each")
+      ->check(positive())
+      ->capture_default_str();
+  sub->add_option("--steps", a->steps, "Images per row, both ends included")
+      ->check(positive())
+      ->capture_default_str();
+  set_example(sub, "zflow interpolate --model glow.safetensors --pairs 4 --steps 9 -o interp.png");
+  sub->callback([a] { run_interpolate(*a); });
+}
+
+}  // namespace zflow::cli
