@@ -9,6 +9,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libstb-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  dataset-fashion-mnist time
 )
 
 sudo_cmd=()

@@ -46,6 +46,7 @@ struct TrainArgs {
   int64_t seed = 0;
   int threads = 1;
   std::string dtype = "float32";
+  std::string device = "cpu";
   bool no_standardize = false;
   std::string metrics;
   std::string out = "model.safetensors";
@@ -167,6 +168,11 @@ void validate(const TrainArgs& a) {
     throw ConfigError("--embedding needs --context-columns (it embeds the context)");
   }
   if (a.out == "-") throw ConfigError("--out must be a file (a model cannot go to stdout)");
+  if (a.device == "cuda" && !at::hasCUDA()) {
+    throw ConfigError(
+        "--device cuda: this zflow is built against a LibTorch without CUDA, or no "
+        "CUDA GPU is visible");
+  }
 }
 
 /// Makes `spec` conditional on `k` context features: the flow's context size, the context
@@ -216,6 +222,7 @@ Json options_json(const TrainArgs& a, const Data& data) {
             {"max_nonfinite", a.train.max_nonfinite},
             {"seed", a.seed},
             {"dtype", a.dtype},
+            {"device", a.device},
             {"standardize", !a.no_standardize},
             {"resume", a.train.resume}};
   if (a.spec_file.empty()) {
@@ -374,11 +381,14 @@ void run_train(TrainArgs& a) {
               << (a.train.resume ? ", resuming from " + a.state : std::string()) << "\n";
   }
 
-  const at::Tensor train_data = split.train.to(dtype).contiguous();
-  const at::Tensor val_data = split.val.defined() ? split.val.to(dtype).contiguous() : at::Tensor();
-  auto in_dtype = [dtype](const at::Tensor& t) {
-    return t.defined() ? t.to(dtype).contiguous() : at::Tensor();
+  // The model and the whole data set go to the device once; batches are taken there.
+  const at::Device device(a.device);
+  flow->to(device);
+  auto in_dtype = [dtype, device](const at::Tensor& t) {
+    return t.defined() ? t.to(device, dtype).contiguous() : at::Tensor();
   };
+  const at::Tensor train_data = in_dtype(split.train);
+  const at::Tensor val_data = in_dtype(split.val);
   const train::TrainResult result =
       train::train_flow(*flow, train_data, val_data, a.train, in_dtype(split.train_context),
                         in_dtype(split.val_context));
@@ -520,6 +530,11 @@ void add_train(CLI::App& app) {
   sub->add_option("--dtype", a->dtype, "Floating-point type of the model")
       ->check(CLI::IsMember({"float32", "float64"}))
       ->capture_default_str();
+  sub->add_option("--device", a->device,
+                  "Where to train: cpu, or cuda (a CUDA GPU, with a CUDA-enabled LibTorch); the "
+                  "model file is written for the CPU either way")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   sub->add_flag("--no-standardize", a->no_standardize,
                 "Do not insert a standardisation fitted on the training split");
 
@@ -577,7 +592,7 @@ void add_train(CLI::App& app) {
   group("Model",
         {"--model", "--spec", "--layers", "--hidden", "--depth", "--activation", "--conditioner",
          "--scale-bound", "--bins", "--tail-bound", "--embedding", "--levels", "--steps-per-level",
-         "--coupling", "--logit-alpha", "--base", "--dtype", "--no-standardize"});
+         "--coupling", "--logit-alpha", "--base", "--dtype", "--device", "--no-standardize"});
   group("Optimisation", {"--steps", "--batch-size", "--lr", "--optimizer", "--weight-decay",
                          "--no-cosine", "--warmup", "--clip", "--val-fraction", "--eval-every",
                          "--patience", "--max-nonfinite", "--seed"});

@@ -103,6 +103,32 @@ TEST(Flow, SampleAndLogProbAgreeWithLogProb) {
   }
 }
 
+// Through an affine map x = μ + σ·z, samples at temperature T have standard deviation σ·T.
+TEST(Flow, TemperatureScalesTheBaseNoise) {
+  torch::manual_seed(5);
+  auto affine = std::make_shared<ElementwiseAffineImpl>(2);
+  auto flow = std::make_shared<FlowImpl>(
+      affine, std::make_shared<StandardNormalImpl>(std::vector<int64_t>{2}));
+  flow->to(at::kDouble);
+  {
+    torch::NoGradGuard no_grad;
+    affine->log_scale.copy_(at::tensor({0.0, std::log(0.5)}, at::kDouble));  // σ = 1, 2
+    affine->shift.copy_(at::tensor({1.0, -2.0}, at::kDouble));
+  }
+  torch::NoGradGuard no_grad;
+  const Tensor x = flow->sample_at_temperature(20000, 0.5);
+  ASSERT_EQ(x.sizes(), at::IntArrayRef({20000, 2}));
+  const Tensor std = x.std(0);
+  EXPECT_NEAR(std[0].item<double>(), 0.5, 0.02);
+  EXPECT_NEAR(std[1].item<double>(), 1.0, 0.04);
+  EXPECT_NEAR(x.mean(0)[0].item<double>(), -1.0, 0.02);  // μ = −t·exp(−s)
+  EXPECT_THROW(flow->sample_at_temperature(5, 0.0), ConfigError);
+  EXPECT_THROW(flow->sample_at_temperature(5, -1.0), ConfigError);
+  auto diagonal = std::make_shared<FlowImpl>(
+      affine, std::make_shared<DiagonalNormalImpl>(std::vector<int64_t>{2}));
+  EXPECT_THROW(diagonal->sample_at_temperature(5, 0.7), ConfigError);
+}
+
 TEST(Flow, EncodeThenDecodeReconstructs) {
   for (const auto& model : {"realnvp", "nice", "glow"}) {
     auto flow = random_flow(model, 5);

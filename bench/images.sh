@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Image benchmark: trains Glow on Fashion-MNIST on this CPU with a fixed budget and reports
+# test bits/dim (10,000 test images), training and sampling speed in images per second, and
+# peak memory; draws the sample, reconstruction and interpolation pictures into docs/images
+# and writes the table into docs/benchmarks.md between the images markers.
+#
+# Usage: bench/images.sh [--out DIR] [--steps N] [--hidden H] [--steps-per-level K]
+#                        [--batch-size B] [--lr LR] [--warmup W] [--eval-every E]
+#                        [--threads T] [--device cpu|cuda] [--name NAME] [--no-train] [--no-docs]
+# Defaults: the budget of the table in docs/benchmarks.md (20,000 steps of 64 images,
+# Adam lr 1e-3 with 500 warm-up steps and cosine decay, Glow with 2 levels of 8 steps and
+# 64 hidden channels, one thread). --no-train reuses DIR/glow.safetensors and DIR/train.log
+# from an earlier run (to redo the measurements and pictures only). NAME (glow-fashion)
+# names the pictures docs/images/NAME-*.png and the block of docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=out/images
+steps=20000
+hidden=64
+per_level=8
+batch=64
+threads=1
+device=cpu
+lr=1e-3
+warmup=500
+eval_every=2000
+name=glow-fashion
+train=1
+write_docs=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --hidden) hidden=$2; shift 2 ;;
+    --steps-per-level) per_level=$2; shift 2 ;;
+    --batch-size) batch=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --device) device=$2; shift 2 ;;
+    --lr) lr=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --eval-every) eval_every=$2; shift 2 ;;
+    --name) name=$2; shift 2 ;;
+    --no-train) train=0; shift ;;
+    --no-docs) write_docs=0; shift ;;
+    *) echo "images.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+zflow=${ZFLOW:-./build/zflow}
+[ -x "$zflow" ] || { echo "images.sh: build zflow first (scripts/build.sh)" >&2; exit 1; }
+command -v /usr/bin/time >/dev/null || { echo "images.sh: needs GNU time (apt install time)" >&2; exit 1; }
+mkdir -p "$out"
+model="$out/glow.safetensors"
+
+if [ "$train" = 1 ]; then
+  /usr/bin/time -v "$zflow" train --data fashion-mnist --model glow --hidden "$hidden" \
+    --steps-per-level "$per_level" --steps "$steps" --batch-size "$batch" --lr "$lr" \
+    --warmup "$warmup" --eval-every "$eval_every" --val-fraction 0.05 --threads "$threads" \
+    --device "$device" --metrics "$out/metrics.jsonl" --out "$model" \
+    2> >(tee "$out/train.log" >&2)
+fi
+[ -f "$model" ] && [ -f "$out/train.log" ] || { echo "images.sh: no $model or $out/train.log; run without --no-train" >&2; exit 1; }
+
+# Test bits/dim on the whole test split.
+eval_json=$("$zflow" eval --model "$model" --data fashion-mnist:test --json --threads "$threads")
+
+# Sampling speed: 1000 images, timed as a whole (loading the model included).
+sample_start=$(date +%s.%N)
+/usr/bin/time -v "$zflow" sample --model "$model" -n 1000 --seed 1 --threads "$threads" \
+  -o "$out/samples.npy" 2> "$out/sample.log"
+sample_end=$(date +%s.%N)
+
+mkdir -p docs/images
+"$zflow" sample --model "$model" --grid 8x8 --temperature 0.7 --scale 2 --seed 3 \
+  -o "docs/images/$name-samples.png" --threads "$threads"
+"$zflow" sample --model "$model" --grid 8x8 --temperature 1.0 --scale 2 --seed 3 \
+  -o "docs/images/$name-samples-t1.png" --threads "$threads"
+"$zflow" reconstruct --model "$model" --grid 2x8 --scale 2 -o "docs/images/$name-reconstruct.png" \
+  --threads "$threads"
+"$zflow" interpolate --model "$model" --pairs 4 --steps 9 --scale 2 \
+  -o "docs/images/$name-interpolate.png" --threads "$threads"
+info_json=$("$zflow" info --model "$model" --json)
+
+table=$(python3 - "$eval_json" "$info_json" "$out/train.log" "$out/sample.log" "$sample_start" "$sample_end" <<'PY'
+import json, re, sys
+ev, info = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+train_log, sample_log = open(sys.argv[3]).read(), open(sys.argv[4]).read()
+t0, t1 = float(sys.argv[5]), float(sys.argv[6])
+def peak_mib(log):
+    m = re.findall(r"Maximum resident set size \(kbytes\): (\d+)", log)
+    return int(m[-1]) / 1024 if m else float("nan")
+opts, res = info["train"]["options"], info["train"]["result"]
+images_per_s = res["steps"] * opts["batch_size"] / res["seconds"]
+bpd_val = res["best_val_nll"] / (ev["features"] * 0.6931471805599453)
+rows = [
+    ("model", f"glow, 2 levels × {opts.get('steps_per_level') or 8} steps, {opts['hidden']} hidden channels, {info['parameters']} parameters"),
+    ("budget", f"{res['steps']} steps × {opts['batch_size']} images, {res['seconds'] / 60:.1f} min training"),
+    ("test bits/dim (10,000 images)", f"**{ev['bits_per_dim']:.3f}** ± {ev['nll_stderr'] / (ev['features'] * 0.6931471805599453):.3f}"),
+    ("validation bits/dim (best)", f"{bpd_val:.3f} at step {res['best_step']}"),
+    ("training speed", f"{images_per_s:.0f} images/s (validation included)"),
+    ("sampling speed", f"{1000 / (t1 - t0):.0f} images/s (1000 images, model loading included)"),
+    ("peak memory", f"training {peak_mib(train_log):.0f} MiB, sampling {peak_mib(sample_log):.0f} MiB (resident set)"),
+]
+print("| what | measured |\n|---|---|")
+for k, v in rows:
+    print(f"| {k} | {v} |")
+PY
+)
+echo "$table"
+
+if [ "$write_docs" = 1 ]; then
+  python3 - "$table" "$threads" "$name" "$device" <<'PY'
+import re, sys, datetime, platform, os
+table, threads, name, device = sys.argv[1:5]
+path = "docs/benchmarks.md"
+text = open(path).read()
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+where = f"{cpu} ({os.cpu_count()} CPUs), {threads} thread(s)"
+if device == "cuda":
+    where = "a CUDA GPU (training), " + where + " (evaluation and sampling)"
+begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+block = (begin + "\n" + f"Measured {datetime.date.today()} on {where}, float32.\n\n"
+         + table + "\n" + end)
+if begin in text:
+    text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda m: block, text, flags=re.S)
+else:
+    text += "\n" + block + "\n"
+open(path + ".tmp", "w").write(text)
+os.replace(path + ".tmp", path)
+PY
+  echo "wrote the table into docs/benchmarks.md" >&2
+fi
