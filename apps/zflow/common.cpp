@@ -447,10 +447,16 @@ Data load_model_images(const Model& model, const std::string& spec, int64_t limi
 
 void write_image_grid(const std::string& path, const at::Tensor& images, int64_t rows, int64_t cols,
                       int64_t scale) {
-  if (path.size() < 4 || path.compare(path.size() - 4, 4, ".png") != 0) {
-    throw ConfigError("image output must be a .png file, got '" + path + "'");
-  }
+  require_extension(path, ".png", "image output");
   io::write_png(path, data::image_grid(images.to(at::kFloat), rows, cols, /*padding=*/2, scale));
+}
+
+void require_extension(const std::string& path, const std::string& extension,
+                       const std::string& what) {
+  if (path.size() < extension.size() ||
+      path.compare(path.size() - extension.size(), extension.size(), extension) != 0) {
+    throw ConfigError(what + " must be a " + extension + " file, got '" + path + "'");
+  }
 }
 
 void add_scale_option(CLI::App* app, int64_t& scale) {

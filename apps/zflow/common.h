@@ -30,6 +30,8 @@ void add_encode_decode(CLI::App& app);
 void add_info(CLI::App& app);
 void add_reconstruct(CLI::App& app);
 void add_interpolate(CLI::App& app);
+void add_plot(CLI::App& app);
+void add_report(CLI::App& app);
 void add_datasets(CLI::App& app);
 
 // ---- data --------------------------------------------------------------------------------
@@ -128,6 +130,10 @@ Data load_model_images(const Model& model, const std::string& spec, int64_t limi
 /// pixel enlarged `scale` times; ConfigError unless `path` ends in .png.
 void write_image_grid(const std::string& path, const at::Tensor& images, int64_t rows, int64_t cols,
                       int64_t scale);
+
+/// ConfigError unless `path` ends in `extension` (".png", ".svg", ".html"), naming `what`.
+void require_extension(const std::string& path, const std::string& extension,
+                       const std::string& what);
 
 /// Adds --scale (pixel enlargement of image grids).
 void add_scale_option(CLI::App* app, int64_t& scale);

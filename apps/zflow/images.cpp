@@ -6,12 +6,12 @@
 #include <tuple>
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
-#include <c10/core/GradMode.h>
 
 #include "common.h"
+#include "figures.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
+#include "zflow/io/image.h"
 
 namespace zflow::cli {
 
@@ -29,24 +29,17 @@ struct PictureArgs {
   int threads = 1;
 };
 
-/// An image model and `count` images of `data` chosen at random with `seed`.
+/// The image model of `a`, with `count` of its images chosen at random.
 std::pair<Model, at::Tensor> model_and_images(const PictureArgs& a, int64_t count) {
+  require_extension(a.out, ".png", "--out");
   Model model = load_model(a.model);
   if (!model.image()) {
     throw ConfigError(a.model +
                       " is a tabular model; reconstruct and interpolate are for image "
                       "models (use encode and decode)");
   }
-  const Data data = load_model_images(model, a.data, 0);
-  const int64_t available = data.values.size(0);
-  if (available < count) {
-    throw DataError(data.source + " has " + std::to_string(available) + " images, " +
-                    std::to_string(count) + " are needed");
-  }
-  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
-  const at::Tensor chosen =
-      at::randperm(available, generator, at::TensorOptions(at::kLong)).narrow(0, 0, count);
-  return {std::move(model), to_model_dtype(data.values.index_select(0, chosen), model)};
+  at::Tensor images = pick_images(model, a.data, count, static_cast<uint64_t>(a.seed));
+  return {std::move(model), images};
 }
 
 void run_reconstruct(const PictureArgs& a) {
@@ -54,16 +47,8 @@ void run_reconstruct(const PictureArgs& a) {
   const auto [rows, cols] = data::parse_grid(a.grid);
   auto [model, x] = model_and_images(a, rows * cols);
   seed_torch(static_cast<uint64_t>(a.seed));
-  c10::AutoGradMode no_grad(false);
-  const at::Tensor z = model.flow->transform_to_noise(x);
-  const at::Tensor back = model.flow->decode(z);
-  const double error = (back - x).abs().max().item<double>();
-  // Rows of data, each followed by the row of its reconstructions.
-  const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
-  const at::Tensor pairs =
-      at::stack({x.view({rows, cols, c, h, w}), back.view({rows, cols, c, h, w})}, 1)
-          .reshape({2 * rows * cols, c, h, w});
-  write_image_grid(a.out, pairs, 2 * rows, cols, a.scale);
+  double error = 0;
+  io::write_png(a.out, reconstruction_grid(model, x, rows, cols, a.scale, &error));
   std::cerr << "wrote " << rows * cols << " images and their reconstructions decode(encode(x)) to "
             << a.out << "; largest pixel error " << fmt(error) << " (of 255)\n";
 }
@@ -73,16 +58,7 @@ void run_interpolate(const PictureArgs& a) {
   if (a.steps < 2) throw ConfigError("--steps must be at least 2 (the two end images)");
   auto [model, x] = model_and_images(a, 2 * a.pairs);
   seed_torch(static_cast<uint64_t>(a.seed));
-  c10::AutoGradMode no_grad(false);
-  const at::Tensor z = model.flow->transform_to_noise(x);
-  const at::Tensor start = z.narrow(0, 0, a.pairs);
-  const at::Tensor end = z.narrow(0, a.pairs, a.pairs);
-  // Row i: decode((1 − t)·z_a + t·z_b) for t = 0, 1/(S−1), …, 1 (linear, as in Glow §5).
-  const at::Tensor t = at::linspace(0.0, 1.0, a.steps, z.options()).view({1, a.steps, 1, 1, 1});
-  const at::Tensor path = start.unsqueeze(1) * (1 - t) + end.unsqueeze(1) * t;
-  const at::Tensor flat = path.reshape({a.pairs * a.steps, z.size(1), z.size(2), z.size(3)});
-  const at::Tensor images = model.flow->decode(flat);
-  write_image_grid(a.out, images, a.pairs, a.steps, a.scale);
+  io::write_png(a.out, interpolation_grid(model, x, a.pairs, a.steps, a.scale));
   std::cerr << "wrote " << a.pairs << " interpolations of " << a.steps << " steps to " << a.out
             << "\n";
 }

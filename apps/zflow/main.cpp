@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
   zflow::cli::add_encode_decode(app);
   zflow::cli::add_reconstruct(app);
   zflow::cli::add_interpolate(app);
+  zflow::cli::add_plot(app);
+  zflow::cli::add_report(app);
   zflow::cli::add_info(app);
   zflow::cli::add_datasets(app);
 

@@ -14,6 +14,8 @@
 #include <c10/core/GradMode.h>
 
 #include "common.h"
+#include "figures.h"
+#include "report.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
 #include "zflow/flows/builders.h"
@@ -49,6 +51,7 @@ struct TrainArgs {
   std::string device = "cpu";
   bool no_standardize = false;
   std::string metrics;
+  std::string report;
   std::string out = "model.safetensors";
   std::string state;
   bool quiet = false;
@@ -168,6 +171,7 @@ void validate(const TrainArgs& a) {
     throw ConfigError("--embedding needs --context-columns (it embeds the context)");
   }
   if (a.out == "-") throw ConfigError("--out must be a file (a model cannot go to stdout)");
+  if (!a.report.empty()) require_extension(a.report, ".html", "--report");
   if (a.device == "cuda" && !at::hasCUDA()) {
     throw ConfigError(
         "--device cuda: this zflow is built against a LibTorch without CUDA, or no "
@@ -351,18 +355,24 @@ void run_train(TrainArgs& a) {
   const int64_t params = count_parameters(*flow);
   const std::string model_name = a.spec_file.empty() ? a.model : "spec " + a.spec_file;
 
-  // Metrics: JSON lines as they arrive (appended when resuming).
+  // Metrics: JSON lines as they arrive (appended when resuming), and kept for the report.
   std::unique_ptr<std::ofstream> metrics;
   if (!a.metrics.empty()) {
     metrics = std::make_unique<std::ofstream>(a.metrics,
                                               a.train.resume ? std::ios::app : std::ios::trunc);
     if (!*metrics) throw IOError(a.metrics + ": cannot open for writing");
-    a.train.on_metrics = [&metrics, &a](const Json& record) {
-      *metrics << record.dump() << '\n';
-      metrics->flush();
-      if (!*metrics) throw IOError(a.metrics + ": write failed");
-    };
   }
+  std::vector<Json> records;
+  if (a.train.resume && !a.report.empty() && !a.metrics.empty()) {
+    records = read_metrics(a.metrics);  // the curves of the run so far
+  }
+  a.train.on_metrics = [&metrics, &records, &a](const Json& record) {
+    if (!a.report.empty()) records.push_back(record);
+    if (!metrics) return;
+    *metrics << record.dump() << '\n';
+    metrics->flush();
+    if (!*metrics) throw IOError(a.metrics + ": write failed");
+  };
   if (images) a.train.bits_per_dim_dims = features;
   if (!a.quiet) {
     a.train.progress = {&std::cerr, train::stderr_is_terminal(),
@@ -423,7 +433,19 @@ void run_train(TrainArgs& a) {
     metadata["context_column_indices"] = Json(loaded.context.indices).dump();
   }
   if (images) metadata["image_shape"] = Json(event_shape).dump();
+  if (!a.metrics.empty()) {
+    std::error_code ec;
+    const auto absolute = std::filesystem::absolute(a.metrics, ec);
+    metadata["metrics_file"] = Json(ec ? a.metrics : absolute.string()).dump();
+  }
   save_checkpoint(a.out, *flow, metadata);
+  if (!a.report.empty()) {
+    ReportOptions report;
+    report.metrics = records;
+    report.data = a.data;
+    report.seed = static_cast<uint64_t>(a.seed);
+    write_report(a.report, load_model(a.out), report);
+  }
 
   if (!a.quiet) {
     std::cerr << "trained " << model_name << " (" << params << " params) for " << result.steps_done
@@ -435,7 +457,7 @@ void run_train(TrainArgs& a) {
     std::cerr << " at step " << result.best_step;
     if (result.skipped_steps > 0) std::cerr << " (" << result.skipped_steps << " steps skipped)";
     if (result.stopped_early) std::cerr << " (stopped early)";
-    std::cerr << "; wrote " << a.out << "\n";
+    std::cerr << "; wrote " << a.out << (a.report.empty() ? "" : " and " + a.report) << "\n";
   }
 }
 
@@ -578,6 +600,8 @@ void add_train(CLI::App& app) {
 
   add_threads_option(sub, a->threads);
   sub->add_option("--metrics", a->metrics, "Write metrics as JSON lines to this file");
+  sub->add_option("--report", a->report,
+                  "Also write an HTML report of the run (configuration, curves, pictures)");
   sub->add_option("--log-every", a->train.log_every,
                   "Also write a metrics record every this many steps (0: only at validations)")
       ->check(non_negative())
@@ -596,7 +620,8 @@ void add_train(CLI::App& app) {
   group("Optimisation", {"--steps", "--batch-size", "--lr", "--optimizer", "--weight-decay",
                          "--no-cosine", "--warmup", "--clip", "--val-fraction", "--eval-every",
                          "--patience", "--max-nonfinite", "--seed"});
-  group("Run", {"--threads", "--metrics", "--log-every", "--state", "--resume", "--quiet"});
+  group("Run",
+        {"--threads", "--metrics", "--report", "--log-every", "--state", "--resume", "--quiet"});
 
   sub->callback([a, sub] {
     a->n_given = sub->get_option("--n")->count() > 0;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -17,6 +18,10 @@
 
 #include "zflow/io/idx.h"
 #include "zflow/io/image.h"
+#include "zflow/plot/color.h"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 
 namespace {
 
@@ -803,6 +808,215 @@ TEST_F(CliTest, ImageModelMeetsImagesOfAnotherSize) {
   expect_one_error_line(r);
   EXPECT_NE(r.err.find("[1, 16, 16]"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("[1, 8, 8]"), std::string::npos) << r.err;
+}
+
+// ---- pictures and reports -------------------------------------------------------------------
+
+/// Parses an SVG file with libxml2: well-formed, root <svg>; returns every <text> content.
+std::vector<std::string> svg_texts(const fs::path& path, int* images = nullptr) {
+  const std::string text = read_text(path);
+  xmlDocPtr doc = xmlReadMemory(text.data(), static_cast<int>(text.size()), "figure.svg", nullptr,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  EXPECT_NE(doc, nullptr) << path << " is not well-formed XML";
+  std::vector<std::string> texts;
+  if (doc == nullptr) return texts;
+  xmlNodePtr root = xmlDocGetRootElement(doc);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(root->name)), "svg");
+  int image_count = 0;
+  std::vector<xmlNodePtr> stack{root};
+  while (!stack.empty()) {
+    xmlNodePtr node = stack.back();
+    stack.pop_back();
+    for (xmlNodePtr child = node->children; child; child = child->next) {
+      if (child->type != XML_ELEMENT_NODE) continue;
+      const std::string name(reinterpret_cast<const char*>(child->name));
+      if (name == "text") {
+        xmlChar* content = xmlNodeGetContent(child);
+        texts.emplace_back(reinterpret_cast<const char*>(content));
+        xmlFree(content);
+      }
+      if (name == "image") ++image_count;
+      stack.push_back(child);
+    }
+  }
+  xmlFreeDoc(doc);
+  if (images) *images = image_count;
+  return texts;
+}
+
+bool has_text(const std::vector<std::string>& texts, const std::string& part) {
+  for (const auto& t : texts) {
+    if (t.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_F(CliTest, PlotStepsDensityLatentAsSvg) {
+  use_model();  // realnvp, 4 layers + standardisation, on data.csv
+  Result r =
+      run("plot steps --model model.safetensors --data data.csv --samples 4000 -o steps.svg");
+  ASSERT_EQ(r.code, 0) << r.err;
+  int images = 0;
+  auto texts = svg_texts(path("steps.svg"), &images);
+  // 5 layers → 6 stages per row; two rows (sampling and encoding), one raster per panel.
+  EXPECT_EQ(images, 12);
+  EXPECT_TRUE(has_text(texts, "z ~ standard_normal")) << texts.size();
+  EXPECT_TRUE(has_text(texts, "x (data)"));
+  EXPECT_TRUE(has_text(texts, "1. standardize"));
+  EXPECT_TRUE(has_text(texts, "affine_coupling inverse"));
+
+  r =
+      run("plot steps --model model.safetensors --data data.csv --samples 2000 --groups 2 "
+          "--density -o grouped.svg");
+  ASSERT_EQ(r.code, 0) << r.err;
+  svg_texts(path("grouped.svg"), &images);
+  EXPECT_EQ(images, 6);  // 2 groups → 3 stages per row
+
+  r = run("plot density --model model.safetensors --data data.csv -o density.svg");
+  ASSERT_EQ(r.code, 0) << r.err;
+  texts = svg_texts(path("density.svg"), &images);
+  EXPECT_EQ(images, 2);
+  EXPECT_TRUE(has_text(texts, "model density p(x)"));
+  EXPECT_TRUE(has_text(texts, "data (500 points)"));
+
+  r = run("plot latent --model model.safetensors --data data.csv -o latent.svg");
+  ASSERT_EQ(r.code, 0) << r.err;
+  texts = svg_texts(path("latent.svg"));
+  EXPECT_TRUE(has_text(texts, "2σ"));
+  EXPECT_TRUE(has_text(texts, "contours of N(0, I)"));
+}
+
+// The density heat map of a flow trained on the checkerboard puts most of its mass on the
+// 8 occupied squares: [2c, 2c+2) × [2m, 2m+2) with c + m even, for c, m in −2..1.
+TEST_F(CliTest, DensityHeatMapPutsItsMassOnTheCheckerboard) {
+  Result r =
+      run("train --data checkerboard --n 20000 --model nsf-coupling --layers 4 --hidden 32 "
+          "--bins 8 --tail-bound 4 --steps 500 --batch-size 256 --lr 3e-3 --eval-every 250 "
+          "--threads 1 --metrics cb.jsonl --out cb.safetensors --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run("plot density --model cb.safetensors --range -4,4,-4,4 --bins 80 -o d.png");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto image = zflow::io::read_png(path("d.png").string());
+  ASSERT_EQ(image.width, 160);  // 80 cells, 2 pixels each
+  ASSERT_EQ(image.height, 160);
+  ASSERT_EQ(image.channels, 3);
+  // Pixel → position on the viridis scale (nearest of 256 samples), i.e. the density.
+  std::vector<zflow::plot::Rgb> scale;
+  for (int i = 0; i < 256; ++i) scale.push_back(zflow::plot::viridis(i / 255.0));
+  double inside = 0, outside = 0;
+  for (int64_t row = 0; row < image.height; ++row) {
+    for (int64_t col = 0; col < image.width; ++col) {
+      const uint8_t* p = &image.pixels[static_cast<size_t>((row * image.width + col) * 3)];
+      int best = 0;
+      int best_distance = 1 << 30;
+      for (int i = 0; i < 256; ++i) {
+        const int d = (p[0] - scale[i].r) * (p[0] - scale[i].r) +
+                      (p[1] - scale[i].g) * (p[1] - scale[i].g) +
+                      (p[2] - scale[i].b) * (p[2] - scale[i].b);
+        if (d < best_distance) {
+          best_distance = d;
+          best = i;
+        }
+      }
+      // Pixel centre in data coordinates (row 0 is the top, y = 4).
+      const double x = -4.0 + (col + 0.5) * 8.0 / 160.0;
+      const double y = 4.0 - (row + 0.5) * 8.0 / 160.0;
+      const int c = static_cast<int>(std::floor(x / 2.0));
+      const int m = static_cast<int>(std::floor(y / 2.0));
+      ((c + m) % 2 == 0 ? inside : outside) += best / 255.0;
+    }
+  }
+  // A uniform density would give 0.5; the data put everything inside.
+  EXPECT_GT(inside / (inside + outside), 0.8) << "inside " << inside << ", outside " << outside;
+
+  r = run("plot curves --model cb.safetensors -o curves.svg");  // metrics file from the model
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto texts = svg_texts(path("curves.svg"));
+  EXPECT_TRUE(has_text(texts, "validation"));
+  EXPECT_TRUE(has_text(texts, "step"));
+  EXPECT_TRUE(has_text(texts, "NLL (nats)"));
+}
+
+TEST_F(CliTest, TrainReportIsOneSelfContainedPage) {
+  Result r = run("train --data data.csv" + kQuick + "--out m.safetensors --report report.html");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string html = read_text(path("report.html"));
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  for (const std::string part : {"Training curves", "<svg", "best validation NLL", "realnvp",
+                                 "data (500 points)", "affine_coupling"}) {
+    EXPECT_NE(html.find(part), std::string::npos) << part;
+  }
+  // Nothing is fetched: no external scripts, styles or pictures.
+  for (const std::string part : {"src=\"http", "href=\"http", "<script", "<link"}) {
+    EXPECT_EQ(html.find(part), std::string::npos) << part;
+  }
+}
+
+/// Whether a program is on the PATH.
+bool on_path(const std::string& program) {
+  return std::system(("command -v " + program + " > /dev/null 2>&1").c_str()) == 0;
+}
+
+// The report in a real browser: headless Chromium renders it from disk and takes a
+// screenshot, whose pictures (the viridis heat maps) must be there.
+TEST_F(CliTest, ReportRendersInHeadlessChromium) {
+  const std::string browser = on_path("chromium")           ? "chromium"
+                              : on_path("chromium-browser") ? "chromium-browser"
+                                                            : "";
+  if (browser.empty()) {
+    GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium)";
+  }
+  use_model();
+  Result r = run("report --model model.safetensors --data data.csv --out report.html");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string command =
+      "cd '" + dir_.string() + "' && timeout 180 " + browser +
+      " --headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run "
+      "--user-data-dir='" +
+      (dir_ / "profile").string() + "' --window-size=1280,2400 --screenshot='" +
+      (dir_ / "shot.png").string() + "' 'file://" + (dir_ / "report.html").string() +
+      "' > chromium.log 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0) << read_text(path("chromium.log"));
+  const auto shot = zflow::io::read_png(path("shot.png").string());
+  EXPECT_EQ(shot.width, 1280);
+  EXPECT_EQ(shot.height, 2400);
+  // Count pixels close to the viridis colour map (the heat maps) and distinct colours.
+  std::vector<zflow::plot::Rgb> scale;
+  for (int i = 0; i < 64; ++i) scale.push_back(zflow::plot::viridis(i / 63.0));
+  int64_t viridis_pixels = 0;
+  std::set<uint32_t> colours;
+  const int64_t stride = shot.channels;
+  for (int64_t i = 0; i < shot.width * shot.height; ++i) {
+    const uint8_t* p = &shot.pixels[static_cast<size_t>(i * stride)];
+    const uint8_t g = stride >= 3 ? p[1] : p[0], b = stride >= 3 ? p[2] : p[0];
+    colours.insert((uint32_t(p[0]) << 16) | (uint32_t(g) << 8) | b);
+    for (const auto& c : scale) {
+      if (std::abs(p[0] - c.r) + std::abs(g - c.g) + std::abs(b - c.b) < 12) {
+        ++viridis_pixels;
+        break;
+      }
+    }
+  }
+  EXPECT_GT(colours.size(), 100u) << "the screenshot looks blank";
+  // Each of the 14 panels is 200 × 200 px; demand at least a few panels' worth.
+  EXPECT_GT(viridis_pixels, 100000) << "the pictures did not load";
+}
+
+TEST_F(CliTest, PlotUsageErrors) {
+  use_model();
+  use_conditional_model();
+  for (const std::string command :
+       {"plot steps --model cond.safetensors", "plot samples --model model.safetensors",
+        "plot curves --model model.safetensors",
+        "plot density --model model.safetensors "
+        "--data data.csv -o d.txt",
+        "plot steps --model model.safetensors --range 1,0,0,1",
+        "plot nothing --model model.safetensors", "report --model model.safetensors -o r.txt",
+        "plot density --model model.safetensors"}) {
+    const Result r = run(command);
+    EXPECT_EQ(r.code, 2) << command << ": " << r.err;
+    expect_one_error_line(r);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,418 @@
+#include "figures.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
+
+#include "zflow/core/error.h"
+#include "zflow/data/images.h"
+#include "zflow/data/toy.h"
+#include "zflow/io/atomic_file.h"
+#include "zflow/plot/chart.h"
+#include "zflow/plot/color.h"
+#include "zflow/plot/svg.h"
+
+namespace zflow::cli {
+
+namespace {
+
+// Layout of the 2-D figures, in px.
+constexpr double kLeft = 56;        // room for the y tick labels
+constexpr double kGap = 24;         // between panels
+constexpr double kRowTitle = 26;    // a row's caption
+constexpr double kPanelTitle = 22;  // a panel's title
+constexpr double kBottom = 38;      // x tick labels
+
+std::vector<TransformPtr> layers_of(const Model& model) {
+  const TransformPtr t = model.flow->transform();
+  if (auto composite = std::dynamic_pointer_cast<CompositeTransformImpl>(t)) {
+    std::vector<TransformPtr> layers;
+    for (size_t i = 0; i < composite->size(); ++i) layers.push_back(composite->layer(i));
+    return layers;
+  }
+  return {t};
+}
+
+void require_2d(const Model& model, const std::string& kind) {
+  if (model.image() || model.features != 2) {
+    throw ConfigError(kind + " pictures are for 2-D models; " + model.path + " has " +
+                      (model.image() ? "images of " + shape_string(model.image_shape)
+                                     : std::to_string(model.features) + " features") +
+                      (model.image() ? " (try: samples, reconstruct, interpolate)" : ""));
+  }
+  if (model.conditional()) {
+    throw ConfigError(kind + " pictures are for unconditional models; " + model.path +
+                      " is conditional on " + model.describe_context());
+  }
+}
+
+struct Columns {
+  std::vector<double> x, y;
+};
+
+Columns columns_of(const at::Tensor& points) {
+  const at::Tensor p = points.to(at::kDouble).contiguous();
+  const int64_t n = p.size(0);
+  Columns c;
+  c.x.resize(static_cast<size_t>(n));
+  c.y.resize(static_cast<size_t>(n));
+  const double* d = p.data_ptr<double>();
+  for (int64_t i = 0; i < n; ++i) {
+    c.x[static_cast<size_t>(i)] = d[2 * i];
+    c.y[static_cast<size_t>(i)] = d[2 * i + 1];
+  }
+  return c;
+}
+
+bool fixed(const plot::Range& r) { return r.hi > r.lo; }
+
+/// The range of a coordinate over several point sets, unless fixed by the user.
+plot::Range shared_range(const std::vector<const std::vector<double>*>& sets,
+                         const plot::Range& given) {
+  if (fixed(given)) return given;
+  std::vector<double> all;
+  for (const auto* s : sets) all.insert(all.end(), s->begin(), s->end());
+  return plot::covering_range(std::move(all), 0.002, 0.05);
+}
+
+io::Image histogram_image(const Columns& c, plot::Range x, plot::Range y, int64_t bins) {
+  const plot::Grid grid = plot::histogram2d(c.x, c.y, x, y, bins, bins);
+  plot::HeatmapOptions options;
+  options.gamma = 0.5;  // the square root keeps faint mass visible next to dense cores
+  options.scale = 2;
+  return plot::heatmap(grid, options);
+}
+
+/// log-density of the variable between layer `first` − 1 and layer `first` (first = 0: the
+/// data; first = K: the latent) at the centres of a bins × bins grid, as a Grid.
+plot::Grid stage_density(const Model& model, const std::vector<TransformPtr>& layers, size_t first,
+                         plot::Range x, plot::Range y, int64_t bins) {
+  c10::AutoGradMode no_grad(false);
+  const auto options = at::TensorOptions(model.dtype);
+  // Row 0 is the top of the picture (largest y).
+  const at::Tensor xs = x.lo + (at::arange(bins, options) + 0.5) * (x.width() / bins);
+  const at::Tensor ys = y.hi - (at::arange(bins, options) + 0.5) * (y.width() / bins);
+  const auto mesh = at::meshgrid({ys, xs}, "ij");
+  const at::Tensor points = at::stack({mesh[1].reshape(-1), mesh[0].reshape(-1)}, 1);
+  at::Tensor total = at::zeros({points.size(0)}, options);
+  at::Tensor h = points;
+  for (size_t k = first; k < layers.size(); ++k) {
+    auto out = layers[k]->forward(h);
+    h = out.outputs;
+    total = total + out.logabsdet;
+  }
+  const at::Tensor density = at::exp(model.flow->base()->log_prob(h) + total).to(at::kDouble);
+  plot::Grid grid;
+  grid.rows = grid.cols = bins;
+  grid.values.assign(density.data_ptr<double>(), density.data_ptr<double>() + density.numel());
+  for (auto& v : grid.values) {
+    if (!std::isfinite(v)) v = 0.0;
+  }
+  return grid;
+}
+
+io::Image density_image(const plot::Grid& grid) {
+  plot::HeatmapOptions options;
+  options.lo = 0.0;
+  options.scale = 2;
+  return plot::heatmap(grid, options);
+}
+
+/// The stages shown: indices 0 … K of the intermediate results, grouped to fit.
+std::vector<size_t> stage_indices(size_t layers, const FigureOptions& o) {
+  size_t groups = o.groups > 0 ? static_cast<size_t>(o.groups) : layers;
+  if (o.groups <= 0 && static_cast<int64_t>(layers) + 1 > o.max_panels) {
+    groups = static_cast<size_t>(std::max<int64_t>(o.max_panels - 1, 1));
+  }
+  groups = std::min(std::max<size_t>(groups, 1), std::max<size_t>(layers, 1));
+  std::vector<size_t> stages;
+  for (size_t g = 0; g <= groups; ++g) {
+    stages.push_back(static_cast<size_t>(
+        std::llround(static_cast<double>(g * layers) / static_cast<double>(groups))));
+  }
+  stages.erase(std::unique(stages.begin(), stages.end()), stages.end());
+  return stages;
+}
+
+std::string layer_name(const std::vector<TransformPtr>& layers, size_t index) {
+  return std::to_string(index + 1) + ". " + layers[index]->type();
+}
+
+/// "3. affine_coupling" for one layer, "2–4: … 4. affine_coupling" for a group.
+std::string group_name(const std::vector<TransformPtr>& layers, size_t from, size_t to,
+                       const std::string& suffix) {
+  if (to == from + 1) return layer_name(layers, from) + suffix;
+  return std::to_string(from + 1) + "–" + std::to_string(to) + ": " + layers[to - 1]->type() +
+         suffix;
+}
+
+struct Panel {
+  std::string title;
+  io::Image image;
+};
+
+/// One row of panels with shared axes at vertical offset `top`.
+void draw_row(plot::Svg& svg, double top, const std::string& caption,
+              const std::vector<Panel>& panels, plot::Range x, plot::Range y, double size) {
+  svg.text(kLeft - 40, top + 17, caption, 14, "start", 0, true);
+  for (size_t i = 0; i < panels.size(); ++i) {
+    const double left = kLeft + static_cast<double>(i) * (size + kGap);
+    plot::Axes axes(svg, left, top + kRowTitle + kPanelTitle, size, size, x, y);
+    axes.image(panels[i].image);
+    axes.decorate(panels[i].title, "", "", i == 0);
+  }
+}
+
+double row_height(double size) { return kRowTitle + kPanelTitle + size + kBottom; }
+
+double row_width(size_t panels, double size) {
+  return kLeft + static_cast<double>(panels) * (size + kGap);
+}
+
+}  // namespace
+
+at::Tensor figure_data(const Model& model, const std::string& spec, int64_t n, uint64_t seed) {
+  std::string source = spec;
+  if (source.empty()) {
+    const Json dataset = metadata_json(model, "dataset");
+    if (dataset.is_string() && data::is_toy_dataset(dataset.get<std::string>())) {
+      source = dataset.get<std::string>();
+    } else {
+      throw ConfigError("give --data: " + model.path +
+                        " was not trained on a built-in dataset, so there is no default");
+    }
+  }
+  const Data data = load_data(source, "", "auto", n, seed);
+  check_width(data, model);
+  at::Tensor values = data.values;
+  if (values.size(0) > n) values = values.narrow(0, 0, n);
+  return to_model_dtype(values, model);
+}
+
+std::string steps_figure(const Model& model, const at::Tensor& data, const FigureOptions& o) {
+  require_2d(model, "steps");
+  const std::vector<TransformPtr> layers = layers_of(model);
+  const size_t k = layers.size();
+  const std::vector<size_t> stages = stage_indices(k, o);
+  c10::AutoGradMode no_grad(false);
+  seed_torch(o.seed);
+
+  // Sampling: z, then the inverse of the last layer, … up to x. Stage j holds the variable
+  // after inverting the last j layers, i.e. the one between layers K − j and K − j + 1.
+  std::vector<at::Tensor> sampled{model.flow->base()->sample(o.samples).to(model.dtype)};
+  for (size_t j = 1; j <= k; ++j) sampled.push_back(layers[k - j]->inverse(sampled.back()).outputs);
+  // Encoding: x, then the forward of each layer, … up to z.
+  std::vector<at::Tensor> encoded;
+  if (data.defined()) {
+    encoded.push_back(data);
+    for (size_t i = 0; i < k; ++i) encoded.push_back(layers[i]->forward(encoded.back()).outputs);
+  }
+
+  auto row = [&](const std::vector<at::Tensor>& values, bool sampling) {
+    std::vector<Columns> cols;
+    for (size_t s : stages) cols.push_back(columns_of(values[s]));
+    std::vector<const std::vector<double>*> xs, ys;
+    for (const auto& c : cols) {
+      xs.push_back(&c.x);
+      ys.push_back(&c.y);
+    }
+    const plot::Range xr = shared_range(xs, o.x), yr = shared_range(ys, o.y);
+    std::vector<Panel> panels;
+    for (size_t p = 0; p < stages.size(); ++p) {
+      const size_t s = stages[p];
+      std::string title;
+      if (sampling) {
+        title = s == 0 ? "z ~ " + model.flow->base()->type()
+                       : group_name(layers, k - s, k - stages[p - 1], " inverse");
+      } else {
+        title = s == 0 ? "x (data)" : group_name(layers, stages[p - 1], s, "");
+      }
+      // The density of a stage: the layers between it and the latent, then the base.
+      const size_t first = sampling ? k - s : s;
+      panels.push_back(
+          {title, o.density ? density_image(stage_density(model, layers, first, xr, yr, o.bins))
+                            : histogram_image(cols[p], xr, yr, o.bins)});
+    }
+    return std::make_tuple(panels, xr, yr);
+  };
+
+  const double size = o.panel;
+  const size_t rows = data.defined() ? 2 : 1;
+  plot::Svg svg(row_width(stages.size(), size), row_height(size) * static_cast<double>(rows));
+  const std::string what =
+      o.density ? "density" : "histogram of " + std::to_string(o.samples) + " samples";
+  auto [sample_panels, sx, sy] = row(sampled, true);
+  draw_row(svg, 0, "Sampling, noise → data: z ~ base, then each layer's inverse (" + what + ")",
+           sample_panels, sx, sy, size);
+  if (data.defined()) {
+    auto [data_panels, dx, dy] = row(encoded, false);
+    draw_row(svg, row_height(size),
+             "Encoding, data → noise: x, then each layer's forward (" +
+                 (o.density ? std::string("density")
+                            : "histogram of " + std::to_string(data.size(0)) + " data points") +
+                 ")",
+             data_panels, dx, dy, size);
+  }
+  return svg.str();
+}
+
+io::Image density_raster(const Model& model, const at::Tensor& data, const FigureOptions& o) {
+  require_2d(model, "density");
+  const Columns c = columns_of(data);
+  const plot::Range xr = shared_range({&c.x}, o.x), yr = shared_range({&c.y}, o.y);
+  const std::vector<TransformPtr> layers = layers_of(model);
+  return density_image(stage_density(model, layers, 0, xr, yr, o.bins));
+}
+
+std::string density_figure(const Model& model, const at::Tensor& data, const FigureOptions& o) {
+  require_2d(model, "density");
+  const Columns c = columns_of(data);
+  const plot::Range xr = shared_range({&c.x}, o.x), yr = shared_range({&c.y}, o.y);
+  const std::vector<TransformPtr> layers = layers_of(model);
+  const double size = o.panel * 1.5;
+  plot::Svg svg(row_width(2, size), row_height(size));
+  draw_row(
+      svg, 0, "Density of " + model.path + " and the data, on the same axes",
+      {{"model density p(x)", density_image(stage_density(model, layers, 0, xr, yr, o.bins))},
+       {"data (" + std::to_string(data.size(0)) + " points)", histogram_image(c, xr, yr, o.bins)}},
+      xr, yr, size);
+  return svg.str();
+}
+
+std::string latent_figure(const Model& model, const at::Tensor& data, const FigureOptions& o) {
+  require_2d(model, "latent");
+  c10::AutoGradMode no_grad(false);
+  const at::Tensor z = model.flow->transform_to_noise(data);
+  const Columns c = columns_of(z.narrow(0, 0, std::min<int64_t>(z.size(0), 5000)));
+  const plot::Range r{-4, 4};
+  const double size = o.panel * 2;
+  plot::Svg svg(kLeft + size + kGap, kRowTitle + kPanelTitle + size + kBottom);
+  svg.text(kLeft - 40, 17, "Data pushed into the latent space, z = f(x)", 14, "start", 0, true);
+  plot::Axes axes(svg, kLeft, kRowTitle + kPanelTitle, size, size, fixed(o.x) ? o.x : r,
+                  fixed(o.y) ? o.y : r);
+  axes.scatter(c.x, c.y, plot::hex(plot::viridis(0.35)), 1.2);
+  // The contours of N(0, I) are circles; these hold 39%, 86% and 99% of its mass.
+  for (int radius = 1; radius <= 3; ++radius) {
+    axes.circle(0, 0, radius, "#e4572e", 1.5, "5,3");
+    const double at = radius * std::sqrt(0.5) + 0.08;
+    svg.text(axes.px(at), axes.py(at), std::to_string(radius) + "σ", 11, "start", 0, false,
+             "#e4572e");
+  }
+  axes.decorate(std::to_string(c.x.size()) + " points over the contours of N(0, I)", "z₁", "z₂");
+  return svg.str();
+}
+
+std::vector<Json> read_metrics(const std::string& path) {
+  std::istringstream in(io::read_file(path));
+  std::vector<Json> records;
+  std::string line;
+  int64_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      records.push_back(Json::parse(line));
+    } catch (const nlohmann::json::exception&) {
+      throw DataError(path + ": line " + std::to_string(number) + " is not JSON");
+    }
+  }
+  return records;
+}
+
+std::string curves_figure(const std::vector<Json>& records, const std::string& title) {
+  // Image models log bits/dim beside the NLL; prefer it.
+  bool bpd = false;
+  for (const auto& r : records) bpd |= r.contains("train_bpd");
+  const std::string train_key = bpd ? "train_bpd" : "train_nll";
+  std::vector<double> steps, train, val_steps, val;
+  for (const auto& r : records) {
+    if (!r.is_object() || !r.contains("step") || r.contains("event")) continue;
+    const double step = r["step"].get<double>();
+    if (r.contains(train_key) && r[train_key].is_number()) {
+      steps.push_back(step);
+      train.push_back(r[train_key].get<double>());
+    }
+    for (const char* key : {"val_bpd", "train_subset_bpd", "val_nll", "train_subset_nll"}) {
+      const bool is_bpd = std::string(key).find("bpd") != std::string::npos;
+      if (is_bpd == bpd && r.contains(key) && r[key].is_number()) {
+        val_steps.push_back(step);
+        val.push_back(r[key].get<double>());
+        break;
+      }
+    }
+  }
+  if (train.empty() && val.empty()) {
+    throw ConfigError("the metrics hold no NLL records (write them with zflow train --metrics)");
+  }
+  std::vector<double> all_steps = steps, all_values = train;
+  all_steps.insert(all_steps.end(), val_steps.begin(), val_steps.end());
+  all_values.insert(all_values.end(), val.begin(), val.end());
+  const auto [lo, hi] = std::minmax_element(all_steps.begin(), all_steps.end());
+  plot::Range xr{*lo, *hi > *lo ? *hi : *lo + 1};
+  // The first steps can sit far above the rest: cover the values but their top 2%.
+  plot::Range yr = plot::covering_range(all_values, 0.02, 0.08);
+  plot::Svg svg(680, 400);
+  plot::Axes axes(svg, 70, 40, 580, 300, xr, yr);
+  axes.line(steps, train, plot::hex(plot::series_color(0)), 1.5);
+  axes.line(val_steps, val, plot::hex(plot::series_color(1)), 2);
+  axes.scatter(val_steps, val, plot::hex(plot::series_color(1)), 2.5);
+  axes.legend({{"training (running mean)", plot::hex(plot::series_color(0))},
+               {"validation", plot::hex(plot::series_color(1))}});
+  axes.decorate(title, "step", bpd ? "bits/dim" : "NLL (nats)");
+  return svg.str();
+}
+
+at::Tensor pick_images(const Model& model, const std::string& spec, int64_t count, uint64_t seed) {
+  const Data data = load_model_images(model, spec, 0);
+  const int64_t available = data.values.size(0);
+  if (available < count) {
+    throw DataError(data.source + " has " + std::to_string(available) + " images, " +
+                    std::to_string(count) + " are needed");
+  }
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const at::Tensor chosen =
+      at::randperm(available, generator, at::TensorOptions(at::kLong)).narrow(0, 0, count);
+  return to_model_dtype(data.values.index_select(0, chosen), model);
+}
+
+io::Image sample_grid(const Model& model, int64_t rows, int64_t cols, double temperature,
+                      int64_t scale, uint64_t seed) {
+  seed_torch(seed);
+  c10::AutoGradMode no_grad(false);
+  const at::Tensor images = model.flow->sample_at_temperature(rows * cols, temperature);
+  return data::image_grid(images.to(at::kFloat), rows, cols, 2, scale);
+}
+
+io::Image reconstruction_grid(const Model& model, const at::Tensor& x, int64_t rows, int64_t cols,
+                              int64_t scale, double* error) {
+  c10::AutoGradMode no_grad(false);
+  const at::Tensor back = model.flow->decode(model.flow->transform_to_noise(x));
+  if (error) *error = (back - x).abs().max().item<double>();
+  const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
+  // Rows of data, each followed by the row of its reconstructions.
+  const at::Tensor pairs =
+      at::stack({x.view({rows, cols, c, h, w}), back.view({rows, cols, c, h, w})}, 1)
+          .reshape({2 * rows * cols, c, h, w});
+  return data::image_grid(pairs.to(at::kFloat), 2 * rows, cols, 2, scale);
+}
+
+io::Image interpolation_grid(const Model& model, const at::Tensor& x, int64_t pairs, int64_t steps,
+                             int64_t scale) {
+  c10::AutoGradMode no_grad(false);
+  const at::Tensor z = model.flow->transform_to_noise(x);
+  const at::Tensor start = z.narrow(0, 0, pairs);
+  const at::Tensor end = z.narrow(0, pairs, pairs);
+  // Row i: decode((1 − t)·z_a + t·z_b) for t = 0, 1/(S−1), …, 1 (linear, as in Glow §5).
+  const at::Tensor t = at::linspace(0.0, 1.0, steps, z.options()).view({1, steps, 1, 1, 1});
+  const at::Tensor path = start.unsqueeze(1) * (1 - t) + end.unsqueeze(1) * t;
+  const at::Tensor images =
+      model.flow->decode(path.reshape({pairs * steps, z.size(1), z.size(2), z.size(3)}));
+  return data::image_grid(images.to(at::kFloat), pairs, steps, 2, scale);
+}
+
+}  // namespace zflow::cli

@@ -1,0 +1,28 @@
+#pragma once
+/// \file
+/// The HTML run report: one self-contained page (inline SVG, PNG as data URIs, no network)
+/// with a model's configuration, final metrics, training curves and pictures.
+
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace zflow::cli {
+
+struct ReportOptions {
+  /// Metrics records of the run (may be empty: then no curves).
+  std::vector<Json> metrics;
+  /// Data for the 2-D pictures / images for the image pictures (empty: the model's own
+  /// built-in dataset, fashion-mnist for image models).
+  std::string data;
+  uint64_t seed = 0;
+};
+
+/// The report of `model` as an HTML document.
+std::string report_html(const Model& model, const ReportOptions& options);
+
+/// Writes the report atomically to `path` (.html).
+void write_report(const std::string& path, const Model& model, const ReportOptions& options);
+
+}  // namespace zflow::cli
