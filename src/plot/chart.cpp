@@ -158,7 +158,7 @@ void Axes::decorate(const std::string& title, const std::string& xlabel, const s
   const double bottom = top_ + height_;
   svg_.rect(left_, top_, width_, height_, "none", kFrameColor, 1);
 
-  const auto target = [](double pixels) { return std::clamp(static_cast<int>(pixels / 60), 2, 5); };
+  const auto target = [](double pixels) { return std::clamp(static_cast<int>(pixels / 45), 3, 6); };
   const auto step_of = [](const std::vector<double>& ticks, Range r, int n) {
     return ticks.size() >= 2 ? ticks[1] - ticks[0] : nice_step(r.width(), n).value();
   };

@@ -52,7 +52,7 @@ class Axes {
 
   /// The frame, ticks and tick labels on the left and bottom, axis labels, and the title
   /// above (bold, centred). Ticks come from nice_ticks with a target of 5 (fewer on narrow
-  /// areas: one per 60 px, at least 2) and are labelled by tick_label. y_ticks = false
+  /// areas: one per 45 px, between 3 and 6) and are labelled by tick_label. y_ticks = false
   /// leaves out the y ticks and their labels (e.g. for densities in arbitrary units). Call
   /// after the content so that the frame is drawn on top.
   void decorate(const std::string& title, const std::string& xlabel = "",
