@@ -33,6 +33,7 @@ void add_interpolate(CLI::App& app);
 void add_plot(CLI::App& app);
 void add_report(CLI::App& app);
 void add_datasets(CLI::App& app);
+void add_bench(CLI::App& app);
 
 // ---- data --------------------------------------------------------------------------------
 

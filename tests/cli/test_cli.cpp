@@ -1019,4 +1019,27 @@ TEST_F(CliTest, PlotUsageErrors) {
   }
 }
 
+TEST_F(CliTest, BenchQuickJson) {
+  const Result r = run("bench --config realnvp --threads 1 --quick --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("realnvp"), std::string::npos) << "no progress on stderr: " << r.err;
+  const json out = json::parse(r.out);
+  EXPECT_GT(out.at("machine").at("cpus").get<int>(), 0);
+  EXPECT_FALSE(out.at("machine").at("blas").get<std::string>().empty());
+  const double gemm = out.at("gemm_gflops").get<double>();
+  EXPECT_TRUE(std::isfinite(gemm) && gemm > 0) << gemm;
+  ASSERT_EQ(out.at("results").size(), 1u);
+  const json& row = out.at("results")[0];
+  EXPECT_EQ(row.at("config").get<std::string>(), "realnvp");
+  EXPECT_EQ(row.at("threads").get<int>(), 1);
+  for (const char* field :
+       {"train_steps_per_s", "step_ms", "floor_ms", "floor_multiple", "flops_per_step",
+        "log_prob_samples_per_s", "sample_samples_per_s", "peak_rss_mib"}) {
+    const double v = row.at(field).get<double>();
+    EXPECT_TRUE(std::isfinite(v) && v > 0) << field << " = " << v;
+  }
+  // 8 couplings with a 4 -> 128 -> 128 -> 8 conditioner: 6 * 512 * 8 * 17920 FLOPs.
+  EXPECT_DOUBLE_EQ(row.at("flops_per_step").get<double>(), 6.0 * 512 * 8 * 17920);
+}
+
 }  // namespace

@@ -1,0 +1,393 @@
+// zflow bench: end-to-end speed of the reference configurations (training steps, density
+// evaluation, sampling, peak memory) against the matrix-product floor (docs/benchmarks.md).
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+#include <torch/optim/adam.h>
+#include <torch/version.h>
+
+#include "common.h"
+#include "zflow/core/error.h"
+#include "zflow/core/threads.h"
+#include "zflow/flows/registry.h"
+#include "zflow/train/progress.h"
+
+namespace zflow::cli {
+
+namespace {
+
+constexpr int64_t kFeatures = 8;
+constexpr int64_t kTrainBatch = 512;
+constexpr int64_t kEvalBatch = 10000;
+constexpr int64_t kGemmSize = 1024;
+constexpr double kLearningRate = 1e-3;
+
+struct BenchArgs {
+  std::string config = "all";
+  std::vector<int> threads{1, 2};
+  bool json = false;
+  bool quick = false;
+};
+
+/// How long each measurement runs: time repetitions until `seconds` have passed and at
+/// least `min_reps` were done, after `warmup` untimed ones.
+struct Budget {
+  int warmup;
+  int min_reps;
+  double seconds;
+};
+
+std::vector<int64_t> half_mask(bool first) {
+  std::vector<int64_t> mask(kFeatures, 0);
+  for (int64_t i = 0; i < kFeatures / 2; ++i) mask[static_cast<size_t>(first ? i : i + 4)] = 1;
+  return mask;
+}
+
+Json mlp_conditioner() {
+  return {{"type", "mlp"}, {"hidden", 128}, {"layers", 2}, {"activation", "relu"}};
+}
+
+/// The flow spec of a reference configuration (issue "Speed", docs/benchmarks.md).
+Json reference_spec(const std::string& name) {
+  Json layers = Json::array();
+  if (name == "maf") {
+    for (int i = 0; i < 5; ++i) {
+      layers.push_back({{"type", "masked_affine_autoregressive"},
+                        {"features", kFeatures},
+                        {"made",
+                         {{"type", "made"},
+                          {"hidden", {128, 128}},
+                          {"activation", "relu"},
+                          {"residual", false}}}});
+      if (i + 1 < 5) {
+        layers.push_back({{"type", "permutation"}, {"features", kFeatures}, {"kind", "reverse"}});
+      }
+    }
+  } else if (name == "realnvp") {
+    for (int i = 0; i < 8; ++i) {
+      layers.push_back({{"type", "affine_coupling"},
+                        {"mask", half_mask(i % 2 == 0)},
+                        {"conditioner", mlp_conditioner()}});
+    }
+  } else if (name == "nsf") {
+    for (int i = 0; i < 4; ++i) {
+      layers.push_back({{"type", "spline_coupling"},
+                        {"mask", half_mask(i % 2 == 0)},
+                        {"conditioner", mlp_conditioner()},
+                        {"bins", 8},
+                        {"tail_bound", 3.0}});
+    }
+  } else {
+    throw ConfigError("unknown benchmark configuration '" + name + "' (choose maf, realnvp, nsf)");
+  }
+  return {{"type", "flow"},
+          {"transform", {{"type", "composite"}, {"layers", layers}}},
+          {"base", {{"type", "standard_normal"}, {"shape", {kFeatures}}}}};
+}
+
+/// Σ in·out over every 2-D parameter: in these flows exactly the conditioners' linear
+/// layers (MADE's masked layers at their full dense shapes).
+int64_t matrix_product_macs(const FlowImpl& flow) {
+  int64_t macs = 0;
+  for (const auto& p : flow.parameters()) {
+    if (p.dim() == 2) macs += p.numel();
+  }
+  return macs;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// Seconds per call of `fn`, timed as `budget` says.
+double time_per_call(const std::function<void()>& fn, const Budget& budget) {
+  for (int i = 0; i < budget.warmup; ++i) fn();
+  const auto start = std::chrono::steady_clock::now();
+  int reps = 0;
+  double elapsed = 0;
+  do {
+    fn();
+    ++reps;
+    elapsed = seconds_since(start);
+  } while (reps < budget.min_reps || elapsed < budget.seconds);
+  return elapsed / reps;
+}
+
+/// Peak resident set size of this process so far, in MiB.
+double peak_rss_mib() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) {
+        std::string name = line.substr(colon + 1);
+        name.erase(0, name.find_first_not_of(" \t"));
+        return name;
+      }
+    }
+  }
+  return "unknown";
+}
+
+/// The achievable matrix-product rate.
+struct GemmRate {
+  int threads = 1;
+  /// Plain at::mm: a single BLAS call (set_threads keeps OpenBLAS's own pool at one thread).
+  double plain_gflops = 0;
+  /// The output's rows split over LibTorch's thread pool, one at::mm per block.
+  double split_gflops = 0;
+  double best() const { return std::max(plain_gflops, split_gflops); }
+};
+
+GemmRate measure_gemm(int threads, const Budget& budget) {
+  zflow::set_threads(threads);
+  const int64_t n = kGemmSize;
+  const at::Tensor a = at::randn({n, n}, at::kFloat);
+  const at::Tensor b = at::randn({n, n}, at::kFloat);
+  at::Tensor c = at::empty({n, n}, at::kFloat);
+  const double flops =
+      2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+  GemmRate rate;
+  rate.threads = threads;
+  const double plain = time_per_call([&] { at::mm_out(c, a, b); }, budget);
+  rate.plain_gflops = flops / plain / 1e9;
+  const int64_t grain = (n + threads - 1) / threads;
+  const double split = time_per_call(
+      [&] {
+        at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+          at::Tensor rows = c.narrow(0, begin, end - begin);
+          at::mm_out(rows, a.narrow(0, begin, end - begin), b);
+        });
+      },
+      budget);
+  rate.split_gflops = flops / split / 1e9;
+  return rate;
+}
+
+struct Result {
+  std::string config;
+  int threads = 1;
+  int64_t parameters = 0;
+  double flops_per_step = 0;
+  double step_s = 0;
+  double final_loss = 0;
+  double log_prob_per_s = 0;
+  double sample_per_s = 0;
+  double peak_mib = 0;
+};
+
+Result run_config(const std::string& name, int threads, const BenchArgs& a) {
+  zflow::set_threads(threads);
+  seed_torch(0);
+  const FlowPtr flow = make_flow(reference_spec(name));
+  flow->train();
+  torch::optim::Adam optimizer(flow->parameters(), torch::optim::AdamOptions(kLearningRate));
+  // Random N(0, I) rows: the speed does not depend on the data.
+  const at::Tensor data = at::randn({kEvalBatch, kFeatures}, at::kFloat);
+
+  Result r;
+  r.config = name;
+  r.threads = threads;
+  r.parameters = count_parameters(*flow);
+  r.flops_per_step = 6.0 * kTrainBatch * static_cast<double>(matrix_product_macs(*flow));
+
+  const std::string label = "bench: " + name + ", " + std::to_string(threads) + " thread" +
+                            (threads == 1 ? "" : "s") + ": ";
+  std::cerr << label << "training steps" << std::endl;
+  int64_t offset = 0;
+  double loss_value = 0;
+  const Budget train_budget = a.quick ? Budget{2, 3, 0.3} : Budget{5, 10, 2.0};
+  r.step_s = time_per_call(
+      [&] {
+        if (offset + kTrainBatch > kEvalBatch) offset = 0;
+        const at::Tensor batch = data.narrow(0, offset, kTrainBatch);
+        offset += kTrainBatch;
+        optimizer.zero_grad();
+        at::Tensor loss = -flow->log_prob(batch).mean();
+        loss.backward();
+        optimizer.step();
+        loss_value = loss.item<double>();
+      },
+      train_budget);
+  if (!std::isfinite(loss_value)) {
+    throw Error("bench: " + name + " training gave a non-finite loss");
+  }
+  r.final_loss = loss_value;
+
+  flow->eval();
+  const Budget eval_budget = a.quick ? Budget{1, 1, 0.2} : Budget{1, 3, 1.0};
+  {
+    at::NoGradGuard no_grad;
+    std::cerr << label << "log_prob" << std::endl;
+    const double lp = time_per_call([&] { (void)flow->log_prob(data); }, eval_budget);
+    r.log_prob_per_s = kEvalBatch / lp;
+    std::cerr << label << "sampling" << std::endl;
+    const double s = time_per_call([&] { (void)flow->sample(kEvalBatch); }, eval_budget);
+    r.sample_per_s = kEvalBatch / s;
+  }
+  r.peak_mib = peak_rss_mib();
+  return r;
+}
+
+/// Index in `results` of the fastest training step of `config`.
+size_t fastest(const std::vector<Result>& results, const std::string& config) {
+  size_t best = results.size();
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].config != config) continue;
+    if (best == results.size() || results[i].step_s < results[best].step_s) best = i;
+  }
+  return best;
+}
+
+std::string fixed(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, value);
+  return buf;
+}
+
+/// 1234567 -> "1,234,567".
+std::string grouped(double value) {
+  std::string digits = fixed(value, 0);
+  std::string out;
+  const size_t n = digits.size();
+  for (size_t i = 0; i < n; ++i) {
+    out += digits[i];
+    if (i + 1 < n && (n - i - 1) % 3 == 0 && digits[i] != '-') out += ',';
+  }
+  return out;
+}
+
+void run_bench(const BenchArgs& a) {
+  const std::vector<std::string> configs = a.config == "all"
+                                               ? std::vector<std::string>{"maf", "realnvp", "nsf"}
+                                               : std::vector<std::string>{a.config};
+  const int cpus = train::available_cpus();
+  const std::string blas = active_blas();
+
+  std::cerr << "bench: " << kGemmSize << "^3 float32 matrix product on " << cpus << " thread"
+            << (cpus == 1 ? "" : "s") << std::endl;
+  const Budget gemm_budget = a.quick ? Budget{1, 3, 0.2} : Budget{2, 5, 1.0};
+  const GemmRate gemm = measure_gemm(cpus, gemm_budget);
+  const double rate = gemm.best() * 1e9;  // FLOP/s
+
+  std::vector<int> thread_counts;  // as given, without repeats
+  for (int t : a.threads) {
+    if (std::find(thread_counts.begin(), thread_counts.end(), t) == thread_counts.end()) {
+      thread_counts.push_back(t);
+    }
+  }
+  std::vector<Result> results;
+  for (const auto& config : configs) {
+    for (int threads : thread_counts) results.push_back(run_config(config, threads, a));
+  }
+
+  auto floor_s = [&](const Result& r) { return r.flops_per_step / rate; };
+
+  if (a.json) {
+    Json rows = Json::array();
+    for (size_t i = 0; i < results.size(); ++i) {
+      const Result& r = results[i];
+      rows.push_back({{"config", r.config},
+                      {"threads", r.threads},
+                      {"parameters", r.parameters},
+                      {"flops_per_step", r.flops_per_step},
+                      {"train_steps_per_s", 1.0 / r.step_s},
+                      {"step_ms", r.step_s * 1e3},
+                      {"floor_ms", floor_s(r) * 1e3},
+                      {"floor_multiple", r.step_s / floor_s(r)},
+                      {"fastest", fastest(results, r.config) == i},
+                      {"final_loss", r.final_loss},
+                      {"log_prob_samples_per_s", r.log_prob_per_s},
+                      {"sample_samples_per_s", r.sample_per_s},
+                      {"peak_rss_mib", r.peak_mib}});
+    }
+    Json out = {{"machine",
+                 {{"cpus", cpus},
+                  {"cpu_model", cpu_model()},
+                  {"blas", blas},
+                  {"torch_version", TORCH_VERSION}}},
+                {"gemm_gflops", gemm.best()},
+                {"gemm",
+                 {{"size", kGemmSize},
+                  {"threads", gemm.threads},
+                  {"plain_mm_gflops", gemm.plain_gflops},
+                  {"row_split_gflops", gemm.split_gflops}}},
+                {"train_batch", kTrainBatch},
+                {"eval_batch", kEvalBatch},
+                {"quick", a.quick},
+                {"results", rows}};
+    std::cout << out.dump(2) << std::endl;
+    return;
+  }
+
+  std::cout << "Machine: " << cpu_model() << ", " << cpus << " CPUs, torch " << TORCH_VERSION
+            << ", " << blas << "\n"
+            << "Matrix-product rate (" << kGemmSize << "^3 float32, " << gemm.threads
+            << " threads): " << fixed(gemm.best(), 1) << " GFLOP/s (plain at::mm "
+            << fixed(gemm.plain_gflops, 1) << ", rows split over the threads "
+            << fixed(gemm.split_gflops, 1) << ")\n\n";
+  std::cout << "| config | threads | train steps/s | step ms | floor ms | × floor | "
+               "log_prob samples/s | sample samples/s | peak MiB |\n"
+            << "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const Result& r : results) {
+    std::cout << "| " << r.config << " | " << r.threads << " | " << fixed(1.0 / r.step_s, 1)
+              << " | " << fixed(r.step_s * 1e3, 2) << " | " << fixed(floor_s(r) * 1e3, 2) << " | "
+              << fixed(r.step_s / floor_s(r), 1) << " | " << grouped(r.log_prob_per_s) << " | "
+              << grouped(r.sample_per_s) << " | " << fixed(r.peak_mib, 0) << " |\n";
+  }
+  std::cout << "\n";
+  for (const auto& config : configs) {
+    const Result& r = results[fastest(results, config)];
+    std::cout << config << ": fastest with " << r.threads << " thread"
+              << (r.threads == 1 ? "" : "s") << ", " << fixed(r.step_s * 1e3, 2)
+              << " ms per step = " << fixed(r.step_s / floor_s(r), 1) << " × the floor of "
+              << fixed(floor_s(r) * 1e3, 2) << " ms (" << fixed(r.flops_per_step / 1e6, 1)
+              << " MFLOP per step)\n";
+  }
+  std::cout.flush();
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* sub =
+      app.add_subcommand("bench",
+                         "Speed of the reference flows (train, log_prob, sample) against the "
+                         "matrix-product floor");
+  set_example(sub,
+              "zflow bench\n"
+              "  zflow bench --config nsf --threads 1,2 --json > nsf.json");
+  sub->add_option("--config", a->config, "Reference configuration: maf, realnvp, nsf or all")
+      ->check(CLI::IsMember({"maf", "realnvp", "nsf", "all"}))
+      ->capture_default_str();
+  sub->add_option("--threads", a->threads,
+                  "Thread counts to measure, repeatable or a list like 1,2 (default: 1 and 2)")
+      ->delimiter(',')
+      ->check(positive());
+  sub->add_flag("--json", a->json, "Print JSON instead of a table");
+  sub->add_flag("--quick", a->quick, "Shorter timings (a smoke test; the numbers are noisier)");
+  sub->callback([a] { run_bench(*a); });
+}
+
+}  // namespace zflow::cli
