@@ -154,7 +154,23 @@ std::string group_name(const std::vector<TransformPtr>& layers, size_t from, siz
 struct Panel {
   std::string title;
   io::Image image;
+  /// Samples drawn as dots over the image (empty: none).
+  Columns dots;
 };
+
+/// At most `count` of the points, evenly spaced (enough to show where samples fall over a
+/// density without hiding it).
+Columns thinned(const Columns& c, size_t count) {
+  if (c.x.size() <= count) return c;
+  Columns out;
+  const double stride = static_cast<double>(c.x.size()) / static_cast<double>(count);
+  for (size_t i = 0; i < count; ++i) {
+    const auto j = static_cast<size_t>(static_cast<double>(i) * stride);
+    out.x.push_back(c.x[j]);
+    out.y.push_back(c.y[j]);
+  }
+  return out;
+}
 
 /// One row of panels with shared axes at vertical offset `top`.
 void draw_row(plot::Svg& svg, double top, const std::string& caption,
@@ -164,6 +180,7 @@ void draw_row(plot::Svg& svg, double top, const std::string& caption,
     const double left = kLeft + static_cast<double>(i) * (size + kGap);
     plot::Axes axes(svg, left, top + kRowTitle + kPanelTitle, size, size, x, y);
     axes.image(panels[i].image);
+    if (!panels[i].dots.x.empty()) axes.scatter(panels[i].dots.x, panels[i].dots.y, "#ffffff", 0.7);
     axes.decorate(panels[i].title, "", "", i == 0);
   }
 }
@@ -234,9 +251,13 @@ std::string steps_figure(const Model& model, const at::Tensor& data, const Figur
       }
       // The density of a stage: the layers between it and the latent, then the base.
       const size_t first = sampling ? k - s : s;
-      panels.push_back(
-          {title, o.density ? density_image(stage_density(model, layers, first, xr, yr, o.bins))
-                            : histogram_image(cols[p], xr, yr, o.bins)});
+      // With --density: the stage's exact density, with some of its samples over it.
+      if (o.density) {
+        panels.push_back({title, density_image(stage_density(model, layers, first, xr, yr, o.bins)),
+                          thinned(cols[p], 1500)});
+      } else {
+        panels.push_back({title, histogram_image(cols[p], xr, yr, o.bins), {}});
+      }
     }
     return std::make_tuple(panels, xr, yr);
   };
@@ -244,8 +265,8 @@ std::string steps_figure(const Model& model, const at::Tensor& data, const Figur
   const double size = o.panel;
   const size_t rows = data.defined() ? 2 : 1;
   plot::Svg svg(row_width(stages.size(), size), row_height(size) * static_cast<double>(rows));
-  const std::string what =
-      o.density ? "density" : "histogram of " + std::to_string(o.samples) + " samples";
+  const std::string what = o.density ? "exact density, with samples as dots"
+                                     : "histogram of " + std::to_string(o.samples) + " samples";
   auto [sample_panels, sx, sy] = row(sampled, true);
   draw_row(svg, 0, "Sampling, noise → data: z ~ base, then each layer's inverse (" + what + ")",
            sample_panels, sx, sy, size);
@@ -253,7 +274,7 @@ std::string steps_figure(const Model& model, const at::Tensor& data, const Figur
     auto [data_panels, dx, dy] = row(encoded, false);
     draw_row(svg, row_height(size),
              "Encoding, data → noise: x, then each layer's forward (" +
-                 (o.density ? std::string("density")
+                 (o.density ? std::string("exact density, with data points as dots")
                             : "histogram of " + std::to_string(data.size(0)) + " data points") +
                  ")",
              data_panels, dx, dy, size);
@@ -278,8 +299,10 @@ std::string density_figure(const Model& model, const at::Tensor& data, const Fig
   plot::Svg svg(row_width(2, size), row_height(size));
   draw_row(
       svg, 0, "Density of " + model.path + " and the data, on the same axes",
-      {{"model density p(x)", density_image(stage_density(model, layers, 0, xr, yr, o.bins))},
-       {"data (" + std::to_string(data.size(0)) + " points)", histogram_image(c, xr, yr, o.bins)}},
+      {{"model density p(x)", density_image(stage_density(model, layers, 0, xr, yr, o.bins)), {}},
+       {"data (" + std::to_string(data.size(0)) + " points)",
+        histogram_image(c, xr, yr, o.bins),
+        {}}},
       xr, yr, size);
   return svg.str();
 }

@@ -32,7 +32,8 @@ struct FigureOptions {
   int64_t max_panels = 8;
   /// steps: groups of consecutive layers per panel (0: automatic, from max_panels).
   int64_t groups = 0;
-  /// steps: show the exact density of every stage instead of a histogram of samples.
+  /// steps: show the exact density of every stage, with samples as dots over it, instead
+  /// of a histogram of samples.
   bool density = false;
   uint64_t seed = 0;
 };

@@ -185,7 +185,8 @@ void add_plot(CLI::App& app) {
       ->check(CLI::Range(int64_t{2}, int64_t{64}))
       ->capture_default_str();
   sub->add_flag("--density", a->figure.density,
-                "steps: show each stage's exact density instead of a histogram of samples");
+                "steps: each stage's exact density with samples as dots over it, instead of a "
+                "histogram of samples");
   sub->add_option("--grid", a->grid, "samples, reconstruct: ROWSxCOLS images")
       ->capture_default_str();
   sub->add_option("--temperature,-t", a->temperature, "samples: z ~ N(0, T^2 I)")
