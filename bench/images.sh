@@ -11,7 +11,8 @@
 # Adam lr 1e-3 with 500 warm-up steps and cosine decay, Glow with 2 levels of 8 steps and
 # 64 hidden channels, one thread). --no-train reuses DIR/glow.safetensors and DIR/train.log
 # from an earlier run (to redo the measurements and pictures only). NAME (glow-fashion)
-# names the pictures docs/images/NAME-*.png and the block of docs/benchmarks.md.
+# names the pictures docs/images/NAME-*.png (with --no-docs: DIR/NAME-*.png) and the block
+# of docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=out/images
@@ -69,15 +70,18 @@ sample_start=$(date +%s.%N)
   -o "$out/samples.npy" 2> "$out/sample.log"
 sample_end=$(date +%s.%N)
 
-mkdir -p docs/images
+# Pictures go into docs/images with the table, into the output folder with --no-docs.
+pictures=docs/images
+[ "$write_docs" = 1 ] || pictures="$out"
+mkdir -p "$pictures"
 "$zflow" sample --model "$model" --grid 8x8 --temperature 0.7 --scale 2 --seed 3 \
-  -o "docs/images/$name-samples.png" --threads "$threads"
+  -o "$pictures/$name-samples.png" --threads "$threads"
 "$zflow" sample --model "$model" --grid 8x8 --temperature 1.0 --scale 2 --seed 3 \
-  -o "docs/images/$name-samples-t1.png" --threads "$threads"
-"$zflow" reconstruct --model "$model" --grid 2x8 --scale 2 -o "docs/images/$name-reconstruct.png" \
+  -o "$pictures/$name-samples-t1.png" --threads "$threads"
+"$zflow" reconstruct --model "$model" --grid 2x8 --scale 2 -o "$pictures/$name-reconstruct.png" \
   --threads "$threads"
 "$zflow" interpolate --model "$model" --pairs 4 --steps 9 --scale 2 \
-  -o "docs/images/$name-interpolate.png" --threads "$threads"
+  -o "$pictures/$name-interpolate.png" --threads "$threads"
 info_json=$("$zflow" info --model "$model" --json)
 
 table=$(python3 - "$eval_json" "$info_json" "$out/train.log" "$out/sample.log" "$sample_start" "$sample_end" <<'PY'
