@@ -451,10 +451,19 @@ void write_image_grid(const std::string& path, const at::Tensor& images, int64_t
   io::write_png(path, data::image_grid(images.to(at::kFloat), rows, cols, /*padding=*/2, scale));
 }
 
+bool has_extension(const std::string& path, const std::string& extension) {
+  return path.size() >= extension.size() &&
+         path.compare(path.size() - extension.size(), extension.size(), extension) == 0;
+}
+
+std::pair<int64_t, int64_t> squarest_grid(int64_t n) {
+  const auto cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+  return {(n + cols - 1) / cols, cols};
+}
+
 void require_extension(const std::string& path, const std::string& extension,
                        const std::string& what) {
-  if (path.size() < extension.size() ||
-      path.compare(path.size() - extension.size(), extension.size(), extension) != 0) {
+  if (!has_extension(path, extension)) {
     throw ConfigError(what + " must be a " + extension + " file, got '" + path + "'");
   }
 }

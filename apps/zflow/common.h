@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -131,6 +132,12 @@ Data load_model_images(const Model& model, const std::string& spec, int64_t limi
 /// pixel enlarged `scale` times; ConfigError unless `path` ends in .png.
 void write_image_grid(const std::string& path, const at::Tensor& images, int64_t rows, int64_t cols,
                       int64_t scale);
+
+/// Whether `path` ends in `extension` (".png", ".svg", ".html").
+bool has_extension(const std::string& path, const std::string& extension);
+
+/// The grid of about square shape that holds n images: {rows, cols}, cols = ⌈√n⌉.
+std::pair<int64_t, int64_t> squarest_grid(int64_t n);
 
 /// ConfigError unless `path` ends in `extension` (".png", ".svg", ".html"), naming `what`.
 void require_extension(const std::string& path, const std::string& extension,

@@ -1,7 +1,6 @@
 // zflow encode / decode: map data to noise (z = f(x)) and back (x = f⁻¹(z)); for a
 // conditional model z = f(x | c) and x = f⁻¹(z | c).
 
-#include <cmath>
 #include <memory>
 
 #include <ATen/ATen.h>
@@ -95,9 +94,9 @@ void run_decode(const CodeArgs& a) {
       z, context, a.batch_size,
       [&](const at::Tensor& rows, const at::Tensor& c) { return model.flow->decode(rows, c); });
   if (model.image()) {
-    if (a.out.size() >= 4 && a.out.compare(a.out.size() - 4, 4, ".png") == 0) {
-      const auto cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(x.size(0)))));
-      write_image_grid(a.out, x, (x.size(0) + cols - 1) / cols, cols, 1);
+    if (has_extension(a.out, ".png")) {
+      const auto [rows, cols] = squarest_grid(x.size(0));
+      write_image_grid(a.out, x, rows, cols, 1);
       return;
     }
     std::vector<std::string> header;

@@ -114,7 +114,7 @@ void run_plot(PlotArgs& a) {
   }
 
   // steps, density, latent: 2-D models.
-  const bool png = a.out.size() >= 4 && a.out.compare(a.out.size() - 4, 4, ".png") == 0;
+  const bool png = has_extension(a.out, ".png");
   if (!(a.kind == "density" && png)) require_extension(a.out, ".svg", "--out");
   at::Tensor data;
   if (a.kind != "steps" || !a.data.empty() || !metadata_json(model, "dataset").is_null()) {

@@ -1,7 +1,6 @@
 // zflow sample: draws points from a trained model (given contexts for a conditional one).
 
 #include <algorithm>
-#include <cmath>
 #include <iostream>
 #include <memory>
 #include <tuple>
@@ -83,16 +82,12 @@ at::Tensor draw_conditional(FlowImpl& flow, const at::Tensor& contexts, int64_t 
   return at::cat(rows);
 }
 
-bool is_png(const std::string& path) {
-  return path.size() >= 4 && path.compare(path.size() - 4, 4, ".png") == 0;
-}
-
 /// Image models: n images as a PNG grid (or their raw pixel values as rows of C·H·W).
 void sample_images(const Model& model, SampleArgs a) {
   if (!a.context.empty() || !a.context_file.empty()) {
     throw ConfigError(a.model + " is an unconditional image model: it takes no context");
   }
-  if (a.with_log_prob && is_png(a.out)) {
+  if (a.with_log_prob && has_extension(a.out, ".png")) {
     throw ConfigError("--log-prob needs a .csv/.npy output, not a picture");
   }
   int64_t rows = 0, cols = 0;
@@ -103,14 +98,13 @@ void sample_images(const Model& model, SampleArgs a) {
                         " (drop -n, or make it " + std::to_string(rows * cols) + ")");
     }
     a.n = rows * cols;
-  } else if (is_png(a.out)) {
+  } else if (has_extension(a.out, ".png")) {
     if (!a.n_given) a.n = 64;
-    cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(a.n))));
-    rows = (a.n + cols - 1) / cols;
+    std::tie(rows, cols) = squarest_grid(a.n);
   }
   if (a.out == "-" && rows > 0) throw ConfigError("a sample grid needs --out FILE.png");
   const at::Tensor images = draw(*model.flow, a.n, a.chunk, a.with_log_prob, a.temperature);
-  if (is_png(a.out)) {
+  if (has_extension(a.out, ".png")) {
     write_image_grid(a.out, images, rows, cols, a.scale);
     std::cerr << "wrote " << a.n << " samples (temperature " << fmt(a.temperature) << ") as a "
               << rows << "x" << cols << " grid to " << a.out << "\n";
@@ -137,7 +131,7 @@ void run_sample(const SampleArgs& a) {
     sample_images(model, a);
     return;
   }
-  if (!a.grid.empty() || is_png(a.out)) {
+  if (!a.grid.empty() || has_extension(a.out, ".png")) {
     throw ConfigError("--grid and .png output are for image models; " + a.model +
                       " is a tabular model (write .csv or .npy)");
   }

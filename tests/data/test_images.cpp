@@ -16,6 +16,7 @@
 #include <ATen/Functions.h>
 #include <c10/util/Exception.h>
 
+#include "support/expect_error.h"
 #include "support/temp_dir.h"
 #include "zflow/core/error.h"
 #include "zflow/io/idx.h"
@@ -35,6 +36,8 @@ using zflow::io::IdxArray;
 using zflow::io::Image;
 
 namespace {
+
+using zflow::testing::expect_error;
 
 /// A fresh directory per test under the system temp folder, removed afterwards.
 class ImagesTest : public zflow::testing::TempDirTest {
@@ -73,21 +76,6 @@ class EnvGuard {
   const char* name_;
   std::optional<std::string> old_;
 };
-
-template <typename E, typename Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an exception";
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& part : parts) {
-      EXPECT_NE(what.find(part), std::string::npos) << "message: " << what << "\nmissing: " << part;
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
 
 /// The value of pixel (y, x, channel k) of test image n: distinct over a small set.
 uint8_t value(int64_t n, int64_t y, int64_t x, int64_t k) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "support/expect_error.h"
 #include "support/temp_dir.h"
 #include "zflow/core/error.h"
 
@@ -20,27 +21,13 @@ using zflow::io::write_idx;
 
 namespace {
 
+using zflow::testing::expect_error;
+
 /// A fresh directory per test under the system temp folder, removed afterwards.
 class IdxTest : public zflow::testing::TempDirTest {
  protected:
   IdxTest() : TempDirTest("zflow_test_idx") {}
 };
-
-/// Expects `fn` to throw E with a message containing every one of `parts`.
-template <typename E, typename Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an exception";
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& part : parts) {
-      EXPECT_NE(what.find(part), std::string::npos) << "message: " << what << "\nmissing: " << part;
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
 
 /// Expects read_idx(p) to fail with an IOError that starts with the path and holds `fault`.
 void expect_read_fault(const std::string& p, const std::string& fault) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "support/expect_error.h"
 #include "support/temp_dir.h"
 #include "zflow/core/error.h"
 
@@ -22,26 +23,13 @@ using zflow::io::write_png;
 
 namespace {
 
+using zflow::testing::expect_error;
+
 /// A fresh directory per test under the system temp folder, removed afterwards.
 class ImageTest : public zflow::testing::TempDirTest {
  protected:
   ImageTest() : TempDirTest("zflow_test_image") {}
 };
-
-template <typename E, typename Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an exception";
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& part : parts) {
-      EXPECT_NE(what.find(part), std::string::npos) << "message: " << what << "\nmissing: " << part;
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
 
 /// An image whose every byte differs from its neighbours, so that a transposition, a flip or
 /// a channel swap shows.

@@ -10,6 +10,7 @@
 
 #include <ATen/ops/empty.h>
 
+#include "support/expect_error.h"
 #include "support/temp_dir.h"
 #include "zflow/core/error.h"
 
@@ -29,6 +30,8 @@ using zflow::io::write_table;
 
 namespace {
 
+using zflow::testing::expect_error;
+
 /// A fresh directory per test under the system temp folder, removed afterwards.
 class TableTest : public zflow::testing::TempDirTest {
  protected:
@@ -45,22 +48,6 @@ at::Tensor make_tensor(const std::vector<double>& v, int64_t rows, int64_t cols,
 std::vector<double> to_vec(const at::Tensor& t) {
   at::Tensor c = t.to(at::kDouble).contiguous();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
-
-/// Expects `fn` to throw E with a message containing every one of `parts`.
-template <typename E, typename Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an exception";
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& part : parts) {
-      EXPECT_NE(what.find(part), std::string::npos) << "message: " << what << "\nmissing: " << part;
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
 }
 
 /// Builds a .npy file by hand.
