@@ -15,14 +15,16 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/optim/adam.h>
 #include <torch/version.h>
 
 #include "common.h"
 #include "zflow/core/error.h"
+#include "zflow/core/kernels.h"
 #include "zflow/core/threads.h"
 #include "zflow/flows/registry.h"
+#include "zflow/train/flat_adam.h"
 #include "zflow/train/progress.h"
 
 namespace zflow::cli {
@@ -37,6 +39,8 @@ constexpr double kLearningRate = 1e-3;
 
 struct BenchArgs {
   std::string config = "all";
+  /// fused, reference (plain LibTorch: autograd conditioners, element-wise ops, Adam) or both.
+  std::string kernels = "fused";
   std::vector<int> threads{1, 2};
   bool json = false;
   bool quick = false;
@@ -186,49 +190,82 @@ GemmRate measure_gemm(int threads, const Budget& budget) {
 
 struct Result {
   std::string config;
+  bool fused = true;
   int threads = 1;
   int64_t parameters = 0;
   double flops_per_step = 0;
   double step_s = 0;
+  double forward_s = 0;
+  double backward_s = 0;
+  double optimizer_s = 0;
   double final_loss = 0;
   double log_prob_per_s = 0;
   double sample_per_s = 0;
   double peak_mib = 0;
 };
 
-Result run_config(const std::string& name, int threads, const BenchArgs& a) {
+/// The training step's optimizer: zflow's flat-buffer Adam, or LibTorch's per-tensor Adam
+/// for the reference measurements.
+std::unique_ptr<torch::optim::Optimizer> make_adam(FlowImpl& flow, bool fused) {
+  if (!fused) {
+    return std::make_unique<torch::optim::Adam>(flow.parameters(),
+                                                torch::optim::AdamOptions(kLearningRate));
+  }
+  train::FlatAdamOptions adam;
+  adam.lr = kLearningRate;
+  return std::make_unique<train::FlatAdam>(flow.parameters(), adam);
+}
+
+Result run_config(const std::string& name, int threads, bool fused, const BenchArgs& a) {
   zflow::set_threads(threads);
+  zflow::use_fused_kernels(fused);
   seed_torch(0);
   const FlowPtr flow = make_flow(reference_spec(name));
   flow->train();
-  torch::optim::Adam optimizer(flow->parameters(), torch::optim::AdamOptions(kLearningRate));
+  const auto optimizer = make_adam(*flow, fused);
   // Random N(0, I) rows: the speed does not depend on the data.
   const at::Tensor data = at::randn({kEvalBatch, kFeatures}, at::kFloat);
 
   Result r;
   r.config = name;
+  r.fused = fused;
   r.threads = threads;
   r.parameters = count_parameters(*flow);
   r.flops_per_step = 6.0 * kTrainBatch * static_cast<double>(matrix_product_macs(*flow));
 
-  const std::string label = "bench: " + name + ", " + std::to_string(threads) + " thread" +
-                            (threads == 1 ? "" : "s") + ": ";
+  const std::string label = "bench: " + name + (fused ? "" : " (reference kernels)") + ", " +
+                            std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") + ": ";
   std::cerr << label << "training steps" << std::endl;
   int64_t offset = 0;
   double loss_value = 0;
+  // Where the step's time goes: forward (log_prob and loss), backward, optimizer (with
+  // zero_grad), summed over the timed and warm-up steps alike.
+  double forward_s = 0, backward_s = 0, optimizer_s = 0;
+  int64_t steps = 0;
   const Budget train_budget = a.quick ? Budget{2, 3, 0.3} : Budget{5, 10, 2.0};
   r.step_s = time_per_call(
       [&] {
         if (offset + kTrainBatch > kEvalBatch) offset = 0;
         const at::Tensor batch = data.narrow(0, offset, kTrainBatch);
         offset += kTrainBatch;
-        optimizer.zero_grad();
+        const auto t0 = std::chrono::steady_clock::now();
         at::Tensor loss = -flow->log_prob(batch).mean();
+        const auto t1 = std::chrono::steady_clock::now();
         loss.backward();
-        optimizer.step();
+        const auto t2 = std::chrono::steady_clock::now();
+        optimizer->step();
+        optimizer->zero_grad();
+        const auto t3 = std::chrono::steady_clock::now();
         loss_value = loss.item<double>();
+        forward_s += std::chrono::duration<double>(t1 - t0).count();
+        backward_s += std::chrono::duration<double>(t2 - t1).count();
+        optimizer_s += std::chrono::duration<double>(t3 - t2).count();
+        ++steps;
       },
       train_budget);
+  r.forward_s = forward_s / static_cast<double>(steps);
+  r.backward_s = backward_s / static_cast<double>(steps);
+  r.optimizer_s = optimizer_s / static_cast<double>(steps);
   if (!std::isfinite(loss_value)) {
     throw Error("bench: " + name + " training gave a non-finite loss");
   }
@@ -237,7 +274,8 @@ Result run_config(const std::string& name, int threads, const BenchArgs& a) {
   flow->eval();
   const Budget eval_budget = a.quick ? Budget{1, 1, 0.2} : Budget{1, 3, 1.0};
   {
-    at::NoGradGuard no_grad;
+    // Inference mode: no autograd recording and no version-counter or view bookkeeping.
+    c10::InferenceMode inference;
     std::cerr << label << "log_prob" << std::endl;
     const double lp = time_per_call([&] { (void)flow->log_prob(data); }, eval_budget);
     r.log_prob_per_s = kEvalBatch / lp;
@@ -249,11 +287,14 @@ Result run_config(const std::string& name, int threads, const BenchArgs& a) {
   return r;
 }
 
-/// Index in `results` of the fastest training step of `config`.
+/// Index in `results` of the fastest training step of `config` (fused kernels when measured,
+/// else the reference's).
 size_t fastest(const std::vector<Result>& results, const std::string& config) {
+  bool any_fused = false;
+  for (const Result& r : results) any_fused = any_fused || (r.config == config && r.fused);
   size_t best = results.size();
   for (size_t i = 0; i < results.size(); ++i) {
-    if (results[i].config != config) continue;
+    if (results[i].config != config || results[i].fused != any_fused) continue;
     if (best == results.size() || results[i].step_s < results[best].step_s) best = i;
   }
   return best;
@@ -297,9 +338,15 @@ void run_bench(const BenchArgs& a) {
     }
   }
   std::vector<Result> results;
+  std::vector<bool> kernel_choices;
+  if (a.kernels != "reference") kernel_choices.push_back(true);
+  if (a.kernels != "fused") kernel_choices.push_back(false);
   for (const auto& config : configs) {
-    for (int threads : thread_counts) results.push_back(run_config(config, threads, a));
+    for (bool fused : kernel_choices) {
+      for (int threads : thread_counts) results.push_back(run_config(config, threads, fused, a));
+    }
   }
+  zflow::use_fused_kernels(true);
 
   auto floor_s = [&](const Result& r) { return r.flops_per_step / rate; };
 
@@ -308,11 +355,15 @@ void run_bench(const BenchArgs& a) {
     for (size_t i = 0; i < results.size(); ++i) {
       const Result& r = results[i];
       rows.push_back({{"config", r.config},
+                      {"kernels", r.fused ? "fused" : "reference"},
                       {"threads", r.threads},
                       {"parameters", r.parameters},
                       {"flops_per_step", r.flops_per_step},
                       {"train_steps_per_s", 1.0 / r.step_s},
                       {"step_ms", r.step_s * 1e3},
+                      {"forward_ms", r.forward_s * 1e3},
+                      {"backward_ms", r.backward_s * 1e3},
+                      {"optimizer_ms", r.optimizer_s * 1e3},
                       {"floor_ms", floor_s(r) * 1e3},
                       {"floor_multiple", r.step_s / floor_s(r)},
                       {"fastest", fastest(results, r.config) == i},
@@ -346,14 +397,23 @@ void run_bench(const BenchArgs& a) {
             << " threads): " << fixed(gemm.best(), 1) << " GFLOP/s (plain at::mm "
             << fixed(gemm.plain_gflops, 1) << ", rows split over the threads "
             << fixed(gemm.split_gflops, 1) << ")\n\n";
-  std::cout << "| config | threads | train steps/s | step ms | floor ms | × floor | "
+  std::cout << "| config | kernels | threads | train steps/s | step ms | floor ms | × floor | "
                "log_prob samples/s | sample samples/s | peak MiB |\n"
-            << "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+            << "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const Result& r : results) {
-    std::cout << "| " << r.config << " | " << r.threads << " | " << fixed(1.0 / r.step_s, 1)
-              << " | " << fixed(r.step_s * 1e3, 2) << " | " << fixed(floor_s(r) * 1e3, 2) << " | "
-              << fixed(r.step_s / floor_s(r), 1) << " | " << grouped(r.log_prob_per_s) << " | "
-              << grouped(r.sample_per_s) << " | " << fixed(r.peak_mib, 0) << " |\n";
+    std::cout << "| " << r.config << " | " << (r.fused ? "fused" : "reference") << " | "
+              << r.threads << " | " << fixed(1.0 / r.step_s, 1) << " | " << fixed(r.step_s * 1e3, 2)
+              << " | " << fixed(floor_s(r) * 1e3, 2) << " | " << fixed(r.step_s / floor_s(r), 1)
+              << " | " << grouped(r.log_prob_per_s) << " | " << grouped(r.sample_per_s) << " | "
+              << fixed(r.peak_mib, 0) << " |\n";
+  }
+  std::cout << "\nWhere a training step's time goes (ms):\n\n"
+            << "| config | kernels | threads | forward | backward | optimizer |\n"
+            << "|---|---|---:|---:|---:|---:|\n";
+  for (const Result& r : results) {
+    std::cout << "| " << r.config << " | " << (r.fused ? "fused" : "reference") << " | "
+              << r.threads << " | " << fixed(r.forward_s * 1e3, 2) << " | "
+              << fixed(r.backward_s * 1e3, 2) << " | " << fixed(r.optimizer_s * 1e3, 2) << " |\n";
   }
   std::cout << "\n";
   for (const auto& config : configs) {
@@ -363,6 +423,18 @@ void run_bench(const BenchArgs& a) {
               << " ms per step = " << fixed(r.step_s / floor_s(r), 1) << " × the floor of "
               << fixed(floor_s(r) * 1e3, 2) << " ms (" << fixed(r.flops_per_step / 1e6, 1)
               << " MFLOP per step)\n";
+  }
+  // Fused against reference at the same thread count.
+  for (const Result& f : results) {
+    if (!f.fused) continue;
+    for (const Result& r : results) {
+      if (r.fused || r.config != f.config || r.threads != f.threads) continue;
+      std::cout << f.config << ", " << f.threads << " thread" << (f.threads == 1 ? "" : "s")
+                << ": the fused kernels are " << fixed(r.step_s / f.step_s, 2)
+                << "× as fast as the reference in training, "
+                << fixed(f.log_prob_per_s / r.log_prob_per_s, 2) << "× in log_prob, "
+                << fixed(f.sample_per_s / r.sample_per_s, 2) << "× in sampling\n";
+    }
   }
   std::cout.flush();
 }
@@ -385,6 +457,11 @@ void add_bench(CLI::App& app) {
                   "Thread counts to measure, repeatable or a list like 1,2 (default: 1 and 2)")
       ->delimiter(',')
       ->check(positive());
+  sub->add_option("--kernels", a->kernels,
+                  "fused (zflow's kernels), reference (plain LibTorch: autograd conditioners, "
+                  "element-wise operations, torch::optim::Adam) or both, to compare in one run")
+      ->check(CLI::IsMember({"fused", "reference", "both"}))
+      ->capture_default_str();
   sub->add_flag("--json", a->json, "Print JSON instead of a table");
   sub->add_flag("--quick", a->quick, "Shorter timings (a smoke test; the numbers are noisier)");
   sub->callback([a] { run_bench(*a); });

@@ -15,7 +15,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 
 #include "zflow/core/error.h"
 #include "zflow/core/threads.h"
@@ -593,15 +593,22 @@ Json metadata_json(const Model& model, const std::string& key) {
 // ---- runtime -------------------------------------------------------------------------------
 
 CLI::Option* add_threads_option(CLI::App* app, int& threads) {
-  threads = train::available_cpus();
+  threads = 0;
   return app
       ->add_option("--threads", threads,
-                   "Intra-op threads (default: the CPUs this process may use)")
-      ->check(positive())
-      ->capture_default_str();
+                   "Intra-op threads; auto (0): 1 when training on tabular data, else the "
+                   "CPUs this process may use")
+      ->check(CLI::NonNegativeNumber)
+      ->default_str("auto");
 }
 
-void apply_threads(int threads) { zflow::set_threads(threads); }
+int apply_threads(int threads, Workload workload) {
+  if (threads == 0) {
+    threads = workload == Workload::tabular_training ? 1 : train::available_cpus();
+  }
+  zflow::set_threads(threads);
+  return threads;
+}
 
 void seed_torch(uint64_t seed) {
   at::Generator generator = at::detail::getDefaultCPUGenerator();
@@ -683,7 +690,8 @@ void write_result(const std::string& path, const at::Tensor& values,
 
 at::Tensor map_in_chunks(const at::Tensor& data, int64_t chunk,
                          const std::function<at::Tensor(const at::Tensor&)>& fn) {
-  c10::AutoGradMode no_grad(false);
+  // Inference only: no autograd recording and no version-counter or view bookkeeping.
+  c10::InferenceMode inference;
   std::vector<at::Tensor> parts;
   for (int64_t start = 0; start < data.size(0); start += chunk) {
     const int64_t len = std::min(chunk, data.size(0) - start);

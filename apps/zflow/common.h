@@ -215,10 +215,19 @@ Json metadata_json(const Model& model, const std::string& key);
 
 // ---- runtime -------------------------------------------------------------------------------
 
-/// Adds `--threads N` (default: the CPUs this process may use).
+/// Adds `--threads N`; 0, the default, is "auto" (see apply_threads).
 CLI::Option* add_threads_option(CLI::App* app, int& threads);
-/// at::set_num_threads(threads).
-void apply_threads(int threads);
+/// What a command computes, for the automatic thread count.
+enum class Workload {
+  /// Training on tabular data: batches of a few hundred rows through small dense layers.
+  tabular_training,
+  /// Everything else: image models, and inference on large batches.
+  other,
+};
+/// zflow::set_threads(threads), or for 0 (auto): one thread for tabular training, whose
+/// small operations measured slower on two threads than on one (docs/benchmarks.md,
+/// "Threads"), and the CPUs this process may use otherwise. Returns the count applied.
+int apply_threads(int threads, Workload workload = Workload::other);
 
 /// Seeds torch's default CPU generator (weights initialisation, sampling).
 void seed_torch(uint64_t seed);

@@ -6,7 +6,7 @@
 #include <tuple>
 
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 
 #include "common.h"
 #include "zflow/core/error.h"
@@ -126,7 +126,8 @@ void run_sample(const SampleArgs& a) {
         "samples with 'zflow log-prob' instead");
   }
   seed_torch(static_cast<uint64_t>(a.seed));
-  c10::AutoGradMode no_grad(false);
+  // Inference only: no autograd recording and no version-counter or view bookkeeping.
+  c10::InferenceMode inference;
   if (model.image()) {
     sample_images(model, a);
     return;

@@ -13,9 +13,11 @@
 #include <benchmark/benchmark.h>
 #include <torch/nn/module.h>
 
+#include "zflow/core/kernels.h"
 #include "zflow/core/transform.h"
 #include "zflow/flows/registry.h"
 #include "zflow/nn/made.h"
+#include "zflow/nn/mlp.h"
 
 namespace {
 
@@ -53,8 +55,38 @@ void set_items(benchmark::State& state, int64_t rows) {
   state.SetItemsProcessed(state.iterations() * rows);
 }
 
+// The benchmark's second argument: 1 = zflow's fused kernels (hand-written conditioner
+// backward, fused affine transformer), 0 = the plain-LibTorch references.
+struct KernelChoice {
+  explicit KernelChoice(int64_t fused) { zflow::use_fused_kernels(fused != 0); }
+  ~KernelChoice() { zflow::use_fused_kernels(true); }
+  KernelChoice(const KernelChoice&) = delete;
+  KernelChoice& operator=(const KernelChoice&) = delete;
+};
+
+// The coupling's conditioner alone: MLP 4 → 128 → 128 → 8 (ReLU), forward and backward of
+// the sum of its outputs down to the weights and the inputs.
+void BM_mlp_forward_backward(benchmark::State& state) {
+  const int64_t rows = state.range(0);
+  const KernelChoice choice(state.range(1));
+  at::manual_seed(0);
+  zflow::nn::MLP mlp(zflow::nn::MLPOptions(4, 8).hidden_features(128).num_layers(2));
+  randomize_parameters(*mlp);
+  const at::Tensor x = at::randn({rows, 4}).requires_grad_(true);
+  auto step = [&] {
+    mlp->forward(x).sum().backward();
+    benchmark::DoNotOptimize(x.grad().data_ptr());
+    x.mutable_grad() = at::Tensor();
+    mlp->zero_grad(/*set_to_none=*/true);
+  };
+  step();  // warm-up, untimed
+  for (auto _ : state) step();
+  set_items(state, rows);
+}
+
 void BM_affine_coupling_forward(benchmark::State& state) {
   const int64_t rows = state.range(0);
+  const KernelChoice choice(state.range(1));
   const zflow::TransformPtr layer = make_coupling();
   const at::Tensor x = make_inputs(rows, false);
   at::NoGradGuard no_grad;
@@ -70,6 +102,7 @@ void BM_affine_coupling_forward(benchmark::State& state) {
 
 void BM_affine_coupling_forward_backward(benchmark::State& state) {
   const int64_t rows = state.range(0);
+  const KernelChoice choice(state.range(1));
   const zflow::TransformPtr layer = make_coupling();
   const at::Tensor x = make_inputs(rows, true);
   auto step = [&] {
@@ -86,6 +119,7 @@ void BM_affine_coupling_forward_backward(benchmark::State& state) {
 
 void BM_made_forward(benchmark::State& state) {
   const int64_t rows = state.range(0);
+  const KernelChoice choice(state.range(1));
   zflow::nn::MADE made = make_made();
   const at::Tensor x = make_inputs(rows, false);
   at::NoGradGuard no_grad;
@@ -100,6 +134,7 @@ void BM_made_forward(benchmark::State& state) {
 
 void BM_made_forward_backward(benchmark::State& state) {
   const int64_t rows = state.range(0);
+  const KernelChoice choice(state.range(1));
   zflow::nn::MADE made = make_made();
   const at::Tensor x = make_inputs(rows, true);
   auto step = [&] {
@@ -113,18 +148,62 @@ void BM_made_forward_backward(benchmark::State& state) {
   set_items(state, rows);
 }
 
+// One float32 product [M, K] · [K, N] (at::mm_out into a preallocated result), reported as
+// FLOP/s (2·M·K·N per product): the conditioners' products at their own small shapes, to
+// compare with the 1024³ rate that defines zflow bench's floor.
+void BM_matmul(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  at::manual_seed(0);
+  const at::Tensor a = at::randn({m, k});
+  const at::Tensor b = at::randn({k, n});
+  at::Tensor c = at::empty({m, n});
+  at::mm_out(c, a, b);  // warm-up, untimed
+  for (auto _ : state) {
+    at::mm_out(c, a, b);
+    benchmark::DoNotOptimize(c.data_ptr());
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * static_cast<double>(m * k * n) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
+// The products of one training step of an MLP conditioner 4 → 128 → 128 → 8 at batch 512:
+// forward h·Wᵀ, backward gᵀ·h (weight gradients, K = 512) and g·W (input gradients); then
+// the 1024³ product of the floor.
+BENCHMARK(BM_matmul)
+    ->ArgNames({"M", "K", "N"})
+    ->Args({512, 4, 128})
+    ->Args({512, 128, 128})
+    ->Args({512, 128, 8})
+    ->Args({128, 512, 4})
+    ->Args({128, 512, 128})
+    ->Args({8, 512, 128})
+    ->Args({512, 128, 4})
+    ->Args({512, 8, 128})
+    ->Args({1024, 1024, 1024})
+    ->Unit(benchmark::kMicrosecond);
+
 // Rows: the training batch of the reference configurations, and the batch of their
-// log_prob and sampling measurements.
+// log_prob and sampling measurements; fused kernels (1) or the references (0).
 BENCHMARK(BM_affine_coupling_forward)
-    ->ArgName("rows")
-    ->Arg(512)
-    ->Arg(10000)
+    ->ArgNames({"rows", "fused"})
+    ->ArgsProduct({{512, 10000}, {1, 0}})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_affine_coupling_forward_backward)
-    ->ArgName("rows")
-    ->Arg(512)
+    ->ArgNames({"rows", "fused"})
+    ->ArgsProduct({{512}, {1, 0}})
     ->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_made_forward)->ArgName("rows")->Arg(512)->Arg(10000)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_made_forward_backward)->ArgName("rows")->Arg(512)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_mlp_forward_backward)
+    ->ArgNames({"rows", "fused"})
+    ->ArgsProduct({{512}, {1, 0}})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_made_forward)
+    ->ArgNames({"rows", "fused"})
+    ->ArgsProduct({{512, 10000}, {1, 0}})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_made_forward_backward)
+    ->ArgNames({"rows", "fused"})
+    ->ArgsProduct({{512}, {1, 0}})
+    ->Unit(benchmark::kMicrosecond);

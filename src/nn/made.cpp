@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 
 #include "zflow/core/error.h"
+#include "zflow/core/kernels.h"
+#include "zflow/nn/dense.h"
 #include "zflow/nn/mlp.h"
 #include "zflow/transforms/permutation.h"
 
@@ -50,10 +52,20 @@ MaskedLinearImpl::MaskedLinearImpl(const Tensor& mask_, bool zero_init) {
   bias = register_parameter("bias",
                             zero_init ? at::zeros({out}) : at::rand({out}) * (2 * bound) - bound);
   mask = register_buffer("mask", mask_.clone());
+  masked_weight();
 }
 
 Tensor MaskedLinearImpl::forward(const Tensor& inputs) {
   return at::linear(inputs, weight * mask, bias);
+}
+
+const Tensor& MaskedLinearImpl::masked_weight() {
+  if (weight._version() != masked_version_) {
+    at::NoGradGuard no_grad;
+    weight.mul_(mask);
+    masked_version_ = static_cast<int64_t>(weight._version());
+  }
+  return weight;
 }
 
 MADEImpl::MADEImpl(MADEOptions options_) : options(std::move(options_)) {
@@ -109,6 +121,19 @@ MADEImpl::MADEImpl(MADEOptions options_) : options(std::move(options_)) {
 Tensor MADEImpl::forward(const Tensor& inputs, const Tensor& context) {
   TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == options.features(),
               "made: expected inputs [B, ", options.features(), "], got ", inputs.sizes());
+  if (options.context_features() == 0 && !options.residual() && fused_kernels()) {
+    // A plain stack of masked layers: one fused node with masked weight gradients.
+    std::vector<Tensor> weights, biases, masks;
+    for (size_t i = 0; i <= layers_->size(); ++i) {
+      MaskedLinearImpl* layer =
+          i < layers_->size() ? layers_->ptr<MaskedLinearImpl>(i).get() : output_.get();
+      weights.push_back(layer->masked_weight());
+      biases.push_back(layer->bias);
+      masks.push_back(layer->mask);
+    }
+    return dense_stack(inputs, DenseLayers{weights, biases, masks, options.activation()})
+        .view({inputs.size(0), options.features(), options.params_per_feature()});
+  }
   const auto act = [this](const Tensor& x) { return apply_activation(options.activation(), x); };
   Tensor h = layers_->ptr<MaskedLinearImpl>(0)->forward(inputs);
   if (options.context_features() > 0) {

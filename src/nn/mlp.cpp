@@ -4,6 +4,8 @@
 #include <torch/nn/init.h>
 
 #include "zflow/core/error.h"
+#include "zflow/core/kernels.h"
+#include "zflow/nn/dense.h"
 
 namespace zflow::nn {
 
@@ -75,12 +77,31 @@ Tensor MLPImpl::forward(const Tensor& inputs, const Tensor& context) {
       h = h + r;
     }
     h = activate(h);
-  } else {
+    return output_->forward(h);
+  }
+  if (!fused_kernels()) {
     for (size_t i = 0; i < layers_->size(); ++i) {
       h = activate(layers_->ptr<torch::nn::LinearImpl>(i)->forward(h));
     }
+    return output_->forward(h);
   }
-  return output_->forward(h);
+  // The plain MLP is one dense stack with a hand-written backward pass (nn/dense.h).
+  std::vector<Tensor> weights, biases;
+  weights.reserve(layers_->size() + 1);
+  biases.reserve(layers_->size() + 1);
+  for (size_t i = 0; i < layers_->size(); ++i) {
+    const auto* linear = layers_->ptr<torch::nn::LinearImpl>(i).get();
+    weights.push_back(linear->weight);
+    biases.push_back(linear->bias);
+  }
+  weights.push_back(output_->weight);
+  biases.push_back(output_->bias);
+  const DenseLayers stack{weights, biases, {}, options.activation()};
+  if (h.dim() == 2) return dense_stack(h, stack);
+  // Leading batch dimensions flattened into one and restored.
+  std::vector<int64_t> shape(h.sizes().begin(), h.sizes().end());
+  shape.back() = options.out_features();
+  return dense_stack(h.reshape({-1, h.size(-1)}), stack).view(shape);
 }
 
 void MLPImpl::pretty_print(std::ostream& stream) const {

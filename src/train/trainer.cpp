@@ -7,38 +7,29 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adam.h>
-#include <torch/optim/adamw.h>
 #include <torch/serialize/archive.h>
 
 #include "zflow/core/error.h"
 #include "zflow/flows/checkpoint.h"
 #include "zflow/io/safetensors.h"
+#include "zflow/train/flat_adam.h"
 
 namespace zflow::train {
 
 namespace {
 
-constexpr const char* kStateFormat = "zflow-train-state/1";
+// Format 2: the optimizer state is FlatAdam's (format 1 held torch::optim::Adam's).
+constexpr const char* kStateFormat = "zflow-train-state/2";
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(FlowImpl& flow, const TrainOptions& o) {
-  if (o.optimizer == "adam") {
-    return std::make_unique<torch::optim::Adam>(
-        flow.parameters(), torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
+std::unique_ptr<FlatAdam> make_optimizer(FlowImpl& flow, const TrainOptions& o) {
+  if (o.optimizer != "adam" && o.optimizer != "adamw") {
+    throw ConfigError("unknown optimizer '" + o.optimizer + "' (choose adam or adamw)");
   }
-  if (o.optimizer == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(
-        flow.parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
-  }
-  throw ConfigError("unknown optimizer '" + o.optimizer + "' (choose adam or adamw)");
-}
-
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) {
-    if (auto* adam = dynamic_cast<torch::optim::AdamOptions*>(&group.options())) adam->lr(lr);
-    if (auto* adamw = dynamic_cast<torch::optim::AdamWOptions*>(&group.options())) adamw->lr(lr);
-  }
+  FlatAdamOptions options;
+  options.lr = o.lr;
+  options.weight_decay = o.weight_decay;
+  options.decoupled = o.optimizer == "adamw";
+  return std::make_unique<FlatAdam>(flow.parameters(), options);
 }
 
 // Linear warm-up, then cosine decay from lr to lr·min_lr_ratio (Loshchilov & Hutter 2017).
@@ -86,8 +77,7 @@ Tensor bytes_tensor(const std::string& bytes) {
   return t;
 }
 
-void save_state(const std::string& path, FlowImpl& flow, torch::optim::Optimizer& optimizer,
-                const LoopState& s) {
+void save_state(const std::string& path, FlowImpl& flow, FlatAdam& optimizer, const LoopState& s) {
   io::TensorFile file;
   for (auto& [name, t] : named_state(flow))
     file.tensors.emplace_back("model/" + name, t.detach().cpu());
@@ -108,8 +98,13 @@ void save_state(const std::string& path, FlowImpl& flow, torch::optim::Optimizer
   io::save_safetensors(path, file);
 }
 
-LoopState load_state(const std::string& path, FlowImpl& flow, torch::optim::Optimizer& optimizer) {
+LoopState load_state(const std::string& path, FlowImpl& flow, FlatAdam& optimizer) {
   io::TensorFile file = io::load_safetensors(path);
+  if (file.metadata["format"] == "zflow-train-state/1") {
+    throw IOError(path +
+                  ": this training state was written by an older zflow and cannot be "
+                  "resumed; start the training again");
+  }
   if (file.metadata["format"] != kStateFormat) throw IOError(path + ": not a zflow training state");
   if (file.metadata["spec"] != flow.spec().dump()) {
     throw ConfigError(path + ": the training state belongs to a different model (spec differs)");
@@ -139,7 +134,11 @@ LoopState load_state(const std::string& path, FlowImpl& flow, torch::optim::Opti
   torch::serialize::InputArchive archive;
   archive.load_from(reinterpret_cast<const char*>(opt_bytes.data_ptr<uint8_t>()),
                     static_cast<size_t>(opt_bytes.numel()));
-  optimizer.load(archive);
+  try {
+    optimizer.load(archive);
+  } catch (const IOError& e) {
+    throw IOError(path + ": " + e.what());
+  }
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(file.at("rng"));
   return s;
@@ -189,7 +188,6 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
   }
   const auto start_time = std::chrono::steady_clock::now();
   auto optimizer = make_optimizer(flow, o);
-  auto params = flow.parameters();
 
   // Without a validation set, a fixed subset of the training data selects the best model.
   const bool has_val = val_data.defined() && val_data.size(0) > 0;
@@ -223,7 +221,7 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
 
   for (; s.step < o.steps; ++s.step) {
     const double lr = learning_rate(o, s.step);
-    set_learning_rate(*optimizer, lr);
+    optimizer->set_lr(lr);
     const Tensor index = at::randint(n, {std::min(o.batch_size, std::max<int64_t>(n, 1))},
                                      at::TensorOptions(at::kLong));
     const Tensor batch = train_data.index_select(0, index.to(train_data.device()));
@@ -240,8 +238,7 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
       fault = "non-finite loss";
     } else {
       loss.backward();
-      grad_norm = torch::nn::utils::clip_grad_norm_(
-          params,
+      grad_norm = optimizer->clip_grad_norm(
           o.clip_grad_norm > 0 ? o.clip_grad_norm : std::numeric_limits<double>::infinity());
       if (!std::isfinite(grad_norm)) fault = "non-finite gradient";
     }

@@ -84,9 +84,8 @@ MaskedAffineAutoregressiveImpl::MaskedAffineAutoregressiveImpl(int64_t features,
 
 TransformOutput MaskedAffineAutoregressiveImpl::transformer(const Tensor& inputs,
                                                             const Tensor& params, bool inverse) {
-  auto r =
-      functional::affine(inputs, params.select(2, 0), params.select(2, 1), scale_bound_, inverse);
-  return {r.outputs, r.logabsdet.sum(1)};
+  auto r = functional::affine_packed(inputs, params, scale_bound_, inverse);
+  return {r.outputs, r.logabsdet};
 }
 
 Json MaskedAffineAutoregressiveImpl::spec() const {

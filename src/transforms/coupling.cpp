@@ -40,6 +40,13 @@ CouplingTransformImpl::CouplingTransformImpl(std::string type, std::vector<int64
   if (context_features_ < 0) throw ConfigError(this->type() + ": context_features must be >= 0");
   identity_index_ = IndexList(identity);
   transform_index_ = IndexList(transformed);
+  auto consecutive = [](const std::vector<int64_t>& v) {
+    for (size_t i = 1; i < v.size(); ++i) {
+      if (v[i] != v[0] + static_cast<int64_t>(i)) return false;
+    }
+    return true;
+  };
+  blocks_ = consecutive(identity) && consecutive(transformed);
   auto options = nn::mlp_options_from_spec(
       conditioner_spec_, static_cast<int64_t>(identity.size()),
       static_cast<int64_t>(transformed.size()) * params_per_feature_, context_features_);
@@ -68,12 +75,26 @@ TransformOutput CouplingTransformImpl::apply(const Tensor& inputs, const Tensor&
                                              bool inverse) {
   TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == static_cast<int64_t>(mask_.size()), type(),
               ": expected inputs [B, ", mask_.size(), "], got ", inputs.sizes());
+  const int64_t batch = inputs.size(0);
+  if (blocks_) {
+    const int64_t id_start = identity_index_.size() > 0 ? identity_index_.values()[0] : 0;
+    const int64_t t_start = transform_index_.values()[0];
+    const Tensor x_id = inputs.narrow(1, id_start, identity_index_.size());
+    const Tensor x_t = inputs.narrow(1, t_start, transform_index_.size());
+    const Tensor params =
+        conditioner_->forward(x_id, context).view({batch, x_t.size(1), params_per_feature_});
+    auto part = transform_part(x_t, params, inverse);
+    if (identity_index_.size() == 0) return part;
+    return {
+        t_start > id_start ? at::cat({x_id, part.outputs}, 1) : at::cat({part.outputs, x_id}, 1),
+        part.logabsdet};
+  }
   const Tensor& identity_index = identity_index_.on(inputs.device());
   const Tensor& transform_index = transform_index_.on(inputs.device());
   const Tensor x_id = inputs.index_select(1, identity_index);
   const Tensor x_t = inputs.index_select(1, transform_index);
   const Tensor params =
-      conditioner_->forward(x_id, context).view({inputs.size(0), x_t.size(1), params_per_feature_});
+      conditioner_->forward(x_id, context).view({batch, x_t.size(1), params_per_feature_});
   auto part = transform_part(x_t, params, inverse);
   return {inputs.index_copy(1, transform_index, part.outputs), part.logabsdet};
 }
@@ -97,8 +118,8 @@ AffineCouplingImpl::AffineCouplingImpl(std::vector<int64_t> mask, const Json& co
 
 TransformOutput AffineCouplingImpl::transform_part(const Tensor& x_t, const Tensor& params,
                                                    bool inverse) {
-  auto r = functional::affine(x_t, params.select(2, 0), params.select(2, 1), scale_bound_, inverse);
-  return {r.outputs, r.logabsdet.sum(1)};
+  auto r = functional::affine_packed(x_t, params, scale_bound_, inverse);
+  return {r.outputs, r.logabsdet};
 }
 
 Json AffineCouplingImpl::spec() const {

@@ -19,4 +19,16 @@ struct AffineResult {
 AffineResult affine(const at::Tensor& inputs, const at::Tensor& shift,
                     const at::Tensor& raw_log_scale, double scale_bound, bool inverse);
 
+/// The affine coupling's and MAF's form: `inputs` [B, D] and `params` [B, D, 2] holding
+/// (shift, raw log-scale) per element, as a conditioner emits them; `logabsdet` is summed
+/// over the D features ([B]). On the CPU (float32, float64) this is one fused pass over the
+/// elements forward and one backward (a custom autograd function); elsewhere, and for
+/// second derivatives, it is `affine_packed_reference`.
+AffineResult affine_packed(const at::Tensor& inputs, const at::Tensor& params, double scale_bound,
+                           bool inverse);
+
+/// `affine` on the two parameter planes, log-determinants summed: plain autograd operations.
+AffineResult affine_packed_reference(const at::Tensor& inputs, const at::Tensor& params,
+                                     double scale_bound, bool inverse);
+
 }  // namespace zflow::functional

@@ -21,13 +21,25 @@ namespace zflow::nn {
 using torch::Tensor;
 
 /// A linear layer y = x (W ⊙ M)ᵀ + b with a fixed 0/1 mask M.
+///
+/// The mask is applied to the weight once, not on every call: the weight is kept with zeros
+/// where the mask is zero (so W ⊙ M = W), and MADE's fused forward masks the weight
+/// gradient instead, which keeps those zeros under any element-wise optimizer. A weight
+/// changed from outside (a checkpoint loaded, an edit) is noticed through its version
+/// counter and masked again before its next use.
 class MaskedLinearImpl : public torch::nn::Module {
  public:
   MaskedLinearImpl(const Tensor& mask, bool zero_init = false);
+  /// Plain autograd: linear(inputs, W ⊙ M, b).
   Tensor forward(const Tensor& inputs);
+  /// The weight, with its masked entries zeroed if it changed since the last call.
+  const Tensor& masked_weight();
   Tensor weight;
   Tensor bias;
   Tensor mask;
+
+ private:
+  int64_t masked_version_ = -1;
 };
 TORCH_MODULE(MaskedLinear);
 

@@ -42,6 +42,9 @@ class CouplingTransformImpl : public TransformImpl {
   int64_t context_features_;
   IndexList identity_index_;
   IndexList transform_index_;
+  /// Both index lists are consecutive runs (half masks): the parts are then taken with
+  /// narrow and joined with cat, cheaper forward and backward than index_select/index_copy.
+  bool blocks_ = false;
   nn::MLP conditioner_{nullptr};
 };
 
