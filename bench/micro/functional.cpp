@@ -1,10 +1,12 @@
 // Micro-benchmarks of the stateless element-wise transformers (zflow::functional): the
 // rational-quadratic spline and the affine transformer, float32 on the CPU, on
 // [rows, 4] inputs (the 4 transformed features of a coupling on 8-dimensional data).
-// Items per second count elements (rows × 4). The forward + backward variants time the
-// forward pass with autograd recording, then the backward pass of sum(outputs) +
-// sum(logabsdet) down to the inputs and the parameters: the element-wise work of one
-// training step.
+// Items per second count elements (rows × 4). Each spline benchmark comes twice: the public
+// function (the fused CPU kernel) and BM_spline_reference_* for the plain-ATen reference it
+// replaced (rational_quadratic_spline_reference), so that one run measures both. The
+// forward + backward variants time the forward pass with autograd recording, then the
+// backward pass of sum(outputs) + sum(logabsdet) down to the inputs and the parameters: the
+// element-wise work of one training step.
 // Inputs and parameters are made before the timed loop, and one untimed call precedes it:
 // the first call grows the heap and faults its pages in (main.cpp keeps freed memory).
 
@@ -54,13 +56,16 @@ void set_items(benchmark::State& state, int64_t rows) {
 // ones instead of accumulating (the set_to_none of an optimizer's zero_grad).
 void clear_grad(const at::Tensor& leaf) { leaf.mutable_grad() = at::Tensor(); }
 
-void spline_values(benchmark::State& state, bool inverse) {
+using SplineFunction = zflow::functional::SplineResult (*)(const at::Tensor&, const at::Tensor&,
+                                                           bool,
+                                                           const zflow::functional::SplineOptions&);
+
+void spline_values(benchmark::State& state, SplineFunction spline, bool inverse) {
   const int64_t rows = state.range(0);
   const SplineData d = make_spline_data(rows, false);
   at::NoGradGuard no_grad;
   auto step = [&] {
-    auto r =
-        zflow::functional::rational_quadratic_spline(d.inputs, d.params, inverse, spline_options());
+    auto r = spline(d.inputs, d.params, inverse, spline_options());
     benchmark::DoNotOptimize(r.outputs.data_ptr());
     benchmark::DoNotOptimize(r.logabsdet.data_ptr());
   };
@@ -69,15 +74,11 @@ void spline_values(benchmark::State& state, bool inverse) {
   set_items(state, rows);
 }
 
-void BM_spline_forward(benchmark::State& state) { spline_values(state, false); }
-void BM_spline_inverse(benchmark::State& state) { spline_values(state, true); }
-
-void BM_spline_forward_backward(benchmark::State& state) {
+void spline_forward_backward(benchmark::State& state, SplineFunction spline) {
   const int64_t rows = state.range(0);
   const SplineData d = make_spline_data(rows, true);
   auto step = [&] {
-    auto r =
-        zflow::functional::rational_quadratic_spline(d.inputs, d.params, false, spline_options());
+    auto r = spline(d.inputs, d.params, false, spline_options());
     (r.outputs.sum() + r.logabsdet.sum()).backward();
     benchmark::DoNotOptimize(d.inputs.grad().data_ptr());
     benchmark::DoNotOptimize(d.params.grad().data_ptr());
@@ -87,6 +88,22 @@ void BM_spline_forward_backward(benchmark::State& state) {
   step();  // warm-up, untimed
   for (auto _ : state) step();
   set_items(state, rows);
+}
+
+constexpr SplineFunction kFused = zflow::functional::rational_quadratic_spline;
+constexpr SplineFunction kReference = zflow::functional::rational_quadratic_spline_reference;
+
+void BM_spline_forward(benchmark::State& state) { spline_values(state, kFused, false); }
+void BM_spline_reference_forward(benchmark::State& state) {
+  spline_values(state, kReference, false);
+}
+void BM_spline_inverse(benchmark::State& state) { spline_values(state, kFused, true); }
+void BM_spline_reference_inverse(benchmark::State& state) {
+  spline_values(state, kReference, true);
+}
+void BM_spline_forward_backward(benchmark::State& state) { spline_forward_backward(state, kFused); }
+void BM_spline_reference_forward_backward(benchmark::State& state) {
+  spline_forward_backward(state, kReference);
 }
 
 // Affine transformer: inputs, shift and raw log-scale, each [rows, 4].
@@ -147,7 +164,10 @@ void rows_args(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_spline_forward)->Apply(rows_args);
+BENCHMARK(BM_spline_reference_forward)->Apply(rows_args);
 BENCHMARK(BM_spline_inverse)->Apply(rows_args);
+BENCHMARK(BM_spline_reference_inverse)->Apply(rows_args);
 BENCHMARK(BM_spline_forward_backward)->Apply(rows_args);
+BENCHMARK(BM_spline_reference_forward_backward)->Apply(rows_args);
 BENCHMARK(BM_affine_forward)->Apply(rows_args);
 BENCHMARK(BM_affine_forward_backward)->Apply(rows_args);

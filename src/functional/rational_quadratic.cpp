@@ -1,8 +1,14 @@
 // Monotonic rational-quadratic splines: Durkan, Bekasov, Murray & Papamakarios (2019),
 // "Neural Spline Flows", §3.1 and Appendix A. Equation numbers below refer to that paper
 // (arXiv:1906.04032): eq. 4 is the rational-quadratic map of a bin, eq. 5 its derivative;
-// the inverse is the quadratic of Appendix A. Plain ATen ops only; a fused kernel can
-// replace this later behind the same function. docs/splines.md has the derivations.
+// the inverse is the quadratic of Appendix A. docs/splines.md has the derivations.
+//
+// This file holds the public entry point, the argument checks and the reference
+// implementation: plain ATen ops only, differentiable by autograd to any order and on any
+// device. The entry point sends CPU float32/float64 tensors to the fused kernel of
+// rational_quadratic_fused.cpp, which mirrors the reference's arithmetic step by step
+// (same formulas, same order of operations), and everything else here, as it does
+// everything while zflow::use_fused_kernels(false) is in effect (core/kernels.h).
 //
 // Notation (paper): knots (x^(k), y^(k)), k = 0..K, with x^(0) = y^(0) = −B and
 // x^(K) = y^(K) = B; bin k has width w_k = x^(k+1) − x^(k), height h_k = y^(k+1) − y^(k),
@@ -33,6 +39,8 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+
+#include "zflow/core/kernels.h"
 
 namespace zflow::functional {
 
@@ -78,9 +86,14 @@ at::Tensor gather_bin(const at::Tensor& table, const at::Tensor& index) {
 
 }  // namespace
 
-SplineResult rational_quadratic_spline(const at::Tensor& inputs, const at::Tensor& params,
-                                       bool inverse, const SplineOptions& options) {
+namespace detail {
+
+int64_t check_spline_arguments(const at::Tensor& inputs, const at::Tensor& params,
+                               const SplineOptions& options) {
   TORCH_CHECK(inputs.defined() && params.defined(), "rational_quadratic_spline: undefined tensor");
+  TORCH_CHECK(inputs.device() == params.device(),
+              "rational_quadratic_spline: inputs and params must be on one device, got ",
+              inputs.device(), " and ", params.device());
   TORCH_CHECK(
       params.dim() == inputs.dim() + 1 && params.sizes().slice(0, inputs.dim()) == inputs.sizes(),
       "rational_quadratic_spline: params must have shape inputs × (3K − 1); inputs ",
@@ -105,6 +118,31 @@ SplineResult rational_quadratic_spline(const at::Tensor& inputs, const at::Tenso
   TORCH_CHECK(options.min_derivative > 0,
               "rational_quadratic_spline: min_derivative must be positive, got ",
               options.min_derivative);
+  return bins;
+}
+
+bool fused_spline_applies(const at::Tensor& inputs, const at::Tensor& params) {
+  const auto dtype = inputs.scalar_type();
+  return inputs.device().is_cpu() && params.device().is_cpu() && inputs.layout() == at::kStrided &&
+         params.layout() == at::kStrided && (dtype == at::kFloat || dtype == at::kDouble) &&
+         params.scalar_type() == dtype;
+}
+
+}  // namespace detail
+
+SplineResult rational_quadratic_spline(const at::Tensor& inputs, const at::Tensor& params,
+                                       bool inverse, const SplineOptions& options) {
+  detail::check_spline_arguments(inputs, params, options);
+  if (fused_kernels() && detail::fused_spline_applies(inputs, params)) {
+    return detail::rational_quadratic_spline_fused(inputs, params, inverse, options);
+  }
+  return rational_quadratic_spline_reference(inputs, params, inverse, options);
+}
+
+SplineResult rational_quadratic_spline_reference(const at::Tensor& inputs, const at::Tensor& params,
+                                                 bool inverse, const SplineOptions& options) {
+  const int64_t bins = detail::check_spline_arguments(inputs, params, options);
+  const double bound = options.tail_bound;
 
   // Parameters (§3.1): widths and heights through a softmax and the minimum bin size,
   // derivatives δ_k = min_derivative + softplus(raw) at the K − 1 inner knots, and δ = 1

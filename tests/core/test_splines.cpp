@@ -16,6 +16,8 @@
 #include "zflow/functional/rational_quadratic.h"
 #include "zflow/transforms/spline_coupling.h"
 
+#include "support/spline_knots.h"
+
 using namespace zflow;
 using functional::rational_quadratic_spline;
 using functional::SplineOptions;
@@ -49,18 +51,8 @@ at::Tensor extreme_params(int64_t n, at::ScalarType dtype) {
          20.0;
 }
 
-// The knots the spline uses, recomputed from the raw parameters the same way:
-// min + (1 − K min) softmax, cumulative, scaled to [−B, B], ends exact.
 at::Tensor knots_from(const at::Tensor& raw, double min_size) {
-  const int64_t bins = raw.size(-1);
-  at::Tensor fractions = min_size + (1.0 - min_size * bins) * at::softmax(raw, -1);
-  at::Tensor knots =
-      at::cat({at::zeros({raw.size(0), 1}, raw.options()), at::cumsum(fractions, -1)}, -1) *
-          (2.0 * kBound) -
-      kBound;
-  knots.select(-1, 0).fill_(-kBound);
-  knots.select(-1, bins).fill_(kBound);
-  return knots;
+  return zflow::testing::knots_from(raw, min_size, kBound);
 }
 at::Tensor x_knots(const at::Tensor& params) {
   return knots_from(params.narrow(-1, 0, kBins), options().min_bin_width);

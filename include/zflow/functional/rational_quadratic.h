@@ -5,6 +5,7 @@
 /// interval the map is the identity with log-derivative 0 ("linear tails"), and the
 /// boundary derivatives are fixed to 1 so the map is continuously differentiable there.
 
+#include <cstdint>
 #include <string>
 
 #include <ATen/core/Tensor.h>
@@ -41,8 +42,45 @@ struct SplineResult {
 /// Every input gives finite outputs and finite gradients: points on a knot, exactly at
 /// ±B, far outside (identity), in float32 and float64. Elements outside [−B, B] never
 /// see NaN/Inf intermediates, so nothing leaks through `where` into the gradients.
+///
+/// CPU float32/float64 tensors (any shape and strides) go through the fused kernel of
+/// rational_quadratic_fused.cpp: one pass over the elements for the values, one for all
+/// the gradients (a custom autograd function that saves only `inputs` and `params` and
+/// recomputes in its backward pass). Everything else (CUDA tensors, other dtypes), and
+/// everything while zflow::use_fused_kernels(false) is in effect (core/kernels.h), uses
+/// rational_quadratic_spline_reference. Both evaluate the same formulas in the same order;
+/// they agree bit for bit where their exponentials do, otherwise to within each element's
+/// conditioning (docs/splines.md, "The fused kernel"). Second derivatives (backward with
+/// create_graph = true) are those of the reference.
 SplineResult rational_quadratic_spline(const at::Tensor& inputs, const at::Tensor& params,
                                        bool inverse, const SplineOptions& options = {});
+
+/// The same spline as a chain of plain ATen operations (about 60 of them), differentiable
+/// by ordinary autograd to any order, on any device and floating dtype. It is the
+/// reference the fused kernel is tested against, its fallback for CUDA tensors and other
+/// dtypes, and what its double backward differentiates. Same contract and checks as
+/// rational_quadratic_spline.
+SplineResult rational_quadratic_spline_reference(const at::Tensor& inputs, const at::Tensor& params,
+                                                 bool inverse, const SplineOptions& options = {});
+
+namespace detail {
+
+/// The argument checks of both implementations (c10::Error): defined tensors on one
+/// device, params of shape inputs × (3K − 1) with K ≥ 1, one floating dtype, B > 0,
+/// 0 < min_bin_width·K ≤ 1 (heights alike) and min_derivative > 0. Returns K.
+int64_t check_spline_arguments(const at::Tensor& inputs, const at::Tensor& params,
+                               const SplineOptions& options);
+
+/// Whether rational_quadratic_spline uses the fused kernel for these tensors: strided CPU
+/// tensors of dtype float32 or float64.
+bool fused_spline_applies(const at::Tensor& inputs, const at::Tensor& params);
+
+/// The fused kernel itself (rational_quadratic_fused.cpp), for tensors where
+/// fused_spline_applies; rational_quadratic_spline calls it after the checks.
+SplineResult rational_quadratic_spline_fused(const at::Tensor& inputs, const at::Tensor& params,
+                                             bool inverse, const SplineOptions& options);
+
+}  // namespace detail
 
 /// Checks a layer's spline settings: bins ≥ 1, a positive finite tail bound, and minimum
 /// bin sizes that leave room for K bins. Throws ConfigError naming `owner`.
