@@ -116,18 +116,21 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-/// Seconds per call of `fn`, timed as `budget` says.
+/// Seconds per call of `fn`, timed as `budget` says: the median of the calls' times, so that
+/// a call slowed down by another process on a shared machine does not move the result.
 double time_per_call(const std::function<void()>& fn, const Budget& budget) {
   for (int i = 0; i < budget.warmup; ++i) fn();
   const auto start = std::chrono::steady_clock::now();
-  int reps = 0;
-  double elapsed = 0;
+  std::vector<double> times;
   do {
+    const auto call_start = std::chrono::steady_clock::now();
     fn();
-    ++reps;
-    elapsed = seconds_since(start);
-  } while (reps < budget.min_reps || elapsed < budget.seconds);
-  return elapsed / reps;
+    times.push_back(seconds_since(call_start));
+  } while (static_cast<int>(times.size()) < budget.min_reps ||
+           seconds_since(start) < budget.seconds);
+  const auto middle = times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2);
+  std::nth_element(times.begin(), middle, times.end());
+  return *middle;
 }
 
 /// Peak resident set size of this process so far, in MiB.

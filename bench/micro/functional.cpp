@@ -155,6 +155,47 @@ void BM_affine_forward_backward(benchmark::State& state) {
   set_items(state, rows);
 }
 
+// The packed form of couplings and MAF: inputs [rows, 4], params [rows, 4, 2] (shift, raw
+// log-scale), logabsdet summed per row; the fused pass (affine_packed) against its
+// reference (affine_packed_reference).
+void affine_packed_case(benchmark::State& state, bool fused, bool backward) {
+  const int64_t rows = state.range(0);
+  at::manual_seed(0);
+  const at::Tensor x = at::randn({rows, kFeatures}).requires_grad_(backward);
+  const at::Tensor params = (at::randn({rows, kFeatures, 2}) * 0.5).requires_grad_(backward);
+  auto run = [&] {
+    return fused ? zflow::functional::affine_packed(x, params, kScaleBound, false)
+                 : zflow::functional::affine_packed_reference(x, params, kScaleBound, false);
+  };
+  auto step = [&] {
+    if (!backward) {
+      at::NoGradGuard no_grad;
+      auto r = run();
+      benchmark::DoNotOptimize(r.outputs.data_ptr());
+      return;
+    }
+    auto r = run();
+    (r.outputs.sum() + r.logabsdet.sum()).backward();
+    benchmark::DoNotOptimize(params.grad().data_ptr());
+    clear_grad(x);
+    clear_grad(params);
+  };
+  step();  // warm-up, untimed
+  for (auto _ : state) step();
+  set_items(state, rows);
+}
+
+void BM_affine_packed_forward(benchmark::State& state) { affine_packed_case(state, true, false); }
+void BM_affine_packed_reference_forward(benchmark::State& state) {
+  affine_packed_case(state, false, false);
+}
+void BM_affine_packed_forward_backward(benchmark::State& state) {
+  affine_packed_case(state, true, true);
+}
+void BM_affine_packed_reference_forward_backward(benchmark::State& state) {
+  affine_packed_case(state, false, true);
+}
+
 // Rows: a training batch, and a batch large enough that the per-operation overhead of
 // LibTorch no longer dominates.
 void rows_args(benchmark::internal::Benchmark* b) {
@@ -171,3 +212,7 @@ BENCHMARK(BM_spline_forward_backward)->Apply(rows_args);
 BENCHMARK(BM_spline_reference_forward_backward)->Apply(rows_args);
 BENCHMARK(BM_affine_forward)->Apply(rows_args);
 BENCHMARK(BM_affine_forward_backward)->Apply(rows_args);
+BENCHMARK(BM_affine_packed_forward)->Apply(rows_args);
+BENCHMARK(BM_affine_packed_reference_forward)->Apply(rows_args);
+BENCHMARK(BM_affine_packed_forward_backward)->Apply(rows_args);
+BENCHMARK(BM_affine_packed_reference_forward_backward)->Apply(rows_args);

@@ -1,19 +1,19 @@
 // The affine transformer z = x·exp(s) + t with s = b·tanh(ŝ/b) (include/zflow/functional/
-// affine.h), in plain autograd operations and as one fused pass for the packed form.
+// affine.h), in plain autograd operations and, for the packed form, as one autograd node
+// with a hand-written backward pass: five vectorised ATen operations forward, about eight
+// backward, against about twenty graph nodes for the reference. (A per-element C++ loop
+// was tried first and measured slower: libm's scalar exp and tanh cost more than the
+// bookkeeping saved, 13.5 against 3.1 ms forward + backward at 65536 rows.)
 //
-// Fused backward, per element, from gz = ∂L/∂z and gl = ∂L/∂logabsdet of its row
-// (ds/dŝ = 1 − tanh²(ŝ/b) = 1 − (s/b)²):
+// Backward, per element, from gz = ∂L/∂z and gl = ∂L/∂logabsdet of its row
+// (ds/dŝ = 1 − tanh²(ŝ/b)):
 //   forward  z = x e^s + t,   log|dz/dx| = s:    ∂x = gz e^s,  ∂t = gz,  ∂s = gz x e^s + gl
 //   inverse  x = (z − t) e^−s, log|dx/dz| = −s:  ∂z = gz e^−s, ∂t = −gz e^−s, ∂s = −gz x − gl
 // and ∂ŝ = ∂s (1 − (s/b)²).
 
 #include "zflow/functional/affine.h"
 
-#include <algorithm>
-#include <cmath>
-
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -40,110 +40,20 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// tanh(u) and its derivative 1 − tanh²(u) = 4e / (1 + e)² with e = exp(−2|u|): without
-// the cancellation of 1 − tanh² where tanh saturates (|u| ≳ 2, large raw log-scales), which
-// would cost float32 gradients several digits.
-template <typename T>
-struct Tanh {
-  T value;
-  T derivative;
-  explicit Tanh(T u) {
-    const T e = std::exp(-2 * std::abs(u));
-    const T one_plus_e = 1 + e;
-    value = std::copysign(-std::expm1(-2 * std::abs(u)) / one_plus_e, u);
-    derivative = 4 * e / (one_plus_e * one_plus_e);
-  }
-};
-
-// Rows per parallel task: enough elements that a task outweighs its scheduling.
-int64_t row_grain(int64_t features) {
-  return std::max<int64_t>(1, 16384 / std::max<int64_t>(features, 1));
-}
-
-template <typename T>
-void affine_forward_kernel(const at::Tensor& x, const at::Tensor& params, double bound,
-                           bool inverse, at::Tensor& out, at::Tensor& logabsdet) {
-  const int64_t rows = x.size(0), features = x.size(1);
-  const T* xp = x.data_ptr<T>();
-  const T* pp = params.data_ptr<T>();
-  T* op = out.data_ptr<T>();
-  T* lp = logabsdet.data_ptr<T>();
-  const T b = static_cast<T>(bound), inv_b = static_cast<T>(1.0 / bound);
-  at::parallel_for(0, rows, row_grain(features), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      T sum = 0;
-      for (int64_t i = r * features; i < (r + 1) * features; ++i) {
-        // Values need no derivative: one tanh (the backward pass uses Tanh<T>).
-        const T shift = pp[2 * i], s = b * std::tanh(pp[2 * i + 1] * inv_b);
-        if (!inverse) {
-          op[i] = xp[i] * std::exp(s) + shift;
-          sum += s;
-        } else {
-          op[i] = (xp[i] - shift) * std::exp(-s);
-          sum -= s;
-        }
-      }
-      lp[r] = sum;
-    }
-  });
-}
-
-// Gradients w.r.t. the inputs and the packed params from gz [B, D] and gl [B] (either may
-// be undefined: zeros); `out` is the forward's result (the inverse's ∂s needs x = out).
-template <typename T>
-void affine_backward_kernel(const at::Tensor& x, const at::Tensor& params, const at::Tensor& out,
-                            const at::Tensor& gz, const at::Tensor& gl, double bound, bool inverse,
-                            at::Tensor& grad_x, at::Tensor& grad_params) {
-  const int64_t rows = x.size(0), features = x.size(1);
-  const T* xp = x.data_ptr<T>();
-  const T* pp = params.data_ptr<T>();
-  const T* op = out.data_ptr<T>();
-  const T* gzp = gz.defined() ? gz.data_ptr<T>() : nullptr;
-  const T* glp = gl.defined() ? gl.data_ptr<T>() : nullptr;
-  T* gxp = grad_x.data_ptr<T>();
-  T* gpp = grad_params.data_ptr<T>();
-  const T b = static_cast<T>(bound), inv_b = static_cast<T>(1.0 / bound);
-  at::parallel_for(0, rows, row_grain(features), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const T g_logdet = glp ? glp[r] : T(0);
-      for (int64_t i = r * features; i < (r + 1) * features; ++i) {
-        const Tanh<T> soft_clamp(pp[2 * i + 1] * inv_b);
-        const T s = b * soft_clamp.value;
-        const T g = gzp ? gzp[i] : T(0);
-        T g_s;
-        if (!inverse) {
-          const T scale = std::exp(s);
-          gxp[i] = g * scale;
-          gpp[2 * i] = g;
-          g_s = g * xp[i] * scale + g_logdet;
-        } else {
-          const T scale = std::exp(-s);
-          gxp[i] = g * scale;
-          gpp[2 * i] = -g * scale;
-          g_s = -g * op[i] - g_logdet;
-        }
-        gpp[2 * i + 1] = g_s * soft_clamp.derivative;
-      }
-    }
-  });
-}
-
 struct AffinePackedFunction : public torch::autograd::Function<AffinePackedFunction> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& inputs,
                                const at::Tensor& params, double bound, bool inverse) {
-    const at::Tensor x = inputs.contiguous();
-    const at::Tensor p = params.contiguous();
-    at::Tensor out = at::empty_like(x);
-    at::Tensor logabsdet = at::empty({x.size(0)}, x.options());
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "affine_packed", [&] {
-      affine_forward_kernel<scalar_t>(x, p, bound, inverse, out, logabsdet);
-    });
-    // The original tensors, not contiguous copies: the create_graph path differentiates
-    // through them.
-    ctx->save_for_backward({inputs, params, out});
+    const at::Tensor shift = params.select(2, 0);
+    const at::Tensor soft = at::tanh(params.select(2, 1) * (1.0 / bound));  // s / b
+    const at::Tensor log_scale = inverse ? soft * (-bound) : soft * bound;  // ±s
+    const at::Tensor scale = at::exp(log_scale);                            // e^±s
+    const at::Tensor out =
+        inverse ? (inputs - shift).mul_(scale) : at::addcmul(shift, inputs, scale);
+    // The original tensors, not copies: the create_graph path differentiates through them.
+    ctx->save_for_backward({inputs, params, out, scale, soft});
     ctx->saved_data["bound"] = bound;
     ctx->saved_data["inverse"] = inverse;
-    return {out, logabsdet};
+    return {out, log_scale.sum(1)};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -175,15 +85,27 @@ struct AffinePackedFunction : public torch::autograd::Function<AffinePackedFunct
       for (size_t i = 0; i < g.size(); ++i) result[position[i]] = g[i];
       return result;
     }
-    const at::Tensor x = saved[0].contiguous();
-    const at::Tensor p = saved[1].contiguous();
-    at::Tensor grad_x = at::empty_like(x);
-    at::Tensor grad_p = at::empty_like(p);
-    const at::Tensor gz = grads[0].defined() ? grads[0].contiguous() : at::Tensor();
-    const at::Tensor gl = grads[1].defined() ? grads[1].contiguous() : at::Tensor();
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "affine_packed_backward", [&] {
-      affine_backward_kernel<scalar_t>(x, p, saved[2], gz, gl, bound, inverse, grad_x, grad_p);
-    });
+    const at::Tensor& out = saved[2];
+    const at::Tensor& scale = saved[3];
+    const at::Tensor& soft = saved[4];
+    const at::Tensor& gz = grads[0];
+    const at::Tensor& gl = grads[1];
+    // ∂L/∂s per element: from the outputs (forward: gz·e^s·x; inverse: −gz·x, where x is
+    // the output) and from the row's logabsdet (±gl).
+    at::Tensor grad_x, grad_shift, grad_s;
+    if (gz.defined()) {
+      grad_x = gz * scale;
+      grad_shift = inverse ? -grad_x : gz;
+      grad_s = inverse ? -(gz * out) : grad_x * saved[0];
+    } else {
+      grad_x = at::zeros_like(out);
+      grad_shift = at::zeros_like(out);
+      grad_s = at::zeros_like(out);
+    }
+    if (gl.defined()) grad_s = inverse ? grad_s - gl.unsqueeze(1) : grad_s + gl.unsqueeze(1);
+    // s = b·tanh(ŝ/b): ∂s/∂ŝ = 1 − tanh²(ŝ/b).
+    const at::Tensor grad_raw = at::tanh_backward(grad_s, soft);
+    const at::Tensor grad_p = at::stack({grad_shift, grad_raw}, 2);
     return {grad_x, grad_p, at::Tensor(), at::Tensor()};
   }
 };
@@ -196,10 +118,7 @@ AffineResult affine_packed(const at::Tensor& inputs, const at::Tensor& params, d
                   params.size(1) == inputs.size(1) && params.size(2) == 2,
               "affine_packed: expected inputs [B, D] and params [B, D, 2], got ", inputs.sizes(),
               " and ", params.sizes());
-  const bool fused = fused_kernels() && inputs.device().is_cpu() && params.device().is_cpu() &&
-                     inputs.scalar_type() == params.scalar_type() &&
-                     (inputs.scalar_type() == at::kFloat || inputs.scalar_type() == at::kDouble);
-  if (!fused) return affine_packed_reference(inputs, params, scale_bound, inverse);
+  if (!fused_kernels()) return affine_packed_reference(inputs, params, scale_bound, inverse);
   const variable_list r = AffinePackedFunction::apply(inputs, params, scale_bound, inverse);
   return {r[0], r[1]};
 }

@@ -21,9 +21,9 @@ AffineResult affine(const at::Tensor& inputs, const at::Tensor& shift,
 
 /// The affine coupling's and MAF's form: `inputs` [B, D] and `params` [B, D, 2] holding
 /// (shift, raw log-scale) per element, as a conditioner emits them; `logabsdet` is summed
-/// over the D features ([B]). On the CPU (float32, float64) this is one fused pass over the
-/// elements forward and one backward (a custom autograd function); elsewhere, and for
-/// second derivatives, it is `affine_packed_reference`.
+/// over the D features ([B]). One autograd node with a hand-written backward pass (on any
+/// device); `affine_packed_reference` when zflow::use_fused_kernels(false) and for second
+/// derivatives.
 AffineResult affine_packed(const at::Tensor& inputs, const at::Tensor& params, double scale_bound,
                            bool inverse);
 
