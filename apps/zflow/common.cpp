@@ -596,16 +596,18 @@ CLI::Option* add_threads_option(CLI::App* app, int& threads) {
   threads = 0;
   return app
       ->add_option("--threads", threads,
-                   "Intra-op threads; auto (0): 1 when training on tabular data, else the "
-                   "CPUs this process may use")
+                   "Intra-op threads; auto (0): 1 for tabular data and models, the CPUs this "
+                   "process may use for images")
       ->check(CLI::NonNegativeNumber)
       ->default_str("auto");
 }
 
+Workload workload_of(const Model& model) {
+  return model.image() ? Workload::other : Workload::tabular;
+}
+
 int apply_threads(int threads, Workload workload) {
-  if (threads == 0) {
-    threads = workload == Workload::tabular_training ? 1 : train::available_cpus();
-  }
+  if (threads == 0) threads = workload == Workload::tabular ? 1 : train::available_cpus();
   zflow::set_threads(threads);
   return threads;
 }

@@ -219,15 +219,17 @@ Json metadata_json(const Model& model, const std::string& key);
 CLI::Option* add_threads_option(CLI::App* app, int& threads);
 /// What a command computes, for the automatic thread count.
 enum class Workload {
-  /// Training on tabular data: batches of a few hundred rows through small dense layers.
-  tabular_training,
-  /// Everything else: image models, and inference on large batches.
+  /// A tabular model: small dense layers, whose operations do not split well.
+  tabular,
+  /// Image models (convolutions), and commands without a model.
   other,
 };
-/// zflow::set_threads(threads), or for 0 (auto): one thread for tabular training, whose
-/// small operations measured slower on two threads than on one (docs/benchmarks.md,
+/// The workload of a loaded model.
+Workload workload_of(const Model& model);
+/// zflow::set_threads(threads), or for 0 (auto): one thread for tabular models, which ran
+/// slower on two threads than on one in training and in inference (docs/benchmarks.md,
 /// "Threads"), and the CPUs this process may use otherwise. Returns the count applied.
-int apply_threads(int threads, Workload workload = Workload::other);
+int apply_threads(int threads, Workload workload);
 
 /// Seeds torch's default CPU generator (weights initialisation, sampling).
 void seed_torch(uint64_t seed);

@@ -40,8 +40,8 @@ at::Tensor map_with_context(
 }
 
 void run_encode(const CodeArgs& a) {
-  apply_threads(a.threads);
   const Model model = load_model(a.model);
+  apply_threads(a.threads, workload_of(model));
   if (data::is_toy_dataset(a.data)) {
     throw ConfigError("'" + a.data + "' is a built-in dataset; encode reads a .csv or .npy file");
   }
@@ -61,8 +61,8 @@ void run_encode(const CodeArgs& a) {
 }
 
 void run_decode(const CodeArgs& a) {
-  apply_threads(a.threads);
   const Model model = load_model(a.model);
+  apply_threads(a.threads, workload_of(model));
   if (data::is_toy_dataset(a.data)) {
     throw ConfigError("'" + a.data + "' is a built-in dataset; decode reads a .csv or .npy file");
   }

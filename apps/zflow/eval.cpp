@@ -23,8 +23,8 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a) {
-  apply_threads(a.threads);
   const Model model = load_model(a.model);
+  apply_threads(a.threads, workload_of(model));
   const ModelData loaded = load_model_data(model, a.input);
   const Data& data = loaded.x;
   const at::Tensor nll = -log_prob_of(model, loaded, a.batch_size).to(at::kDouble);

@@ -43,7 +43,7 @@ std::pair<Model, at::Tensor> model_and_images(const PictureArgs& a, int64_t coun
 }
 
 void run_reconstruct(const PictureArgs& a) {
-  apply_threads(a.threads);
+  apply_threads(a.threads, Workload::other);
   const auto [rows, cols] = data::parse_grid(a.grid);
   auto [model, x] = model_and_images(a, rows * cols);
   seed_torch(static_cast<uint64_t>(a.seed));
@@ -54,7 +54,7 @@ void run_reconstruct(const PictureArgs& a) {
 }
 
 void run_interpolate(const PictureArgs& a) {
-  apply_threads(a.threads);
+  apply_threads(a.threads, Workload::other);
   if (a.steps < 2) throw ConfigError("--steps must be at least 2 (the two end images)");
   auto [model, x] = model_and_images(a, 2 * a.pairs);
   seed_torch(static_cast<uint64_t>(a.seed));

@@ -149,7 +149,7 @@ void model_info(const InfoArgs& a) {
 }
 
 void system_info(const InfoArgs& a) {
-  apply_threads(a.threads);
+  apply_threads(a.threads, Workload::other);
   const std::string blas = active_blas();
   const int cpus = train::available_cpus();
   if (a.json) {

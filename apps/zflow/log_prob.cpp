@@ -17,8 +17,8 @@ struct LogProbArgs {
 };
 
 void run_log_prob(const LogProbArgs& a) {
-  apply_threads(a.threads);
   const Model model = load_model(a.model);
+  apply_threads(a.threads, workload_of(model));
   const ModelData data = load_model_data(model, a.input);
   const at::Tensor log_prob = log_prob_of(model, data, a.batch_size);
   write_result(a.out, log_prob.unsqueeze(1), {"log_prob"});

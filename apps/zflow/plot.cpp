@@ -66,7 +66,7 @@ void write_text_file(const std::string& path, const std::string& text) {
 }
 
 void run_plot(PlotArgs& a) {
-  apply_threads(a.threads);
+  apply_threads(a.threads, Workload::other);
   if (!a.range.empty()) parse_range(a.range, a.figure);
   const bool raster_kind =
       a.kind == "samples" || a.kind == "reconstruct" || a.kind == "interpolate";

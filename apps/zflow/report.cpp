@@ -193,8 +193,8 @@ struct ReportArgs {
 };
 
 void run_report(const ReportArgs& a) {
-  apply_threads(a.threads);
   const Model model = load_model(a.model);
+  apply_threads(a.threads, workload_of(model));
   ReportOptions options;
   options.data = a.data;
   options.seed = static_cast<uint64_t>(a.seed);

@@ -118,8 +118,8 @@ void sample_images(const Model& model, SampleArgs a) {
 }
 
 void run_sample(const SampleArgs& a) {
-  apply_threads(a.threads);
   const Model model = load_model(a.model);
+  apply_threads(a.threads, workload_of(model));
   if (a.with_log_prob && a.temperature != 1.0) {
     throw ConfigError(
         "--log-prob gives log p(x) of the model; with --temperature score the "

@@ -278,7 +278,7 @@ void run_train(TrainArgs& a) {
   // Data, and the context columns of the same rows.
   const bool images = data::is_image_source(a.data);
   check_model_choice(a, images);
-  a.threads = apply_threads(a.threads, images ? Workload::other : Workload::tabular_training);
+  a.threads = apply_threads(a.threads, images ? Workload::other : Workload::tabular);
   const ModelData loaded =
       images ? ModelData{load_image_data(a.data, "train", a.n_given ? a.n : 0), Data()}
              : load_training_data(a.data, a.columns, a.context_columns, a.header, a.n,
