@@ -1,4 +1,5 @@
 #include "zflow/data/images.h"
+#include "zflow/data/toy.h"
 
 #include <algorithm>
 #include <cctype>
@@ -223,6 +224,9 @@ std::string fashion_mnist_dir() {
 
 bool is_image_source(const std::string& spec) {
   if (spec == kFashionMnist || starts_with(spec, std::string(kFashionMnist) + ":")) return true;
+  // A built-in dataset's name means the dataset even where a folder of that name exists in
+  // the working directory (write ./moons for the folder).
+  if (is_toy_dataset(spec)) return false;
   std::error_code ec;
   if (fs::is_directory(spec, ec)) return true;
   return has_idx_name(spec);

@@ -273,6 +273,16 @@ TEST_F(ImagesTest, IsImageSourceRecognisesSpecs) {
   }
 }
 
+// A folder named like a built-in dataset does not hide the dataset; ./name reaches it.
+TEST_F(ImagesTest, BuiltInDatasetNamesWinOverFolders) {
+  const std::filesystem::path previous = std::filesystem::current_path();
+  std::filesystem::current_path(folder("work"));
+  std::filesystem::create_directory("moons");
+  EXPECT_FALSE(is_image_source("moons"));
+  EXPECT_TRUE(is_image_source("./moons"));
+  std::filesystem::current_path(previous);
+}
+
 TEST_F(ImagesTest, BadSpecsAreClearErrors) {
   const std::string csv = path("data.csv");
   std::ofstream(csv) << "1,2\n";

@@ -34,7 +34,8 @@ std::string fashion_mnist_dir();
 /// or "fashion-mnist:SPLIT" (any split: load_images reports a bad one), an existing directory
 /// (of PNG files), or a file name ending in "-ubyte", "-ubyte.gz", ".idx" or ".idx.gz"
 /// (decided by the name alone, so that a missing file gets load_images' error). A single .png
-/// file is not a dataset.
+/// file is not a dataset, and a built-in tabular dataset's name ("moons") is never images,
+/// even when a folder of that name exists ("./moons" is the folder).
 bool is_image_source(const std::string& spec);
 
 /// Loads image data:
