@@ -14,10 +14,10 @@
 #include "zflow/functional/affine.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "zflow/core/kernels.h"
+#include "zflow/core/reference_gradients.h"
 
 namespace zflow::functional {
 
@@ -62,28 +62,14 @@ struct AffinePackedFunction : public torch::autograd::Function<AffinePackedFunct
     const bool inverse = ctx->saved_data["inverse"].toBool();
     if (at::GradMode::is_enabled()) {
       // create_graph: second derivatives through the reference's autograd graph.
-      variable_list wrt, result(4);
-      std::vector<size_t> position;
-      for (size_t i = 0; i < 2; ++i) {
-        if (saved[i].requires_grad()) {
-          wrt.push_back(saved[i]);
-          position.push_back(i);
-        }
-      }
-      if (wrt.empty()) return result;
-      const AffineResult r = affine_packed_reference(saved[0], saved[1], bound, inverse);
-      variable_list outputs, upstream;
-      for (size_t i = 0; i < 2; ++i) {
-        if (grads[i].defined()) {
-          outputs.push_back(i == 0 ? r.outputs : r.logabsdet);
-          upstream.push_back(grads[i]);
-        }
-      }
-      if (outputs.empty()) return result;
-      const variable_list g = torch::autograd::grad(outputs, wrt, upstream, /*retain_graph=*/true,
-                                                    /*create_graph=*/true, /*allow_unused=*/true);
-      for (size_t i = 0; i < g.size(); ++i) result[position[i]] = g[i];
-      return result;
+      const auto g = reference_gradients(
+          [&] {
+            const AffineResult r = affine_packed_reference(saved[0], saved[1], bound, inverse);
+            return std::vector<at::Tensor>{r.outputs, r.logabsdet};
+          },
+          {grads[0], grads[1]}, {saved[0], saved[1]},
+          {saved[0].requires_grad(), saved[1].requires_grad()});
+      return {g[0], g[1], at::Tensor(), at::Tensor()};
     }
     const at::Tensor& out = saved[2];
     const at::Tensor& scale = saved[3];

@@ -55,9 +55,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "zflow/core/reference_gradients.h"
 #include "zflow/functional/rational_quadratic.h"
 
 // Everything that handles vectors is inlined into the loop of its build (SSE2 or AVX2),
@@ -1055,38 +1055,6 @@ std::pair<at::Tensor, at::Tensor> run_backward(const at::Tensor& inputs, const a
   return {grad_inputs, grad_params};
 }
 
-// Backward with create_graph = true (GradMode on): the fused backward is not itself
-// differentiable, so differentiate the reference instead, recomputed here with its graph.
-// Its first derivatives equal the fused ones to rounding, and its graph gives the second.
-variable_list reference_backward(const at::Tensor& inputs, const at::Tensor& params,
-                                 const variable_list& grads, bool inverse,
-                                 const SplineOptions& options, bool want_inputs, bool want_params) {
-  std::vector<at::Tensor> wrt;
-  if (want_inputs) wrt.push_back(inputs);
-  if (want_params) wrt.push_back(params);
-  at::Tensor grad_inputs, grad_params;
-  if (!wrt.empty()) {
-    at::AutoGradMode enable_grad(true);
-    const SplineResult r = rational_quadratic_spline_reference(inputs, params, inverse, options);
-    std::vector<at::Tensor> outputs, upstream;
-    if (grads[0].defined()) {
-      outputs.push_back(r.outputs);
-      upstream.push_back(grads[0]);
-    }
-    if (grads[1].defined()) {
-      outputs.push_back(r.logabsdet);
-      upstream.push_back(grads[1]);
-    }
-    const variable_list result = torch::autograd::grad(outputs, wrt, upstream,
-                                                       /*retain_graph=*/true,
-                                                       /*create_graph=*/true,
-                                                       /*allow_unused=*/true);
-    if (want_inputs) grad_inputs = result[0];
-    if (want_params) grad_params = result[want_inputs ? 1 : 0];
-  }
-  return {grad_inputs, grad_params, at::Tensor(), at::Tensor()};
-}
-
 // The autograd function: forward(inputs, params, inverse, options) → {outputs, logabsdet}.
 struct FusedSpline : public torch::autograd::Function<FusedSpline> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& inputs,
@@ -1119,8 +1087,16 @@ struct FusedSpline : public torch::autograd::Function<FusedSpline> {
       return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     }
     if (at::GradMode::is_enabled()) {
-      return reference_backward(saved[0], saved[1], grads, inverse, options, want_inputs,
-                                want_params);
+      // create_graph: the fused backward is not differentiable; differentiate the
+      // reference, whose first derivatives equal the fused ones to rounding.
+      const auto g = reference_gradients(
+          [&] {
+            const SplineResult r =
+                rational_quadratic_spline_reference(saved[0], saved[1], inverse, options);
+            return std::vector<at::Tensor>{r.outputs, r.logabsdet};
+          },
+          {grads[0], grads[1]}, {saved[0], saved[1]}, {want_inputs, want_params});
+      return {g[0], g[1], at::Tensor(), at::Tensor()};
     }
     auto [grad_inputs, grad_params] =
         run_backward(saved[0], saved[1], grads[0], grads[1], inverse, options);

@@ -11,14 +11,16 @@
 
 #include "zflow/nn/dense.h"
 
+#include <algorithm>
+#include <iterator>
 #include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "zflow/core/error.h"
+#include "zflow/core/reference_gradients.h"
 #include "zflow/nn/mlp.h"
 
 namespace zflow::nn {
@@ -28,20 +30,21 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// In the order of kActivationNames.
 enum class Activation : int64_t { relu, leaky_relu, tanh, elu, gelu, silu };
+constexpr const char* kActivationNames[] = {"relu", "leaky_relu", "tanh", "elu", "gelu", "silu"};
 
 constexpr double kLeakySlope = 0.01;  // nn::apply_activation's leaky_relu
 
 Activation parse_activation(const std::string& name) {
-  if (name == "relu") return Activation::relu;
-  if (name == "leaky_relu") return Activation::leaky_relu;
-  if (name == "tanh") return Activation::tanh;
-  if (name == "elu") return Activation::elu;
-  if (name == "gelu") return Activation::gelu;
-  if (name == "silu") return Activation::silu;
+  for (int64_t i = 0; i < static_cast<int64_t>(std::size(kActivationNames)); ++i) {
+    if (name == kActivationNames[i]) return static_cast<Activation>(i);
+  }
   apply_activation(name, at::zeros({1}));  // throws the usual ConfigError
   throw ConfigError("unknown activation '" + name + "'");
 }
+
+const char* activation_name(Activation a) { return kActivationNames[static_cast<int64_t>(a)]; }
 
 // Activations whose derivative is a function of their output can overwrite their input and
 // save only the output; gelu and silu need the pre-activation.
@@ -83,24 +86,6 @@ at::Tensor activation_backward(Activation a, const at::Tensor& grad, const at::T
       return at::silu_backward(grad, saved);
   }
   TORCH_CHECK(false, "dense_stack: bad activation");
-}
-
-const char* activation_name(Activation a) {
-  switch (a) {
-    case Activation::relu:
-      return "relu";
-    case Activation::leaky_relu:
-      return "leaky_relu";
-    case Activation::tanh:
-      return "tanh";
-    case Activation::elu:
-      return "elu";
-    case Activation::gelu:
-      return "gelu";
-    case Activation::silu:
-      return "silu";
-  }
-  return "relu";
 }
 
 void check_layers(const at::Tensor& inputs, const DenseLayers& layers) {
@@ -172,27 +157,18 @@ struct DenseStackFunction : public torch::autograd::Function<DenseStackFunction>
 
     if (at::GradMode::is_enabled()) {
       // create_graph: second derivatives through the reference's autograd graph.
-      const DenseLayers reference{weights, biases, masks, activation_name(act)};
-      variable_list wrt;
-      std::vector<size_t> position;
-      auto consider = [&](const at::Tensor& t, size_t index) {
-        if (t.requires_grad()) {
-          wrt.push_back(t);
-          position.push_back(index);
-        }
-      };
-      consider(layer_inputs[0], 0);
-      for (size_t l = 0; l < n; ++l) {
-        consider(weights[l], 1 + l);
-        consider(biases[l], 1 + n + l);
-      }
-      if (wrt.empty()) return result;
-      const at::Tensor outputs = dense_stack_reference(layer_inputs[0], reference);
-      const variable_list grads = torch::autograd::grad({outputs}, wrt, {grad},
-                                                        /*retain_graph=*/true,
-                                                        /*create_graph=*/true,
-                                                        /*allow_unused=*/true);
-      for (size_t i = 0; i < grads.size(); ++i) result[position[i]] = grads[i];
+      std::vector<at::Tensor> inputs{layer_inputs[0]};
+      inputs.insert(inputs.end(), weights.begin(), weights.end());
+      inputs.insert(inputs.end(), biases.begin(), biases.end());
+      std::vector<bool> wanted;
+      for (const auto& t : inputs) wanted.push_back(t.requires_grad());
+      const auto g = reference_gradients(
+          [&] {
+            return std::vector<at::Tensor>{dense_stack_reference(
+                layer_inputs[0], DenseLayers{weights, biases, masks, activation_name(act)})};
+          },
+          {grad}, inputs, wanted);
+      std::copy(g.begin(), g.end(), result.begin());
       return result;
     }
 
