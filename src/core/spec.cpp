@@ -24,8 +24,7 @@ void reject_unknown_fields(const Json& spec, const std::vector<std::string>& all
     }
   }
   if (!unknown.empty()) {
-    throw ConfigError("spec of type '" + spec.value("type", std::string("?")) +
-                      "' has unknown field(s): " + unknown);
+    throw ConfigError("spec of type '" + spec_type(spec) + "' has unknown field(s): " + unknown);
   }
 }
 

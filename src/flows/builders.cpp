@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "zflow/core/error.h"
+#include "zflow/flows/spec_size.h"
 #include "zflow/transforms/coupling.h"
 
 namespace zflow {
@@ -43,11 +44,18 @@ Json lu_linear(int64_t features, const BuilderOptions& o, int64_t i) {
           {"seed", o.seed * 1000003ULL + static_cast<uint64_t>(i) + 1}};
 }
 
+/// The last layer of every ready-made flow: logarithmic tails beyond ±4 standard deviations
+/// of the base (LogTailsImpl), so that a point the affine layers carry far out costs
+/// O(ln² |z|) nats instead of |z|²/2. Within ±4 (all but 6e-5 of each coordinate's
+/// base mass) the flow is unchanged.
+Json log_tails() { return {{"type", "log_tails"}, {"bound", 4.0}}; }
+
 Json finish(int64_t features, Json layers, const BuilderOptions& o) {
   if (o.base != "standard_normal" && o.base != "diagonal_normal") {
     throw ConfigError("unknown base distribution '" + o.base +
                       "' (choose standard_normal or diagonal_normal)");
   }
+  layers.push_back(log_tails());
   Json spec = {{"type", "flow"},
                {"transform", {{"type", "composite"}, {"layers", std::move(layers)}}},
                {"base", {{"type", o.base}, {"shape", {features}}}}};
@@ -57,7 +65,36 @@ Json finish(int64_t features, Json layers, const BuilderOptions& o) {
   return spec;
 }
 
+/// ConfigError naming `what` if `value` is above kMaxSpecSize.
+void check_size(const std::string& what, int64_t value) {
+  if (value > kMaxSpecSize) {
+    throw ConfigError(what + " = " + std::to_string(value) + " is too large (at most " +
+                      std::to_string(kMaxSpecSize) + ")");
+  }
+}
+
+/// Checks, before a spec of `count` repeated units is built, that they fit in memory: `few`
+/// is the spec built with `built` units, whose estimate is scaled to `count`.
+void check_repeated(const std::string& name, const std::string& unit, int64_t count,
+                    int64_t built, const Json& few) {
+  const SpecSize size = estimate_spec_size(few);
+  const double bytes = size.bytes() / static_cast<double>(built) * static_cast<double>(count);
+  const auto budget = static_cast<double>(available_memory_bytes());
+  if (bytes > budget) {
+    throw ConfigError(name + ": " + std::to_string(count) + " " + unit + " need about " +
+                      byte_size_string(bytes) + " for their parameters, more than the " +
+                      byte_size_string(budget) + " of memory available (largest size: " +
+                      size.largest_field + " = " + std::to_string(size.largest_value) + ")");
+  }
+}
+
 void check(const std::string& name, int64_t features, const BuilderOptions& o) {
+  check_size(name + ": features", features);
+  check_size(name + ": layers", o.layers);
+  check_size(name + ": hidden", o.hidden);
+  check_size(name + ": depth", o.depth);
+  check_size(name + ": bins", o.bins);
+  check_size(name + ": context features", o.context_features);
   require_positive(name + ": features", features);
   require_positive(name + ": layers", o.layers);
   require_positive(name + ": hidden", o.hidden);
@@ -86,6 +123,12 @@ std::vector<std::pair<std::string, std::string>> builder_names() {
 
 Json build_flow_spec(const std::string& name, int64_t features, const BuilderOptions& o) {
   check(name, features, o);
+  if (o.layers > 2) {
+    // Two layers hold one of each alternating kind; the full list is built only if it fits.
+    BuilderOptions two = o;
+    two.layers = 2;
+    check_repeated(name, "layers", o.layers, 2, build_flow_spec(name, features, two));
+  }
   Json layers = Json::array();
   if (name == "realnvp") {
     for (int64_t i = 0; i < o.layers; ++i)
@@ -221,10 +264,20 @@ Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& 
     throw ConfigError(name + ": image models need an event shape [C, H, W], got " +
                       shape_string(shape));
   }
-  for (auto s : shape) require_positive(name + ": image size", s);
+  int64_t pixels = 1;
+  for (auto s : shape) {
+    require_positive(name + ": image size", s);
+    check_size(name + ": image size", s);
+    pixels *= s;  // at most 2^62: both factors are at most 2^31
+    check_size(name + ": values per image", pixels);
+  }
   require_positive(name + ": hidden channels", o.hidden);
+  check_size(name + ": hidden channels", o.hidden);
   if (o.levels < 0) throw ConfigError(name + ": levels must be >= 0");
+  // Each level halves height and width: 2^31 values per image allow fewer than 31.
+  if (o.levels > 30) throw ConfigError(name + ": levels must be at most 30");
   if (o.steps_per_level < 0) throw ConfigError(name + ": steps per level must be >= 0");
+  check_size(name + ": steps per level", o.steps_per_level);
   if (o.coupling != "affine" && o.coupling != "additive") {
     throw ConfigError(name + ": coupling must be 'affine' or 'additive', got '" + o.coupling + "'");
   }
@@ -244,6 +297,13 @@ Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& 
                       "divisible by " + std::to_string(needed) + ", the images are " +
                       std::to_string(shape[1]) + "x" + std::to_string(shape[2]) +
                       " (choose fewer levels)");
+  }
+
+  if (o.steps_per_level > 1) {
+    BuilderOptions one = o;
+    one.steps_per_level = 1;
+    check_repeated(name, "steps per level", o.steps_per_level, 1,
+                   build_image_flow_spec(name, shape, one));
   }
 
   Json levels_spec = Json::array();
@@ -271,6 +331,7 @@ Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& 
                     {"shape", shape},
                     {"levels", levels_spec},
                     {"scale_bound", o.scale_bound}});
+  layers.push_back(log_tails());
   return {{"type", "flow"},
           {"transform", {{"type", "composite"}, {"layers", layers}}},
           {"base", {{"type", "standard_normal"}, {"shape", shape}}}};
@@ -284,7 +345,8 @@ Json with_standardization(const Json& flow_spec, const std::vector<double>& mean
   Json spec = flow_spec;
   Json standardize = {{"type", "standardize"}, {"mean", mean}, {"std", std}};
   Json& transform = spec["transform"];
-  if (transform.value("type", std::string()) == "composite" && transform.contains("layers")) {
+  if (spec_type(transform) == "composite" && transform.contains("layers") &&
+      transform["layers"].is_array()) {
     transform["layers"].insert(transform["layers"].begin(), standardize);
   } else {
     transform = {{"type", "composite"}, {"layers", {standardize, transform}}};

@@ -9,6 +9,7 @@
 #include "zflow/distributions/mixture.h"
 #include "zflow/distributions/normal.h"
 #include "zflow/distributions/uniform.h"
+#include "zflow/flows/spec_size.h"
 #include "zflow/transforms/autoregressive.h"
 #include "zflow/transforms/coupling.h"
 #include "zflow/transforms/elementwise.h"
@@ -31,7 +32,7 @@ struct Table {
 
 std::vector<int64_t> required_shape(const Json& spec) {
   auto shape = spec_required<std::vector<int64_t>>(spec, "shape");
-  if (shape.empty()) throw ConfigError(spec.value("type", "?") + ": shape must not be empty");
+  if (shape.empty()) throw ConfigError(spec_type(spec) + ": shape must not be empty");
   return shape;
 }
 
@@ -135,6 +136,10 @@ Table<TransformFactory>& transform_table() {
       return std::make_shared<StandardizeImpl>(spec_required<std::vector<double>>(s, "mean"),
                                                spec_required<std::vector<double>>(s, "std"));
     };
+    f["log_tails"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"bound"});
+      return std::make_shared<LogTailsImpl>(spec_optional<double>(s, "bound", 4.0));
+    };
     f["sigmoid"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"lower", "upper"});
       return std::make_shared<SigmoidImpl>(spec_optional<double>(s, "lower", 0.0),
@@ -233,20 +238,39 @@ std::vector<std::string> names(Table<Factory>& table) {
   return out;
 }
 
+/// Nesting of make_* calls on this thread: only the outermost checks the sizes of the whole
+/// spec (a composite builds its layers through make_transform).
+thread_local int build_depth = 0;
+
+/// Runs check_spec_size on the outermost spec before anything is allocated.
+class SizeCheck {
+ public:
+  explicit SizeCheck(const Json& spec) {
+    if (build_depth == 0) check_spec_size(spec);
+    ++build_depth;
+  }
+  SizeCheck(const SizeCheck&) = delete;
+  SizeCheck& operator=(const SizeCheck&) = delete;
+  ~SizeCheck() { --build_depth; }
+};
+
 }  // namespace
 
 TransformPtr make_transform(const Json& spec) {
+  SizeCheck check(spec);
   return find_factory(transform_table(), spec, "transform")(spec);
 }
 
 DistributionPtr make_distribution(const Json& spec) {
+  SizeCheck check(spec);
   return find_factory(distribution_table(), spec, "distribution")(spec);
 }
 
 FlowPtr make_flow(const Json& spec) {
-  if (!spec.is_object() || spec.value("type", std::string()) != "flow") {
+  if (!spec.is_object() || spec_type(spec) != "flow") {
     throw ConfigError("a flow spec must be an object with \"type\": \"flow\"");
   }
+  SizeCheck check(spec);
   reject_unknown_fields(
       spec, {"transform", "base", "context_features", "context_standardize", "embedding"});
   const auto context_features = spec_optional<int64_t>(spec, "context_features", 0);

@@ -5,7 +5,9 @@
 /// fields with clear ConfigError messages.
 
 #include <cstdint>
+#include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -16,19 +18,85 @@ namespace zflow {
 
 using Json = nlohmann::json;
 
+/// The spec's "type" for messages, or "?" when it has none (or not a string).
+inline std::string spec_type(const Json& spec) {
+  if (!spec.is_object()) return "?";
+  const auto it = spec.find("type");
+  return it != spec.end() && it->is_string() ? it->get<std::string>() : "?";
+}
+
+namespace detail {
+
+template <typename T>
+struct is_vector : std::false_type {};
+template <typename U, typename A>
+struct is_vector<std::vector<U, A>> : std::true_type {};
+
+/// Whether `value` is a JSON integer that the integral type T holds exactly. nlohmann's
+/// get<T>() would also convert 2.7 to 2, and 1e20 with undefined behaviour.
+template <typename T>
+bool integer_fits(const Json& value) {
+  if (!value.is_number_integer()) return false;
+  constexpr auto max = static_cast<uint64_t>(std::numeric_limits<T>::max());
+  if (value.is_number_unsigned()) return value.get<uint64_t>() <= max;
+  const auto v = value.get<int64_t>();
+  if (v < 0) return std::is_signed_v<T> && v >= static_cast<int64_t>(std::numeric_limits<T>::min());
+  return static_cast<uint64_t>(v) <= max;
+}
+
+/// Whether T is an integer type or a (nested) vector of one.
+template <typename T>
+constexpr bool holds_integers() {
+  if constexpr (is_vector<T>::value) {
+    return holds_integers<typename T::value_type>();
+  } else {
+    return std::is_integral_v<T> && !std::is_same_v<T, bool>;
+  }
+}
+
+/// Whether get<T>() on `value` would be exact: integers (and arrays of them) are checked
+/// here, every other type by nlohmann's own type checks.
+template <typename T>
+bool spec_value_fits(const Json& value) {
+  if constexpr (!holds_integers<T>()) {
+    return true;
+  } else if constexpr (!is_vector<T>::value) {
+    return integer_fits<T>(value);
+  } else {
+    if (!value.is_array()) return false;
+    for (const auto& item : value) {
+      if (!spec_value_fits<typename T::value_type>(item)) return false;
+    }
+    return true;
+  }
+}
+
+}  // namespace detail
+
 /// Reads `spec[key]` as T; ConfigError naming the key and the spec's type if it is
-/// missing or has the wrong JSON type.
+/// missing or has the wrong JSON type. Integer fields (and arrays of them) take only JSON
+/// integers that T can hold: 2.7, 1e20 or -1 for an unsigned field are errors.
 template <typename T>
 T spec_required(const Json& spec, const std::string& key) {
   if (!spec.is_object() || !spec.contains(key)) {
-    throw ConfigError("spec of type '" + spec.value("type", std::string("?")) +
-                      "' is missing the field '" + key + "'");
+    throw ConfigError("spec of type '" + spec_type(spec) + "' is missing the field '" + key + "'");
+  }
+  const Json& value = spec.at(key);
+  const auto wrong = [&](const std::string& why) {
+    return ConfigError("spec of type '" + spec_type(spec) + "': field '" + key + "' " + why +
+                       " (got " + value.dump(-1, ' ', false, Json::error_handler_t::replace) + ")");
+  };
+  if (!detail::spec_value_fits<T>(value)) {
+    if constexpr (detail::is_vector<T>::value) {
+      throw wrong("must be an array of integers in range");
+    }
+    if (!value.is_number_integer()) throw wrong("must be an integer");
+    throw wrong("is out of range");
   }
   try {
-    return spec.at(key).get<T>();
+    return value.get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw ConfigError("spec of type '" + spec.value("type", std::string("?")) + "': field '" + key +
-                      "' has the wrong type (" + spec.at(key).dump() + ")");
+    throw wrong("has the wrong type");
   }
 }
 

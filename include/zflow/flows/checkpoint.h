@@ -19,14 +19,17 @@ struct Checkpoint {
 };
 
 /// Writes the flow (spec + weights) atomically; `metadata` entries are added to the
-/// header ("spec", "format" and "zflow_version" are reserved).
+/// header ("spec", "format", "zflow_version" and "dtype", the model's floating-point dtype
+/// such as "float32", are reserved).
 void save_checkpoint(const std::string& path, FlowImpl& flow,
                      const std::map<std::string, std::string>& metadata = {});
 
-/// Reads a checkpoint, rebuilds the flow from its spec and loads the weights, checking
-/// that every tensor is present with the right shape and a floating or integer dtype that
-/// matches the module's. IOError naming the file and the fault otherwise. The flow comes
-/// back in the dtype of its stored parameters, in eval mode.
+/// Reads a checkpoint, rebuilds the flow from its spec (sizes checked before anything is
+/// allocated, see spec_size.h) and loads the weights, checking that every tensor is present
+/// with the right shape and exactly the dtype the model expects: the floating-point dtype
+/// the metadata records ("dtype"; in older files, that of the first floating-point
+/// tensor), the module's own for integer buffers. IOError naming the file and the fault
+/// otherwise. The flow comes back in that dtype, in eval mode.
 Checkpoint load_checkpoint(const std::string& path);
 
 /// The flow's parameters and buffers by their module path, as stored in a checkpoint.
