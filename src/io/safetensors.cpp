@@ -131,7 +131,11 @@ Entry parse_entry(const std::string& path, const std::string& name, const ordere
   auto shape_it = info.find("shape");
   if (shape_it == info.end()) fault(path, where + "missing \"shape\"");
   if (!shape_it->is_array()) fault(path, where + "\"shape\" is not an array");
+  // LibTorch computes strides as products of the trailing dimensions, zeros or not, so
+  // the product with zeros counted as ones must fit in int64 too: [0, 2^62, 2^62] holds no
+  // element but its first stride overflows.
   uint64_t numel = 1;
+  uint64_t extent = 1;
   bool overflow = false;
   for (const auto& dim : *shape_it) {
     if (dim.is_number_integer() && !dim.is_number_unsigned() && dim.get<int64_t>() < 0) {
@@ -143,6 +147,10 @@ Entry parse_entry(const std::string& path, const std::string& name, const ordere
     if (size > static_cast<uint64_t>(INT64_MAX)) fault(path, where + "dimension too large");
     entry.shape.push_back(static_cast<int64_t>(size));
     overflow = overflow || __builtin_mul_overflow(numel, size, &numel);
+    if (__builtin_mul_overflow(extent, std::max<uint64_t>(size, 1), &extent) ||
+        extent > static_cast<uint64_t>(INT64_MAX)) {
+      fault(path, where + "shape " + shape_it->dump() + " is too large (its strides overflow)");
+    }
   }
   const uint64_t item = at::elementSize(entry.type);
   uint64_t bytes = 0;
