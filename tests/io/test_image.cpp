@@ -54,15 +54,37 @@ void append_chunk(std::string& out, const std::string& type, const std::string& 
                        crc32(0, reinterpret_cast<const Bytef*>(body.data()), body.size())));
 }
 
-/// A 16-bit gray PNG by hand (stb_image_write only writes 8 bits): signature, IHDR, one
-/// zlib-compressed IDAT of unfiltered rows, IEND.
-std::string png16_gray(uint32_t width, uint32_t height, const std::vector<uint16_t>& values) {
+std::string zlib_compress(const std::string& raw) {
+  uLongf size = compressBound(raw.size());
+  std::string out(size, '\0');
+  EXPECT_EQ(compress(reinterpret_cast<Bytef*>(out.data()), &size,
+                     reinterpret_cast<const Bytef*>(raw.data()), raw.size()),
+            Z_OK);
+  out.resize(size);
+  return out;
+}
+
+/// A PNG by hand: signature, IHDR, the `extra` chunks, one IDAT of the zlib-compressed `raw`
+/// rows (each with its filter byte), IEND.
+std::string png_by_hand(uint32_t width, uint32_t height, uint8_t depth, uint8_t color_type,
+                        const std::string& raw,
+                        const std::vector<std::pair<std::string, std::string>>& extra = {}) {
   std::string out("\x89PNG\r\n\x1a\n", 8);
   std::string ihdr;
   append_be32(ihdr, width);
   append_be32(ihdr, height);
-  ihdr += std::string("\x10\x00\x00\x00\x00", 5);  // depth 16, gray, deflate, filter, no interlace
+  ihdr += static_cast<char>(depth);
+  ihdr += static_cast<char>(color_type);
+  ihdr += std::string(3, '\0');  // deflate, adaptive filtering, no interlace
   append_chunk(out, "IHDR", ihdr);
+  for (const auto& [type, data] : extra) append_chunk(out, type, data);
+  append_chunk(out, "IDAT", zlib_compress(raw));
+  append_chunk(out, "IEND", "");
+  return out;
+}
+
+/// A 16-bit gray PNG by hand (stb_image_write only writes 8 bits).
+std::string png16_gray(uint32_t width, uint32_t height, const std::vector<uint16_t>& values) {
   std::string raw;
   for (uint32_t y = 0; y < height; ++y) {
     raw += '\0';  // filter type None
@@ -72,15 +94,7 @@ std::string png16_gray(uint32_t width, uint32_t height, const std::vector<uint16
       raw += static_cast<char>(v & 0xff);
     }
   }
-  uLongf size = compressBound(raw.size());
-  std::string idat(size, '\0');
-  EXPECT_EQ(compress(reinterpret_cast<Bytef*>(idat.data()), &size,
-                     reinterpret_cast<const Bytef*>(raw.data()), raw.size()),
-            Z_OK);
-  idat.resize(size);
-  append_chunk(out, "IDAT", idat);
-  append_chunk(out, "IEND", "");
-  return out;
+  return png_by_hand(width, height, 16, 0, raw);
 }
 
 }  // namespace
@@ -152,10 +166,10 @@ TEST_F(ImageTest, NonPngAndDamagedFilesAreIOErrors) {
   // A BMP is an image stb_image could decode, but read_png reads PNGs only.
   const std::string bmp = write_bytes("image.bmp", std::string("BM") + std::string(60, '\0'));
   expect_error<IOError>([&] { read_png(bmp); }, {bmp, "not a PNG file"});
-  // A valid signature and a damaged body reaches stb_image, whose reason is passed on.
+  // A valid signature and a damaged body reaches libpng, whose reason is passed on.
   const std::string good = encode_png(make_image(4, 4, 3));
   const std::string cut = write_bytes("cut.png", good.substr(0, 20));
-  expect_error<IOError>([&] { read_png(cut); }, {cut, "cannot decode PNG (stb_image: "});
+  expect_error<IOError>([&] { read_png(cut); }, {cut, "cannot decode PNG (libpng: "});
   const std::string missing = path("missing.png");
   expect_error<IOError>([&] { read_png(missing); }, {missing, "No such file"});
 }
@@ -172,4 +186,51 @@ TEST_F(ImageTest, InconsistentImagesAreRefused) {
   EXPECT_FALSE(fs::exists(p));
   const std::string missing = path("no-such-folder/a.png");
   expect_error<IOError>([&] { write_png(missing, make_image(2, 2, 1)); }, {missing});
+}
+
+TEST_F(ImageTest, PalettesWithTransparencyGiveRgb) {
+  const std::string plte("\x0a\x14\x1e\x28\x32\x3c", 6);  // (10,20,30), (40,50,60)
+  const std::string png = png_by_hand(2, 1, 8, 3, std::string("\x00\x00\x01", 3),
+                                      {{"PLTE", plte}, {"tRNS", "\x80"}});
+  const Image image = read_png(write_bytes("palette.png", png));
+  EXPECT_EQ(image.channels, 3);
+  EXPECT_EQ(image.pixels, (std::vector<uint8_t>{10, 20, 30, 40, 50, 60}));
+}
+
+TEST_F(ImageTest, OneBitGrayIsScaledTo255) {
+  const Image image = read_png(write_bytes("bits.png", png_by_hand(3, 1, 1, 0, std::string("\x00\xa0", 2))));
+  EXPECT_EQ(image.pixels, (std::vector<uint8_t>{255, 0, 255}));
+}
+
+// stb_image had undefined behaviour on an empty IDAT chunk before the image data (found by
+// fuzzing): libpng reads it as the valid PNG it is.
+TEST_F(ImageTest, AnEmptyIdatChunkBeforeTheDataIsRead) {
+  const Image original = make_image(5, 4, 3);
+  std::string png = encode_png(original);
+  const size_t idat = png.find("IDAT") - 4;
+  std::string empty;
+  append_chunk(empty, "IDAT", "");
+  png.insert(idat, empty);
+  EXPECT_EQ(read_png(write_bytes("empty-idat.png", png)).pixels, original.pixels);
+}
+
+TEST_F(ImageTest, HeadersThatAnnounceTooMuchAreRefusedBeforeAllocating) {
+  // 16384 x 16384 gray in a file of about 70 bytes.
+  const std::string small = write_bytes("claims.png", png_by_hand(16384, 16384, 8, 0, "\0"));
+  expect_error<IOError>([&] { read_png(small); }, {small, "more than a", "-byte file can hold"});
+  const std::string huge = write_bytes("huge.png", png_by_hand(100000, 100000, 8, 0, "\0"));
+  expect_error<IOError>([&] { read_png(huge); }, {huge, "more than 268435456 pixels"});
+}
+
+TEST_F(ImageTest, DamageInsideTheChunksIsAnIOErrorWithLibpngsReason) {
+  const std::string good = encode_png(make_image(6, 5, 1));
+  std::string bad_crc = good;
+  bad_crc[29] = static_cast<char>(bad_crc[29] ^ 0x55);  // the IHDR's CRC
+  const std::string crc = write_bytes("crc.png", bad_crc);
+  expect_error<IOError>([&] { read_png(crc); }, {crc, "cannot decode PNG (libpng: "});
+  const std::string cut = write_bytes("cut-idat.png", good.substr(0, good.size() - 30));
+  expect_error<IOError>([&] { read_png(cut); }, {cut, "cannot decode PNG"});
+  std::string bad_depth = png_by_hand(2, 2, 7, 0, std::string(6, '\0'));
+  const std::string depth = write_bytes("depth.png", bad_depth);
+  expect_error<IOError>([&] { read_png(depth); }, {depth, "libpng"});
 }

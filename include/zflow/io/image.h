@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// 8-bit PNG images, read and written with stb_image (Debian's libstb). zflow's image flows
+/// 8-bit PNG images, read with libpng and written with stb_image_write. zflow's image flows
 /// work on gray and RGB data, so images in memory have 1 or 3 channels; alpha is dropped on
 /// reading.
 
@@ -21,8 +21,10 @@ struct Image {
 /// Reads a PNG file. Gray+alpha becomes gray and RGBA becomes RGB (alpha dropped, not
 /// blended); 16-bit PNGs are reduced to 8 bits (high byte); palette images become RGB.
 /// IOError naming the path for a file that cannot be read, that is not a PNG (other formats
-/// are refused even where stb_image could decode them, so that a file's name never lies), or
-/// that cannot be decoded (the message includes stb_image's reason).
+/// are refused, so that a file's name never lies), that cannot be decoded (the message
+/// includes libpng's reason), that is larger than 2^28 pixels, or whose header announces
+/// more pixels than its size can hold (deflate compresses at most 1032:1; checked before the
+/// pixels are allocated).
 Image read_png(const std::string& path);
 
 /// Encodes `image` as PNG and writes it atomically. ConfigError naming the path for an image
