@@ -6,11 +6,15 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <iostream>
 #include <streambuf>
 #include <vector>
+
+#include <c10/util/Exception.h>
 
 #include "zflow/core/error.h"
 
@@ -98,14 +102,30 @@ class FdStreambuf : public std::streambuf {
 };
 
 /// Closes a descriptor and removes the temporary file unless released.
+// The temporary files of writes in progress, for remove_temporary_files() in a signal
+// handler: plain C strings in lock-free slots, the only state a handler may touch.
+constexpr int kTempSlots = 16;
+std::atomic<char*> g_temp_slots[kTempSlots];
+
 class TempFile {
  public:
-  TempFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  TempFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {
+    char* copy = ::strdup(path_.c_str());
+    for (int i = 0; copy != nullptr && i < kTempSlots; ++i) {
+      char* expected = nullptr;
+      if (g_temp_slots[i].compare_exchange_strong(expected, copy)) {
+        slot_ = i;
+        return;
+      }
+    }
+    std::free(copy);  // more writes at once than slots: this one is just not tracked
+  }
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
   ~TempFile() {
     if (fd_ >= 0) ::close(fd_);
     if (!committed_) ::unlink(path_.c_str());
+    if (slot_ >= 0) std::free(g_temp_slots[slot_].exchange(nullptr));
   }
   /// Closes the descriptor; returns 0 or errno.
   int close() {
@@ -121,6 +141,7 @@ class TempFile {
   std::string path_;
   int fd_;
   bool committed_ = false;
+  int slot_ = -1;
 };
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
@@ -129,10 +150,117 @@ class TempFile {
 
 }  // namespace
 
+namespace {
+
+/// Runs `writer` on a stream over `buffer` and flushes it. Any failure becomes an IOError
+/// naming `name`, with the system's reason when a write failed: a writer that stopped on
+/// a failed stream knows only that it failed, the buffer knows why.
+void run_writer(FdStreambuf& buffer, const std::string& name,
+                const std::function<void(std::ostream&)>& writer) {
+  std::ostream stream(&buffer);
+  try {
+    writer(stream);
+    stream.flush();
+  } catch (const c10::Error& e) {
+    // LibTorch's own errors (an allocation too large) carry a backtrace: leave it out.
+    if (buffer.error() != 0) fail(name, errno_text(buffer.error()));
+    fail(name, e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    if (buffer.error() != 0) fail(name, errno_text(buffer.error()));
+    if (dynamic_cast<const IOError*>(&e) != nullptr) throw;
+    fail(name, e.what());
+  } catch (...) {
+    fail(name, "unknown error while writing");
+  }
+  if (buffer.error() != 0) fail(name, errno_text(buffer.error()));
+  if (!stream) fail(name, "the stream reported a write error");
+}
+
+/// Streams `writer`'s output straight to an open descriptor (a device, a FIFO, stdout).
+void write_stream(int fd, const std::string& name,
+                  const std::function<void(std::ostream&)>& writer) {
+  FdStreambuf buffer(fd);
+  run_writer(buffer, name, writer);
+}
+
+/// Writes a device or FIFO in place: opened without creating or truncating it, so that
+/// /dev/null stays a device and a FIFO's reader gets the data.
+void write_in_place(const std::string& path, const std::function<void(std::ostream&)>& writer) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    int err = errno;
+    fail(path, errno_text(err));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  write_stream(fd, path, writer);
+}
+
+}  // namespace
+
+void remove_temporary_files() noexcept {
+  for (auto& slot : g_temp_slots) {
+    if (const char* temp = slot.load()) ::unlink(temp);
+  }
+}
+
+std::string resolve_links(const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path current(path);
+  // The kernel's own limit on a chain of links (MAXSYMLINKS) is 40.
+  for (int depth = 0; depth < 40; ++depth) {
+    struct stat st {};
+    if (::lstat(current.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return current.string();
+    std::error_code ec;
+    const fs::path target = fs::read_symlink(current, ec);
+    if (ec) throw IOError("cannot write " + path + ": cannot read the link: " + ec.message());
+    current = target.is_absolute() ? target : current.parent_path() / target;
+  }
+  throw IOError("cannot write " + path + ": too many levels of symbolic links");
+}
+
+OutputKind output_kind(const std::string& path) {
+  if (path == "-") return OutputKind::stream;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return OutputKind::missing;
+  if (S_ISREG(st.st_mode)) return OutputKind::regular;
+  if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) return OutputKind::stream;
+  if (S_ISDIR(st.st_mode)) return OutputKind::directory;
+  return OutputKind::other;
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  if (a.empty() || b.empty() || a == "-" || b == "-") return false;
+  struct stat sa {
+  }, sb{};
+  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 void write_atomically(const std::string& path, const std::function<void(std::ostream&)>& writer) {
   static std::atomic<unsigned long> counter{0};
   namespace fs = std::filesystem;
-  const fs::path target(path);
+  if (path == "-") {
+    std::cout.flush();
+    write_stream(STDOUT_FILENO, "standard output", writer);
+    return;
+  }
+  switch (output_kind(path)) {
+    case OutputKind::stream:
+      write_in_place(path, writer);
+      return;
+    case OutputKind::directory:
+      fail(path, "it is a directory");
+    case OutputKind::other:
+      fail(path, "it is neither a regular file nor a character device or FIFO");
+    case OutputKind::missing:
+    case OutputKind::regular:
+      break;
+  }
+  // A symbolic link stays a link: its final target is what gets replaced.
+  const fs::path target(resolve_links(path));
   if (path.empty() || !target.has_filename()) fail(path, "not a file name");
   fs::path dir = target.parent_path();
   const std::string dir_name = dir.empty() ? std::string(".") : dir.string();
@@ -146,28 +274,21 @@ void write_atomically(const std::string& path, const std::function<void(std::ost
     fail(path, "cannot create a temporary file in " + dir_name + ": " + errno_text(err));
   }
   TempFile file(temp, fd);
+  // A replaced file keeps its permissions (a private 0600 file stays private).
+  struct stat old {};
+  if (::stat(target.c_str(), &old) == 0 && S_ISREG(old.st_mode)) {
+    (void)::fchmod(fd, old.st_mode & 07777);
+  }
 
   FdStreambuf buffer(fd);
-  std::ostream stream(&buffer);
-  try {
-    writer(stream);
-  } catch (const IOError&) {
-    throw;
-  } catch (const std::exception& e) {
-    fail(path, e.what());
-  } catch (...) {
-    fail(path, "unknown error while writing");
-  }
-  stream.flush();
-  if (buffer.error() != 0) fail(path, errno_text(buffer.error()));
-  if (!stream) fail(path, "the stream reported a write error");
+  run_writer(buffer, path, writer);
 
   if (::fsync(fd) != 0) {
     int err = errno;
     fail(path, "fsync: " + errno_text(err));
   }
   if (int err = file.close(); err != 0) fail(path, "close: " + errno_text(err));
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
+  if (::rename(temp.c_str(), target.c_str()) != 0) {
     int err = errno;
     fail(path, "rename: " + errno_text(err));
   }
@@ -178,6 +299,37 @@ void write_atomically(const std::string& path, const std::function<void(std::ost
   if (dir_fd >= 0) {
     (void)::fsync(dir_fd);
     ::close(dir_fd);
+  }
+}
+
+LineAppender::LineAppender(const std::string& path, bool append) : path_(path) {
+  const OutputKind kind = output_kind(path);
+  if (kind == OutputKind::directory) fail(path, "it is a directory");
+  if (kind == OutputKind::other) {
+    fail(path, "it is neither a regular file nor a character device or FIFO");
+  }
+  int flags = O_WRONLY | O_CLOEXEC | O_NOCTTY;
+  if (kind != OutputKind::stream) flags |= O_CREAT | O_APPEND | (append ? 0 : O_TRUNC);
+  fd_ = path == "-" ? ::dup(STDOUT_FILENO) : ::open(path.c_str(), flags, 0666);
+  if (fd_ < 0) {
+    int err = errno;
+    fail(path, errno_text(err));
+  }
+  struct stat st {};
+  seekable_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+LineAppender::~LineAppender() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void LineAppender::write_line(const std::string& line) {
+  const std::string whole = line + '\n';
+  const off_t before = seekable_ ? ::lseek(fd_, 0, SEEK_END) : -1;
+  if (int err = write_all(fd_, whole.data(), whole.size()); err != 0) {
+    // Cut a partial line back off, so that readers never meet half a record.
+    if (before >= 0) (void)::ftruncate(fd_, before);
+    fail(path_, errno_text(err));
   }
 }
 
