@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <iomanip>
 #include <limits>
 #include <sstream>
 
@@ -119,7 +120,10 @@ LoopState load_state(const std::string& path, FlowImpl& flow, FlatAdam& optimize
   try {
     s.step = std::stoll(file.metadata.at("step"));
     s.best_step = std::stoll(file.metadata.at("best_step"));
-    s.best_val = Json::parse(file.metadata.at("best_val")).get<double>();
+    // JSON has no infinity: a state saved before any finite validation stores null.
+    const Json best_val = Json::parse(file.metadata.at("best_val"));
+    s.best_val =
+        best_val.is_null() ? std::numeric_limits<double>::infinity() : best_val.get<double>();
     s.skipped = std::stoll(file.metadata.at("skipped"));
     s.evals_without_improvement = std::stoll(file.metadata.at("evals_without_improvement"));
   } catch (const std::exception&) {
@@ -142,6 +146,13 @@ LoopState load_state(const std::string& path, FlowImpl& flow, FlatAdam& optimize
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(file.at("rng"));
   return s;
+}
+
+/// A number for a message: %.4g ("nan", "inf", "1e+300"), never 300 digits.
+std::string format_number(double value) {
+  std::ostringstream s;
+  s << std::setprecision(4) << value;
+  return s.str();
 }
 
 std::string format_status(double train_nll, double val_nll, int64_t bpd_dims) {
@@ -202,6 +213,19 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
   if (o.resume) {
     if (o.state_path.empty()) throw ConfigError("resume needs a training-state path");
     s = load_state(o.state_path, flow, *optimizer);
+    if (s.step >= o.steps) {
+      // Nothing to train: the caller learns so and the state stays as it is.
+      if (!s.best.empty()) load_named_state(flow, s.best, "best model");
+      flow.eval();
+      TrainResult done;
+      done.already_finished = true;
+      done.steps_done = s.step;
+      done.best_step = s.best_step;
+      done.best_val_nll = s.best_val;
+      done.final_train_nll = std::numeric_limits<double>::quiet_NaN();
+      done.skipped_steps = s.skipped;
+      return done;
+    }
   } else {
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     generator.set_current_seed(o.seed);
@@ -219,7 +243,12 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
     if (o.on_metrics) o.on_metrics(record);
   };
 
+  bool interrupted = false;
   for (; s.step < o.steps; ++s.step) {
+    if (o.stop_requested && o.stop_requested()) {
+      interrupted = true;
+      break;
+    }
     const double lr = learning_rate(o, s.step);
     optimizer->set_lr(lr);
     const Tensor index = at::randint(n, {std::min(o.batch_size, std::max<int64_t>(n, 1))},
@@ -270,7 +299,8 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
       flow.eval();
       last_val = mean_nll(flow, select_data, select_context);
       flow.train();
-      if (last_val < s.best_val || s.best.empty()) {
+      // A NaN or infinite validation never becomes the best model.
+      if (std::isfinite(last_val) && (last_val < s.best_val || s.best.empty())) {
         s.best_val = last_val;
         s.best_step = done;
         s.best = clone_state(flow);
@@ -307,9 +337,27 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
     progress.update(done, format_status(train_nll_avg, last_val, o.bits_per_dim_dims));
   }
   progress.finish(format_status(train_nll_avg, last_val, o.bits_per_dim_dims));
-  if (!o.state_path.empty() && stopped_early) save_state(o.state_path, flow, *optimizer, s);
-
-  if (!s.best.empty()) load_named_state(flow, s.best, "best model");
+  if (!o.state_path.empty() && (stopped_early || interrupted)) {
+    save_state(o.state_path, flow, *optimizer, s);
+  }
+  if (interrupted && s.best.empty()) {
+    // Stopped before the first validation: the weights as they are are the best so far
+    // (the saved state is unchanged by this; resuming goes on as if uninterrupted).
+    flow.eval();
+    const double val = mean_nll(flow, select_data, select_context);
+    if (std::isfinite(val)) {
+      s.best_val = val;
+      s.best_step = s.step;
+      s.best = clone_state(flow);
+    }
+  }
+  if (s.best.empty()) {
+    flow.eval();
+    throw Error("training gave no finite validation NLL (last: " + format_number(last_val) +
+                "): the model diverged or cannot fit these data; try a lower learning rate, "
+                "fewer layers or a smaller scale bound");
+  }
+  load_named_state(flow, s.best, "best model");
   flow.eval();
   TrainResult result;
   result.steps_done = s.step;
@@ -318,6 +366,7 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
   result.final_train_nll = train_nll_avg;
   result.skipped_steps = s.skipped;
   result.stopped_early = stopped_early;
+  result.interrupted = interrupted;
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   return result;

@@ -4,11 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/utils.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "zflow/core/threads.h"
 #include "zflow/data/toy.h"
@@ -170,6 +174,73 @@ TEST(Trainer, RejectsBadOptions) {
   o = quick(10);
   o.optimizer = "sgd";
   EXPECT_THROW(train::train_flow(*flow, data, Tensor(), o), ConfigError);
+}
+
+}  // namespace
+
+namespace {
+
+// A run whose every validation is NaN has no model worth keeping: train_flow says so
+// instead of handing back weights with a NaN "best" NLL.
+TEST(TrainGuards, NoFiniteValidationIsAnError) {
+  FlowPtr flow = small_realnvp(2, 8);
+  const Tensor train_data = data::sample_toy("moons", 500, 1).to(at::kFloat);
+  Tensor val = data::sample_toy("moons", 50, 2).to(at::kFloat);
+  val[3][0] = std::numeric_limits<float>::quiet_NaN();
+  train::TrainOptions o = quick(20);
+  o.eval_every = 10;
+  try {
+    train::train_flow(*flow, train_data, val, o);
+    FAIL() << "expected zflow::Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no finite validation NLL"), std::string::npos)
+        << e.what();
+  }
+}
+
+// stop_requested ends the loop at the next step with the state saved there, and the flow
+// holds the best parameters so far; resuming finishes at exactly the uninterrupted result.
+TEST(TrainGuards, StopRequestSavesStateAndResumesExactly) {
+  const Tensor train_data = data::sample_toy("moons", 500, 1).to(at::kFloat);
+  const Tensor val = data::sample_toy("moons", 100, 2).to(at::kFloat);
+  const auto state = std::filesystem::temp_directory_path() /
+                     ("zflow_stop_" + std::to_string(::getpid()) + ".state");
+  train::TrainOptions o = quick(60);
+  o.eval_every = 20;
+  o.state_path = state.string();
+  int polls = 0;
+  o.stop_requested = [&polls] { return ++polls > 30; };  // stop before step 31
+  // The same initial weights for the interrupted and the reference run.
+  auto seeded_flow = [] {
+    at::detail::getDefaultCPUGenerator().set_current_seed(7);
+    return small_realnvp(2, 8);
+  };
+  FlowPtr flow = seeded_flow();
+  const train::TrainResult stopped = train::train_flow(*flow, train_data, val, o);
+  EXPECT_TRUE(stopped.interrupted);
+  EXPECT_EQ(stopped.steps_done, 30);
+  EXPECT_EQ(stopped.best_step, 20);
+
+  o.stop_requested = nullptr;
+  o.resume = true;
+  FlowPtr resumed = small_realnvp(2, 8);
+  const train::TrainResult finished = train::train_flow(*resumed, train_data, val, o);
+  EXPECT_FALSE(finished.interrupted);
+  EXPECT_EQ(finished.steps_done, 60);
+
+  // Resuming a finished run changes nothing and says so.
+  FlowPtr again = small_realnvp(2, 8);
+  const train::TrainResult done = train::train_flow(*again, train_data, val, o);
+  EXPECT_TRUE(done.already_finished);
+  EXPECT_EQ(done.best_val_nll, finished.best_val_nll);
+
+  o.resume = false;
+  o.state_path.clear();
+  FlowPtr reference = seeded_flow();
+  const train::TrainResult whole = train::train_flow(*reference, train_data, val, o);
+  EXPECT_EQ(whole.best_val_nll, finished.best_val_nll);
+  EXPECT_TRUE(at::equal(resumed->log_prob(val), reference->log_prob(val)));
+  std::filesystem::remove(state);
 }
 
 }  // namespace

@@ -56,6 +56,10 @@ struct TrainOptions {
   std::string state_path;
   /// Continue from `state_path`.
   bool resume = false;
+  /// Polled before every step (may be empty): when it returns true, training stops there,
+  /// saves the state (when `state_path` is set) and leaves the flow with the best
+  /// parameters so far; the result says `interrupted`. The CLI sets it from SIGINT/SIGTERM.
+  std::function<bool()> stop_requested;
 };
 
 /// What happened.
@@ -66,13 +70,19 @@ struct TrainResult {
   double final_train_nll = 0;
   int64_t skipped_steps = 0;
   bool stopped_early = false;
+  /// Stopped by `stop_requested` before `steps`.
+  bool interrupted = false;
+  /// A resumed run whose state had already reached `steps`: nothing was trained and the
+  /// flow holds the state's best parameters.
+  bool already_finished = false;
   double seconds = 0;
 };
 
 /// Trains `flow` on data [N, ...] (validation data may be undefined: then the training
 /// loss selects the best model). Contexts are [N, K] or undefined. At the end the flow
 /// holds the best parameters seen and is in eval mode. Throws zflow::Error when training
-/// diverges beyond the guard's patience (the flow is left with the best parameters).
+/// diverges beyond the guard's patience (the flow is left with the best parameters), and
+/// when no validation gave a finite NLL (there is no model worth keeping).
 TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& val_data,
                        const TrainOptions& options, const Tensor& train_context = {},
                        const Tensor& val_context = {});
