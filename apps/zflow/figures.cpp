@@ -13,6 +13,7 @@
 #include "zflow/data/images.h"
 #include "zflow/data/toy.h"
 #include "zflow/io/atomic_file.h"
+#include "zflow/io/metrics.h"
 #include "zflow/plot/chart.h"
 #include "zflow/plot/color.h"
 #include "zflow/plot/svg.h"
@@ -330,45 +331,13 @@ std::string latent_figure(const Model& model, const at::Tensor& data, const Figu
   return svg.str();
 }
 
-std::vector<Json> read_metrics(const std::string& path) {
-  std::istringstream in(io::read_file(path));
-  std::vector<Json> records;
-  std::string line;
-  int64_t number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      records.push_back(Json::parse(line));
-    } catch (const nlohmann::json::exception&) {
-      throw DataError(path + ": line " + std::to_string(number) + " is not JSON");
-    }
-  }
-  return records;
-}
-
 std::string curves_figure(const std::vector<Json>& records, const std::string& title) {
-  // Image models log bits/dim beside the NLL; prefer it.
-  bool bpd = false;
-  for (const auto& r : records) bpd |= r.contains("train_bpd");
-  const std::string train_key = bpd ? "train_bpd" : "train_nll";
-  std::vector<double> steps, train, val_steps, val;
-  for (const auto& r : records) {
-    if (!r.is_object() || !r.contains("step") || r.contains("event")) continue;
-    const double step = r["step"].get<double>();
-    if (r.contains(train_key) && r[train_key].is_number()) {
-      steps.push_back(step);
-      train.push_back(r[train_key].get<double>());
-    }
-    for (const char* key : {"val_bpd", "train_subset_bpd", "val_nll", "train_subset_nll"}) {
-      const bool is_bpd = std::string(key).find("bpd") != std::string::npos;
-      if (is_bpd == bpd && r.contains(key) && r[key].is_number()) {
-        val_steps.push_back(step);
-        val.push_back(r[key].get<double>());
-        break;
-      }
-    }
-  }
+  const io::MetricsCurves curves = io::metrics_curves(records);
+  const bool bpd = curves.bits_per_dim;
+  const auto& steps = curves.steps;
+  const auto& train = curves.train;
+  const auto& val_steps = curves.val_steps;
+  const auto& val = curves.val;
   if (train.empty() && val.empty()) {
     throw ConfigError("the metrics hold no NLL records (write them with zflow train --metrics)");
   }

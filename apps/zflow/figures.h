@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "zflow/io/image.h"
+#include "zflow/io/metrics.h"
 #include "zflow/plot/raster.h"
 
 namespace zflow::cli {
@@ -61,8 +62,8 @@ std::string latent_figure(const Model& model, const at::Tensor& data, const Figu
 /// records hold no NLL.
 std::string curves_figure(const std::vector<Json>& records, const std::string& title);
 
-/// Reads a metrics file written by `zflow train --metrics`.
-std::vector<Json> read_metrics(const std::string& path);
+/// Reads a metrics file written by `zflow train --metrics` (io/metrics.h).
+using io::read_metrics;
 
 /// Image models: grids as PNG.
 io::Image sample_grid(const Model& model, int64_t rows, int64_t cols, double temperature,
