@@ -33,8 +33,9 @@ void ActNormImpl::initialize(const Tensor& inputs) {
   const Tensor flat =
       inputs.dim() == 4 ? inputs.transpose(0, 1).reshape({features_, -1}) : inputs.t();
   const Tensor mean = flat.mean(1);
-  const Tensor std = flat.std(1, /*unbiased=*/false);
-  log_scale.copy_(-at::log(std + 1e-6));
+  // The floor bounds the initial scale (normalization.h, kMinSpread).
+  const Tensor std = flat.std(1, /*unbiased=*/false).clamp_min(kMinSpread);
+  log_scale.copy_(-at::log(std));
   shift.copy_(-mean * at::exp(log_scale));
   initialized_.fill_(1.0);
 }

@@ -3,7 +3,7 @@
 /// ActNorm (Kingma & Dhariwal 2018, Glow §3.1): a per-feature (per-channel for images)
 /// affine map z = x · exp(log_scale) + shift whose parameters are initialised from the
 /// first batch seen in training mode, so that its outputs start with zero mean and unit
-/// variance.
+/// variance (features whose spread is below kMinSpread are divided by kMinSpread instead).
 
 #include <cstdint>
 
@@ -19,6 +19,25 @@ class ActNormImpl : public TransformImpl {
   std::string describe() const override;
   /// Whether the data-dependent initialisation has happened (saved with the model).
   bool initialized() const;
+
+  /// The smallest spread (standard deviation per feature) the initialisation divides by,
+  /// in the units of ActNorm's inputs, so the initial scale is at most 1 / kMinSpread.
+  ///
+  /// Why a floor: the first batch estimates a spread from a few dozen values. A feature
+  /// that is (nearly) constant in it, say a column with one repeated value, or a pixel
+  /// given to a tabular ActNorm as a feature of its own that is 0 in every image of the
+  /// batch, has a spread near 0, and dividing by it puts a value the batch never showed at
+  /// an extreme distance: a pixel of 0.5 where the batch had U[0, 1/256) dequantisation
+  /// noise lands at 600 standard deviations, and the Gaussian base charges it 10^5 nats.
+  /// (Image ActNorm pools each channel over all pixels, so its spreads are not that small.)
+  /// Why 1e-2: the inputs of every ActNorm zflow builds are on a unit scale: standardised
+  /// columns (tabular data; `zflow train` standardises by default), pixels in [0, 1)
+  /// (spread about 0.3), or outputs of earlier layers initialised to unit variance. A
+  /// spread below 1% of that unit is one the batch cannot tell from a constant, and the
+  /// floor leaves every feature with a real spread untouched. The scale stays a trained
+  /// parameter: the likelihood, which sees all the data and not one batch, may still make
+  /// it larger. The floor applies at initialisation only, so saved models load unchanged.
+  static constexpr double kMinSpread = 1e-2;
 
   Tensor log_scale;
   Tensor shift;
