@@ -1,6 +1,7 @@
 #include "zflow/transforms/elementwise.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include <ATen/ATen.h>
 
@@ -139,6 +140,36 @@ Json SigmoidImpl::spec() const {
 
 std::string SigmoidImpl::describe() const {
   return "sigmoid onto (" + std::to_string(lower_) + ", " + std::to_string(upper_) + ")";
+}
+
+LogTailsImpl::LogTailsImpl(double bound) : TransformImpl("log_tails"), bound_(bound) {
+  if (!(bound_ > 0) || !std::isfinite(bound_)) {
+    throw ConfigError("log_tails: bound must be a positive number");
+  }
+}
+
+TransformOutput LogTailsImpl::forward_impl(const Tensor& inputs, const Tensor&) {
+  const Tensor size = inputs.abs();
+  // t = ln(|y| / b) beyond the bound, 0 within: z = sign(y) (min(|y|, b) + b t).
+  const Tensor t = at::log(size.clamp_min(bound_) * (1.0 / bound_));
+  const Tensor z = at::sign(inputs) * (size.clamp_max(bound_) + bound_ * t);
+  return {z, -sum_except_batch(t)};
+}
+
+TransformOutput LogTailsImpl::inverse_impl(const Tensor& inputs, const Tensor&) {
+  const Tensor size = inputs.abs();
+  // u = |z| / b − 1 beyond the bound, 0 within: y = sign(z) (min(|z|, b) + b (e^u − 1)).
+  const Tensor u = size.clamp_min(bound_) * (1.0 / bound_) - 1.0;
+  const Tensor y = at::sign(inputs) * (size.clamp_max(bound_) + bound_ * at::expm1(u));
+  return {y, sum_except_batch(u)};
+}
+
+Json LogTailsImpl::spec() const { return {{"type", "log_tails"}, {"bound", bound_}}; }
+
+std::string LogTailsImpl::describe() const {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", bound_);
+  return std::string("log_tails(beyond ±") + buf + ")";
 }
 
 LogitImpl::LogitImpl(double lower, double upper, double eps)

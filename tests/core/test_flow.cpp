@@ -134,7 +134,9 @@ TEST(Flow, EncodeThenDecodeReconstructs) {
     auto flow = random_flow(model, 5);
     torch::NoGradGuard no_grad;
     Tensor x = at::randn({50, 5}, at::kDouble);
-    EXPECT_LT((flow->decode(flow->transform_to_noise(x)) - x).abs().max().item<double>(), 1e-9)
+    // Random parameters carry some points far into the logarithmic tails, whose inverse (an
+    // exponential) keeps a relative precision of about ln(|z| / 4) ulps, not one.
+    EXPECT_LT((flow->decode(flow->transform_to_noise(x)) - x).abs().max().item<double>(), 1e-8)
         << model;
   }
 }

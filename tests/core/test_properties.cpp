@@ -88,6 +88,8 @@ std::vector<Case> cases() {
       {"standardize",
        {{"type", "standardize"}, {"mean", {1.0, -2.0, 0.5, 3.0}}, {"std", {2.0, 0.5, 1.0, 4.0}}}});
   c.push_back({"sigmoid", {{"type", "sigmoid"}, {"lower", -1.0}, {"upper", 3.0}}});
+  // A bound of 0.5 puts random inputs on both sides of it: the identity and the tails.
+  c.push_back({"log_tails", {{"type", "log_tails"}, {"bound", 0.5}}});
   Case logit{"logit", {{"type", "logit"}, {"lower", -2.0}, {"upper", 2.0}, {"eps", 1e-6}}};
   logit.inputs = [](at::ScalarType dtype) {
     return at::rand({kBatch, kFeatures}, at::TensorOptions(dtype)) * 3.6 - 1.8;

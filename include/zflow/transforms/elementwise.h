@@ -90,4 +90,30 @@ class LogitImpl : public TransformImpl {
 };
 TORCH_MODULE(Logit);
 
+/// Logarithmic tails: z = y for |y| ≤ b, z = sign(y) · b · (1 + ln(|y| / b)) beyond (C¹ at
+/// ±b; inverse y = sign(z) · b · exp(|z| / b − 1) beyond b). As the last layer before a
+/// standard normal base it gives the flow a base density with log-normal instead of
+/// Gaussian tails, without touching what lies within ±b.
+///
+/// Why: a point away from the training data can be carried exponentially far out by the
+/// affine layers (every layer multiplies by up to e^scale_bound, and each expands the
+/// region it learned to sharpen; docs/reliability-densities.md measures it), and a Gaussian
+/// base then charges |z|²/2: 10^5 nats and more for plausible points. Through these tails
+/// it charges about (b ln |z|)² / 2, so an outlier's NLL grows like the square of its
+/// distance from the data, as a Gaussian in the data's own space would.
+class LogTailsImpl : public TransformImpl {
+ public:
+  explicit LogTailsImpl(double bound = 4.0);
+  Json spec() const override;
+  std::string describe() const override;
+
+ protected:
+  TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;
+  TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context) override;
+
+ private:
+  double bound_;
+};
+TORCH_MODULE(LogTails);
+
 }  // namespace zflow
