@@ -34,10 +34,14 @@ Tensor pixel_images(int64_t n, int64_t c, int64_t h, int64_t w) {
   return (ramp + at::randint(0, 56, {n, c, h, w})).floor().clamp(0, 255);
 }
 
+// The builders' layers: dequantize, [logit,] multiscale, log_tails.
+constexpr size_t kMultiscaleFromEnd = 2;
+
 MultiscaleImpl& multiscale_of(FlowImpl& flow) {
   auto composite = std::dynamic_pointer_cast<CompositeTransformImpl>(flow.transform());
   EXPECT_NE(composite, nullptr);
-  auto ms = std::dynamic_pointer_cast<MultiscaleImpl>(composite->layer(composite->size() - 1));
+  auto ms = std::dynamic_pointer_cast<MultiscaleImpl>(
+      composite->layer(composite->size() - kMultiscaleFromEnd));
   EXPECT_NE(ms, nullptr);
   return *ms;
 }
@@ -45,9 +49,10 @@ MultiscaleImpl& multiscale_of(FlowImpl& flow) {
 TEST(ImageBuilders, GlowOnFashionMnistShapeHasTwoLevels) {
   const Json spec = build_image_flow_spec("glow", {1, 28, 28}, BuilderOptions());
   const Json& layers = spec["transform"]["layers"];
-  ASSERT_EQ(layers.size(), 2u);  // dequantize, multiscale (no logit for glow)
+  ASSERT_EQ(layers.size(), 3u);  // dequantize, multiscale, log_tails (no logit for glow)
   EXPECT_EQ(layers[0]["type"], "dequantize");
   EXPECT_EQ(layers[1]["type"], "multiscale");
+  EXPECT_EQ(layers[2]["type"], "log_tails");
   EXPECT_EQ(layers[1]["levels"].size(), 2u);
   // Per level: squeeze + 8 steps of 3 layers.
   EXPECT_EQ(layers[1]["levels"][0]["layers"].size(), 1u + 8u * 3u);
@@ -61,7 +66,7 @@ TEST(ImageBuilders, GlowOnFashionMnistShapeHasTwoLevels) {
 TEST(ImageBuilders, RealNvpImageHasLogitAndCheckerboards) {
   const Json spec = build_image_flow_spec("realnvp-image", {3, 8, 8}, small_options());
   const Json& layers = spec["transform"]["layers"];
-  ASSERT_EQ(layers.size(), 3u);
+  ASSERT_EQ(layers.size(), 4u);
   EXPECT_EQ(layers[1]["type"], "logit");
   // logit(α + (1 − 2α) x) at α = 0.05: x = 0 ↦ logit(0.05).
   auto logit = make_transform(layers[1]);
@@ -108,7 +113,7 @@ TEST_P(ImageFlow, ReconstructsIntegerImagesExactly) {
   // The latent parts: split then join is the identity, and decoding edited parts works.
   auto& ms = multiscale_of(*flow);
   auto composite = std::dynamic_pointer_cast<CompositeTransformImpl>(flow->transform());
-  Tensor inner = composite->forward_steps(x).at(composite->size() - 1);
+  Tensor inner = composite->forward_steps(x).at(composite->size() - kMultiscaleFromEnd);
   Tensor latent = ms.forward(inner).outputs;
   auto parts = ms.split_latent(latent);
   ASSERT_EQ(parts.size(), ms.latent_shapes().size());
