@@ -310,7 +310,7 @@ TEST_F(CliTest, InfoDescribesTheModel) {
   EXPECT_EQ(info.at("features").get<int>(), 2);
   EXPECT_EQ(info.at("columns"), json::array({"a", "b"}));
   EXPECT_EQ(info.at("dataset").get<std::string>(), "data.csv");
-  EXPECT_EQ(info.at("layers").size(), 5u);  // standardize + 4 couplings
+  EXPECT_EQ(info.at("layers").size(), 6u);  // standardize + 4 couplings + log_tails
   EXPECT_GT(info.at("parameters").get<int>(), 0);
   EXPECT_EQ(info.at("train").at("result").at("steps").get<int>(), 60);
   EXPECT_TRUE(info.at("standardization").at("mean").is_array());
@@ -852,14 +852,14 @@ bool has_text(const std::vector<std::string>& texts, const std::string& part) {
 }
 
 TEST_F(CliTest, PlotStepsDensityLatentAsSvg) {
-  use_model();  // realnvp, 4 layers + standardisation, on data.csv
+  use_model();  // realnvp, 4 layers + standardisation + log_tails, on data.csv
   Result r =
       run("plot steps --model model.safetensors --data data.csv --samples 4000 -o steps.svg");
   ASSERT_EQ(r.code, 0) << r.err;
   int images = 0;
   auto texts = svg_texts(path("steps.svg"), &images);
-  // 5 layers → 6 stages per row; two rows (sampling and encoding), one raster per panel.
-  EXPECT_EQ(images, 12);
+  // 6 layers → 7 stages per row; two rows (sampling and encoding), one raster per panel.
+  EXPECT_EQ(images, 14);
   EXPECT_TRUE(has_text(texts, "z ~ standard_normal")) << texts.size();
   EXPECT_TRUE(has_text(texts, "x (data)"));
   EXPECT_TRUE(has_text(texts, "1. standardize"));
