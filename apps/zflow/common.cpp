@@ -3,10 +3,13 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -253,9 +256,14 @@ std::optional<std::vector<int64_t>> find_by_name(const RawData& raw,
   if (!raw.has_header() || names.empty() || header_or_none(names).empty()) return std::nullopt;
   std::vector<int64_t> out;
   for (const auto& name : names) {
-    const auto it = std::find(raw.columns.begin(), raw.columns.end(), name);
-    if (it == raw.columns.end()) return std::nullopt;
-    out.push_back(static_cast<int64_t>(it - raw.columns.begin()));
+    std::optional<int64_t> index;
+    try {
+      index = io::find_column(raw.columns, name);
+    } catch (const ConfigError& e) {
+      throw ConfigError(raw.source + ": " + e.what());
+    }
+    if (!index) return std::nullopt;
+    out.push_back(*index);
   }
   return out;
 }
@@ -468,6 +476,24 @@ void require_extension(const std::string& path, const std::string& extension,
   }
 }
 
+void check_picture_size(int64_t rows, int64_t cols, const std::vector<int64_t>& image_shape,
+                        int64_t scale) {
+  // 16384 is what common viewers and browsers still open; beyond it a picture is a memory
+  // problem, not a picture. Computed in double: the factors may be absurd.
+  constexpr double kMaxSide = 16384;
+  const double h = image_shape.size() == 3 ? static_cast<double>(image_shape[1]) : 1.0;
+  const double w = image_shape.size() == 3 ? static_cast<double>(image_shape[2]) : 1.0;
+  const double height = static_cast<double>(rows) * h * static_cast<double>(scale);
+  const double width = static_cast<double>(cols) * w * static_cast<double>(scale);
+  if (height > kMaxSide || width > kMaxSide) {
+    throw ConfigError("a grid of " + std::to_string(rows) + "x" + std::to_string(cols) +
+                      " images at scale " + std::to_string(scale) + " would be " + fmt(width, 6) +
+                      "x" + fmt(height, 6) +
+                      " pixels; pictures are limited to 16384 pixels a side (use a smaller "
+                      "grid or --scale, or write the samples to a .csv/.npy file)");
+  }
+}
+
 void add_scale_option(CLI::App* app, int64_t& scale) {
   app->add_option("--scale", scale, "Enlarge every image pixel this many times in the grid")
       ->check(positive())
@@ -580,6 +606,13 @@ at::Tensor to_model_dtype(const at::Tensor& values, const Model& model) {
   return values.to(model.dtype).contiguous();
 }
 
+double json_number(const Json& object, const std::string& key) {
+  if (!object.is_object() || !object.contains(key) || !object.at(key).is_number()) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  return object.at(key).get<double>();
+}
+
 Json metadata_json(const Model& model, const std::string& key) {
   auto it = model.metadata.find(key);
   if (it == model.metadata.end()) return nullptr;
@@ -598,7 +631,7 @@ CLI::Option* add_threads_option(CLI::App* app, int& threads) {
       ->add_option("--threads", threads,
                    "Intra-op threads; auto (0): 1 for tabular data and models, the CPUs this "
                    "process may use for images")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->default_str("auto");
 }
 
@@ -607,7 +640,16 @@ Workload workload_of(const Model& model) {
 }
 
 int apply_threads(int threads, Workload workload) {
-  if (threads == 0) threads = workload == Workload::tabular ? 1 : train::available_cpus();
+  const int cpus = train::available_cpus();
+  if (threads == 0) threads = workload == Workload::tabular ? 1 : cpus;
+  if (threads > cpus) {
+    // More threads than CPUs only make them wait for each other (and thousands of them
+    // exhaust the process).
+    std::cerr << "zflow: warning: --threads " << threads << " is more than the " << cpus
+              << " CPU" << (cpus == 1 ? "" : "s") << " this process may use; using " << cpus
+              << "\n";
+    threads = cpus;
+  }
   zflow::set_threads(threads);
   return threads;
 }
@@ -729,11 +771,34 @@ namespace {
 CLI::Validator number_check(const std::string& name, bool allow_zero) {
   return CLI::Validator(
       [allow_zero](std::string& text) -> std::string {
+        const std::string sign_rule =
+            std::string("must be ") + (allow_zero ? "zero or positive" : "positive");
+        // A whole number is checked as one: CLI11 would clamp 99999999999999999999 to the
+        // largest int64 silently, and read 010 as octal. It is handed on in plain decimal.
+        const bool whole = !text.empty() && text.find_first_not_of("+-0123456789") ==
+                                                std::string::npos;
+        if (whole) {
+          const char* begin = text.data() + (text[0] == '+' ? 1 : 0);
+          int64_t value = 0;
+          const auto [end, error] = std::from_chars(begin, text.data() + text.size(), value);
+          if (end != text.data() + text.size()) return "expected a number, got '" + text + "'";
+          if (error == std::errc::result_out_of_range) {
+            return text[0] == '-' ? sign_rule + ", got " + text
+                                  : "too large (at most " +
+                                        std::to_string(std::numeric_limits<int64_t>::max()) +
+                                        "), got " + text;
+          }
+          if (value < 0 || (!allow_zero && value == 0)) return sign_rule + ", got " + text;
+          text = std::to_string(value);
+          return std::string();
+        }
         double value = 0;
         try {
           size_t used = 0;
           value = std::stod(text, &used);
           if (used != text.size()) throw std::invalid_argument(text);
+        } catch (const std::out_of_range&) {
+          return "is out of range, got " + text;
         } catch (const std::exception&) {
           return "expected a number, got '" + text + "'";
         }
@@ -760,6 +825,46 @@ const CLI::Validator& non_negative() {
 
 void set_example(CLI::App* app, const std::string& example) {
   app->footer("\nExample:\n  " + example + "\n\nSee docs/cli.md for every option and format.");
+}
+
+// ---- non-finite results ---------------------------------------------------------------------
+
+void NonFinite::add(const at::Tensor& rows) {
+  const int64_t n = rows.dim() == 0 ? 1 : rows.size(0);
+  if (n == 0) return;
+  const at::Tensor finite = at::isfinite(rows).reshape({n, -1}).all(1);
+  const int64_t bad = n - finite.sum().item<int64_t>();
+  if (bad > 0 && count == 0) first = total + finite.logical_not().nonzero()[0][0].item<int64_t>();
+  count += bad;
+  total += n;
+}
+
+NonFinite count_non_finite(const at::Tensor& values) {
+  NonFinite out;
+  out.add(values);
+  return out;
+}
+
+std::string describe_non_finite(const NonFinite& bad, const std::string& what,
+                                const std::string& unit) {
+  return std::to_string(bad.count) + " of " + std::to_string(bad.total) + " " + what +
+         " (first: " + unit + " " + std::to_string(bad.first + 1) + ")";
+}
+
+void warn_non_finite(const NonFinite& bad, const std::string& out, const std::string& why,
+                     const std::string& unit) {
+  if (bad.count == 0) return;
+  std::cerr << "zflow: warning: "
+            << describe_non_finite(
+                   bad, unit + "s of " + (out == "-" ? "the output" : out) + " are not finite",
+                   unit)
+            << (why.empty() ? "" : " (" + why + ")") << "\n";
+}
+
+int64_t warn_non_finite(const at::Tensor& values, const std::string& out, const std::string& why) {
+  const NonFinite bad = count_non_finite(values);
+  warn_non_finite(bad, out, why, values.dim() == 4 ? "image" : "row");
+  return bad.count;
 }
 
 }  // namespace zflow::cli

@@ -143,6 +143,11 @@ std::pair<int64_t, int64_t> squarest_grid(int64_t n);
 void require_extension(const std::string& path, const std::string& extension,
                        const std::string& what);
 
+/// ConfigError before any work when a grid of rows × cols images of `image_shape`
+/// ([C, H, W]), each pixel enlarged `scale` times, would exceed 16384 pixels a side.
+void check_picture_size(int64_t rows, int64_t cols, const std::vector<int64_t>& image_shape,
+                        int64_t scale);
+
 /// Adds --scale (pixel enlargement of image grids).
 void add_scale_option(CLI::App* app, int64_t& scale);
 
@@ -210,6 +215,10 @@ at::Tensor load_context(const Model& model, const std::string& context,
 /// The data in the model's dtype.
 at::Tensor to_model_dtype(const at::Tensor& values, const Model& model);
 
+/// object[key] as a number, or NaN when it is missing or not a number (a model written
+/// by an older zflow may store null for a NaN NLL).
+double json_number(const Json& object, const std::string& key);
+
 /// The metadata entry parsed as JSON, or null when absent or not JSON.
 Json metadata_json(const Model& model, const std::string& key);
 
@@ -261,5 +270,35 @@ const CLI::Validator& non_negative();
 
 /// Adds the common footer (an example) to a subcommand's help.
 void set_example(CLI::App* app, const std::string& example);
+
+// ---- non-finite results ---------------------------------------------------------------------
+
+/// The rows of a result that hold NaN or Inf, counted chunk by chunk for a streamed output.
+struct NonFinite {
+  /// Rows in all, rows with a NaN or Inf, and the 0-based index of the first of them.
+  int64_t total = 0;
+  int64_t count = 0;
+  int64_t first = -1;
+  /// Counts the rows (along dimension 0) of `rows`, which follow those counted so far.
+  void add(const at::Tensor& rows);
+};
+
+/// The rows of `values` (along dimension 0) that hold a NaN or Inf anywhere.
+NonFinite count_non_finite(const at::Tensor& values);
+
+/// "2 of 100 <what> (first: <unit> 7)", counted from 1 as people count rows.
+std::string describe_non_finite(const NonFinite& bad, const std::string& what,
+                                const std::string& unit = "row");
+
+/// Commands that write per-row results never pass NaN or Inf silently: when `bad` counted
+/// some, warns on stderr "zflow: warning: 2 of 100 rows of OUT are not finite (first: row
+/// 7)", with `why` in brackets when given ("the output" for OUT "-").
+void warn_non_finite(const NonFinite& bad, const std::string& out, const std::string& why = "",
+                     const std::string& unit = "row");
+
+/// The same for a whole result (one row per output row; for [N, C, H, W], one image per
+/// image). Returns the number of rows that are not finite.
+int64_t warn_non_finite(const at::Tensor& values, const std::string& out,
+                        const std::string& why = "");
 
 }  // namespace zflow::cli

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "common.h"
+#include "outputs.h"
 #include "zflow/core/error.h"
 #include "zflow/data/toy.h"
 
@@ -40,6 +41,7 @@ at::Tensor map_with_context(
 }
 
 void run_encode(const CodeArgs& a) {
+  check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--data", a.data}});
   const Model model = load_model(a.model);
   apply_threads(a.threads, workload_of(model));
   if (data::is_toy_dataset(a.data)) {
@@ -57,10 +59,14 @@ void run_encode(const CodeArgs& a) {
   std::vector<std::string> header;
   for (int64_t i = 0; i < model.features; ++i) header.push_back("z" + std::to_string(i + 1));
   // Images: one row of C·H·W latent values per image (decode reshapes them back).
+  warn_non_finite(z, a.out,
+                  "the model maps these rows out of " + dtype_name(model.dtype) + "'s range");
   write_result(a.out, z.reshape({z.size(0), -1}), header);
 }
 
 void run_decode(const CodeArgs& a) {
+  check_outputs({{"--out", a.out}},
+                {{"--model", a.model}, {"--data", a.data}, {"--context-file", a.context_file}});
   const Model model = load_model(a.model);
   apply_threads(a.threads, workload_of(model));
   if (data::is_toy_dataset(a.data)) {
@@ -93,6 +99,7 @@ void run_decode(const CodeArgs& a) {
   const at::Tensor x = map_with_context(
       z, context, a.batch_size,
       [&](const at::Tensor& rows, const at::Tensor& c) { return model.flow->decode(rows, c); });
+  warn_non_finite(x, a.out, "the model is numerically unstable there");
   if (model.image()) {
     if (has_extension(a.out, ".png")) {
       const auto [rows, cols] = squarest_grid(x.size(0));

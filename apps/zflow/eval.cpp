@@ -4,10 +4,13 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <string>
+#include <tuple>
 
 #include <ATen/ATen.h>
 
 #include "common.h"
+#include "zflow/core/error.h"
 #include "zflow/data/toy.h"
 
 namespace zflow::cli {
@@ -22,6 +25,52 @@ struct EvalArgs {
   int threads = 1;
 };
 
+/// The worst points removed for the trimmed mean: 0.1% of them (⌊N / 1000⌋).
+constexpr int64_t kTrimmedPerMille = 1;
+/// eval warns when removing them lowers the mean by more than this many standard
+/// deviations of the remaining NLLs. The tail of a well-fitted model's NLLs is light: for
+/// the exact density of Gaussian data in D dimensions the NLL is a constant plus χ²_D / 2,
+/// whose worst 0.1% move the mean by 0.007 (D = 2) to 0.004 (D = 784) standard deviations,
+/// seven to twelve times less than the threshold. A handful of points far out in the tail
+/// (log p of -1e5 among values of -3) exceed it by orders of magnitude. On the 2-D toy
+/// datasets (standard deviation about 1 nat) it is the 0.05-nat limit of docs/benchmarks.md.
+constexpr double kCarriedSpread = 0.05;
+
+/// Robust summaries of the per-point NLLs [N] (float64, all finite).
+struct NllSummary {
+  double mean = 0, std_error = 0, median = 0, trimmed = 0, trimmed_std = 0, worst = 0;
+  int64_t worst_row = 0;  // 0-based
+  int64_t trimmed_points = 0;
+  /// Whether the worst 0.1% carry the mean (see kCarriedSpread).
+  bool carried() const {
+    return trimmed_points > 0 && mean - trimmed > kCarriedSpread * trimmed_std;
+  }
+};
+
+NllSummary summarise(const at::Tensor& nll) {
+  NllSummary s;
+  const int64_t n = nll.size(0);
+  s.mean = nll.mean().item<double>();
+  s.std_error = n > 1
+                    ? nll.std(/*unbiased=*/true).item<double>() / std::sqrt(static_cast<double>(n))
+                    : std::nan("");
+  const at::Tensor sorted = std::get<0>(nll.sort());
+  s.median = 0.5 * (sorted[(n - 1) / 2].item<double>() + sorted[n / 2].item<double>());
+  s.worst_row = nll.argmax().item<int64_t>();
+  s.worst = nll[s.worst_row].item<double>();
+  s.trimmed_points = n * kTrimmedPerMille / 1000;
+  const at::Tensor kept = sorted.narrow(0, 0, n - s.trimmed_points);
+  s.trimmed = kept.mean().item<double>();
+  s.trimmed_std = kept.size(0) > 1 ? kept.std(/*unbiased=*/true).item<double>() : 0.0;
+  return s;
+}
+
+std::string fixed(const char* format, double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), format, value);
+  return buf;
+}
+
 void run_eval(const EvalArgs& a) {
   const Model model = load_model(a.model);
   apply_threads(a.threads, workload_of(model));
@@ -30,12 +79,19 @@ void run_eval(const EvalArgs& a) {
   const at::Tensor nll = -log_prob_of(model, loaded, a.batch_size).to(at::kDouble);
   const int64_t points = nll.size(0);
   const int64_t features = model.features;
-  const int64_t non_finite = points - at::isfinite(nll).sum().item<int64_t>();
-  const double mean = nll.mean().item<double>();
-  const double std_error = points > 1 ? nll.std(/*unbiased=*/true).item<double>() /
-                                            std::sqrt(static_cast<double>(points))
-                                      : std::nan("");
-  const double bits_per_dim = mean / (static_cast<double>(features) * std::log(2.0));
+  const NonFinite bad = count_non_finite(nll);
+  if (bad.count > 0) {
+    throw DataError(
+        "the mean NLL is not finite: " +
+        describe_non_finite(bad, "points of " + data.source + " have a non-finite log-likelihood") +
+        "; 'zflow log-prob' writes every row's");
+  }
+  const NllSummary s = summarise(nll);
+  if (!std::isfinite(s.mean)) {
+    throw DataError("the mean NLL of " + data.source + " overflows (the worst point, row " +
+                    std::to_string(s.worst_row + 1) + ", has NLL " + fmt(s.worst) + ")");
+  }
+  const double to_bits = 1.0 / (static_cast<double>(features) * std::log(2.0));
 
   double entropy = std::nan("");
   if (data.toy) {
@@ -50,36 +106,43 @@ void run_eval(const EvalArgs& a) {
                 {"points", points},
                 {"features", features},
                 {"context_features", model.context_features},
-                {"nll", mean},
-                {"nll_stderr", std_error},
-                {"bits_per_dim", bits_per_dim},
-                {"non_finite", non_finite}};
+                {"nll", s.mean},
+                {"nll_stderr", s.std_error},
+                {"nll_median", s.median},
+                {"nll_trimmed", s.trimmed},
+                {"trimmed_points", s.trimmed_points},
+                {"worst_row", s.worst_row + 1},
+                {"worst_nll", s.worst},
+                {"bits_per_dim", s.mean * to_bits},
+                {"bits_per_dim_trimmed", s.trimmed * to_bits},
+                {"non_finite", bad.count}};
     if (data.toy) {
       out["seed"] = a.input.seed;
       out["entropy"] = entropy;
-      out["gap"] = mean - entropy;
+      out["gap"] = s.mean - entropy;
     }
     std::cout << out.dump() << std::endl;
   } else {
-    auto fixed = [](const char* format, double value) {
-      char buf[64];
-      std::snprintf(buf, sizeof(buf), format, value);
-      return std::string(buf);
-    };
-    const std::string error = std::isnan(std_error) ? "n/a"
-                              : std_error >= 0.001  ? fixed("%.3f", std_error)
-                                                    : fixed("%.1g", std_error);
-    std::cout << "test NLL " << fixed("%.3f", mean) << " ± " << error << " nats ("
-              << fixed("%.3f", bits_per_dim) << " bits/dim) on " << points << " points";
+    const std::string error = std::isnan(s.std_error) ? "n/a"
+                              : s.std_error >= 0.001  ? fixed("%.3f", s.std_error)
+                                                      : fixed("%.1g", s.std_error);
+    std::cout << "test NLL " << fixed("%.3f", s.mean) << " ± " << error << " nats ("
+              << fixed("%.3f", s.mean * to_bits) << " bits/dim) on " << points << " points";
     if (data.toy) {
       std::cout << "; entropy of " << data.source << " " << fixed("%.3f", entropy) << " (gap "
-                << fixed("%+.3f", mean - entropy) << ")";
+                << fixed("%+.3f", s.mean - entropy) << ")";
     }
-    std::cout << std::endl;
+    std::cout << "\nmedian " << fixed("%.3f", s.median) << ", trimmed mean "
+              << fixed("%.3f", s.trimmed) << " (worst 0.1%, " << s.trimmed_points
+              << " points, left out), worst point: row " << s.worst_row + 1 << " at "
+              << fixed("%.3f", s.worst) << std::endl;
   }
-  if (non_finite > 0) {
-    std::cerr << "zflow: warning: " << non_finite << " of " << points
-              << " points have a non-finite log-likelihood\n";
+  if (s.carried()) {
+    std::cerr << "zflow: warning: the worst 0.1% of the points (" << s.trimmed_points << " of "
+              << points << ") carry the mean: without them it is " << fixed("%.3f", s.trimmed)
+              << " instead of " << fixed("%.3f", s.mean) << " nats (median "
+              << fixed("%.3f", s.median) << "; worst point: row " << s.worst_row + 1 << " at "
+              << fmt(s.worst) << ")\n";
   }
 }
 
@@ -88,7 +151,9 @@ void run_eval(const EvalArgs& a) {
 void add_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* sub = app.add_subcommand(
-      "eval", "Mean test NLL (nats), its standard error and bits/dim of data under a model");
+      "eval",
+      "Mean test NLL (nats) with its standard error, median, trimmed mean and worst point, and "
+      "bits/dim of data under a model");
   set_example(sub,
               "zflow eval --model model.safetensors --data 8gaussians\n"
               "  zflow eval --model model.safetensors --data test.csv --json");

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include "common.h"
+#include "outputs.h"
 #include "figures.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
@@ -30,14 +31,18 @@ struct PictureArgs {
 };
 
 /// The image model of `a`, with `count` of its images chosen at random.
-std::pair<Model, at::Tensor> model_and_images(const PictureArgs& a, int64_t count) {
+/// The picture will be a grid of `grid_rows` × `grid_cols` images (checked for size first).
+std::pair<Model, at::Tensor> model_and_images(const PictureArgs& a, int64_t count,
+                                              int64_t grid_rows, int64_t grid_cols) {
   require_extension(a.out, ".png", "--out");
+  check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--data", a.data}});
   Model model = load_model(a.model);
   if (!model.image()) {
     throw ConfigError(a.model +
                       " is a tabular model; reconstruct and interpolate are for image "
                       "models (use encode and decode)");
   }
+  check_picture_size(grid_rows, grid_cols, model.image_shape, a.scale);
   at::Tensor images = pick_images(model, a.data, count, static_cast<uint64_t>(a.seed));
   return {std::move(model), images};
 }
@@ -45,7 +50,8 @@ std::pair<Model, at::Tensor> model_and_images(const PictureArgs& a, int64_t coun
 void run_reconstruct(const PictureArgs& a) {
   apply_threads(a.threads, Workload::other);
   const auto [rows, cols] = data::parse_grid(a.grid);
-  auto [model, x] = model_and_images(a, rows * cols);
+  // Each image beside its reconstruction.
+  auto [model, x] = model_and_images(a, rows * cols, rows, 2 * cols);
   seed_torch(static_cast<uint64_t>(a.seed));
   double error = 0;
   io::write_png(a.out, reconstruction_grid(model, x, rows, cols, a.scale, &error));
@@ -56,7 +62,7 @@ void run_reconstruct(const PictureArgs& a) {
 void run_interpolate(const PictureArgs& a) {
   apply_threads(a.threads, Workload::other);
   if (a.steps < 2) throw ConfigError("--steps must be at least 2 (the two end images)");
-  auto [model, x] = model_and_images(a, 2 * a.pairs);
+  auto [model, x] = model_and_images(a, 2 * a.pairs, a.pairs, a.steps);
   seed_torch(static_cast<uint64_t>(a.seed));
   io::write_png(a.out, interpolation_grid(model, x, a.pairs, a.steps, a.scale));
   std::cerr << "wrote " << a.pairs << " interpolations of " << a.steps << " steps to " << a.out

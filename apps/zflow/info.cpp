@@ -130,10 +130,10 @@ void model_info(const InfoArgs& a) {
               << fmt(r.value("seconds", 0.0), 3) << " s; best "
               << (r.value("validation", std::string()) == "held-out" ? "validation"
                                                                      : "training-subset")
-              << " NLL " << fmt(r.value("best_val_nll", 0.0))
+              << " NLL " << fmt(json_number(r, "best_val_nll"))
               << (model.image()
                       ? " (" +
-                            fmt(train::bits_per_dim(r.value("best_val_nll", 0.0), model.features)) +
+                            fmt(train::bits_per_dim(json_number(r, "best_val_nll"), model.features)) +
                             " bits/dim)"
                       : std::string())
               << " at step " << r.value("best_step", 0) << "; " << r.value("skipped_steps", 0)

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "common.h"
+#include "outputs.h"
 
 namespace zflow::cli {
 
@@ -17,10 +18,14 @@ struct LogProbArgs {
 };
 
 void run_log_prob(const LogProbArgs& a) {
+  check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--data", a.input.data}});
   const Model model = load_model(a.model);
   apply_threads(a.threads, workload_of(model));
   const ModelData data = load_model_data(model, a.input);
   const at::Tensor log_prob = log_prob_of(model, data, a.batch_size);
+  warn_non_finite(log_prob, a.out,
+                  "the model cannot score these rows in " + dtype_name(model.dtype) +
+                      "; check them for values far outside the training data");
   write_result(a.out, log_prob.unsqueeze(1), {"log_prob"});
 }
 

@@ -19,6 +19,7 @@
 #include <c10/util/Exception.h>
 
 #include "common.h"
+#include "signals.h"
 #include "zflow/core/error.h"
 #include "zflow/version.h"
 
@@ -63,6 +64,7 @@ int fail(const std::string& message, int code) {
 
 int main(int argc, char** argv) {
   keep_freed_memory();
+  zflow::cli::remove_temporary_files_on_signals();
   CLI::App app{"zflow: train, sample and evaluate normalizing flows on tabular data and images",
                "zflow"};
   app.set_version_flag("--version", std::string("zflow ") + zflow::kVersion);
@@ -85,6 +87,21 @@ int main(int argc, char** argv) {
   zflow::cli::add_info(app);
   zflow::cli::add_datasets(app);
 
+  // CLI11 answers an unknown command with "A subcommand is required": name it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+      known |= sub->check_name(argv[1]);
+    }
+    if (!known) {
+      return fail(std::string("unknown command '") + argv[1] + "'; the commands are " + names +
+                      " (see 'zflow --help')",
+                  2);
+    }
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -92,6 +109,10 @@ int main(int argc, char** argv) {
       return app.exit(e);  // --help, --version
     }
     return fail(std::string(e.what()) + " (see 'zflow --help')", 2);
+  } catch (const zflow::cli::Interrupted& e) {
+    std::cout.flush();
+    std::cerr << "zflow: " << one_line(e.what()) << std::endl;
+    return 128 + e.signal();
   } catch (const zflow::ConfigError& e) {
     return fail(e.what(), 2);
   } catch (const zflow::Error& e) {

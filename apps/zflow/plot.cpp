@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common.h"
+#include "outputs.h"
 #include "figures.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
@@ -85,11 +86,13 @@ void run_plot(PlotArgs& a) {
       throw ConfigError("curves needs --metrics FILE (written by zflow train --metrics)");
     }
     require_extension(a.out, ".svg", "--out");
+    check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--metrics", metrics}});
     write_text_file(a.out, curves_figure(read_metrics(metrics), title));
     std::cerr << "wrote the curves of " << metrics << " to " << a.out << "\n";
     return;
   }
   if (a.model.empty()) throw ConfigError(a.kind + " needs --model");
+  check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--data", a.data}});
   const Model model = load_model(a.model);
   if (raster_kind) {
     require_extension(a.out, ".png", "--out");
@@ -100,6 +103,12 @@ void run_plot(PlotArgs& a) {
     const std::string data = a.data.empty() ? "fashion-mnist" : a.data;
     const uint64_t seed = a.figure.seed;
     const auto [rows, cols] = data::parse_grid(a.grid);
+    if (a.kind == "interpolate") {
+      check_picture_size(a.pairs, a.interpolation_steps, model.image_shape, a.scale);
+    } else {
+      check_picture_size(rows, a.kind == "reconstruct" ? 2 * cols : cols, model.image_shape,
+                         a.scale);
+    }
     if (a.kind == "samples") {
       io::write_png(a.out, sample_grid(model, rows, cols, a.temperature, a.scale, seed));
     } else if (a.kind == "reconstruct") {
@@ -164,12 +173,15 @@ void add_plot(CLI::App& app) {
   sub->add_option("--metrics", a->metrics,
                   "curves: the metrics file of 'zflow train --metrics' (default: the one "
                   "recorded in the model)");
-  sub->add_option("--n", a->n, "Data points drawn")->check(positive())->capture_default_str();
+  // Bounds that keep a picture a picture: beyond them memory, not the figure, grows.
+  sub->add_option("--n", a->n, "Data points drawn")
+      ->check(CLI::Range(int64_t{1}, int64_t{10000000}))
+      ->capture_default_str();
   sub->add_option("--samples", a->figure.samples, "steps: samples per histogram")
-      ->check(positive())
+      ->check(CLI::Range(int64_t{1}, int64_t{10000000}))
       ->capture_default_str();
   sub->add_option("--bins", a->figure.bins, "Histogram bins and density cells per axis")
-      ->check(positive())
+      ->check(CLI::Range(int64_t{1}, int64_t{2000}))
       ->capture_default_str();
   sub->add_option("--panel", a->figure.panel, "Panel size in px")
       ->check(CLI::Range(60.0, 2000.0))
@@ -190,7 +202,7 @@ void add_plot(CLI::App& app) {
   sub->add_option("--grid", a->grid, "samples, reconstruct: ROWSxCOLS images")
       ->capture_default_str();
   sub->add_option("--temperature,-t", a->temperature, "samples: z ~ N(0, T^2 I)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--pairs", a->pairs, "interpolate: rows")
       ->check(positive())

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "figures.h"
+#include "outputs.h"
 #include "zflow/core/error.h"
 #include "zflow/io/atomic_file.h"
 #include "zflow/plot/svg.h"
@@ -82,7 +83,7 @@ std::string report_html(const Model& model, const ReportOptions& o) {
   // Final metrics.
   html << "<h2>Result</h2><table>\n";
   if (result.is_object() && result.contains("best_val_nll")) {
-    const double best = result["best_val_nll"].get<double>();
+    const double best = json_number(result, "best_val_nll");
     const bool held_out = result.value("validation", std::string()) == "held-out";
     html << row(std::string("best ") + (held_out ? "validation" : "training-subset") + " NLL",
                 fmt(best) + " nats" +
@@ -201,6 +202,7 @@ void run_report(const ReportArgs& a) {
   std::string metrics = a.metrics;
   const Json stored = metadata_json(model, "metrics_file");
   if (metrics.empty() && stored.is_string()) metrics = stored.get<std::string>();
+  check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--metrics", metrics}, {"--data", a.data}});
   if (!metrics.empty()) {
     try {
       options.metrics = read_metrics(metrics);

@@ -1,7 +1,9 @@
 // zflow sample: draws points from a trained model (given contexts for a conditional one).
 
 #include <algorithm>
+#include <functional>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <tuple>
 
@@ -9,12 +11,18 @@
 #include <c10/core/InferenceMode.h>
 
 #include "common.h"
+#include "outputs.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
+#include "zflow/io/atomic_file.h"
+#include "zflow/io/table.h"
+#include "zflow/train/progress.h"
 
 namespace zflow::cli {
 
 namespace {
+
+const char* const kUnstable = "the model is numerically unstable there";
 
 struct SampleArgs {
   std::string model;
@@ -39,47 +47,74 @@ at::Tensor sample_batch(FlowImpl& flow, int64_t n, double temperature,
                             : flow.sample_at_temperature(n, temperature, context);
 }
 
-/// n points (with their log-probability as a last column when asked): [n, D(+1)].
-at::Tensor draw(FlowImpl& flow, int64_t n, int64_t chunk, bool with_log_prob, double temperature) {
-  std::vector<at::Tensor> parts;
-  for (int64_t done = 0; done < n; done += chunk) {
-    const int64_t len = std::min(chunk, n - done);
-    if (with_log_prob) {
-      auto [x, log_prob] = flow.sample_and_log_prob(len);
-      parts.push_back(at::cat({x, log_prob.unsqueeze(1)}, 1));
-    } else {
-      parts.push_back(sample_batch(flow, len, temperature));
-    }
-  }
-  return at::cat(parts);
+/// n points (with their log-probability as a last column when asked): [n, D(+1)], or
+/// images [n, C, H, W].
+at::Tensor draw(FlowImpl& flow, int64_t n, bool with_log_prob, double temperature,
+                const at::Tensor& context = {}) {
+  if (!with_log_prob) return sample_batch(flow, n, temperature, context);
+  auto [x, log_prob] = flow.sample_and_log_prob(n, context);
+  return at::cat({x.flatten(context.defined() ? 2 : 1), log_prob.unsqueeze(-1)}, -1);
 }
 
-/// n points for each of the C contexts [C, K], context-major: [C·n, K + D(+1)], every row
-/// starting with its context. At most about `chunk` points are drawn at a time.
-at::Tensor draw_conditional(FlowImpl& flow, const at::Tensor& contexts, int64_t n, int64_t chunk,
-                            bool with_log_prob, double temperature) {
-  const int64_t count = contexts.size(0);
-  const int64_t group = std::max<int64_t>(1, chunk / n);  // contexts per call
-  const int64_t per_call = std::min(n, chunk);            // points per context per call
-  std::vector<at::Tensor> rows;
-  for (int64_t first = 0; first < count; first += group) {
-    const int64_t g = std::min(group, count - first);
-    const at::Tensor c = contexts.narrow(0, first, g);
-    std::vector<at::Tensor> pieces;  // [g, len, D(+1)]
-    for (int64_t done = 0; done < n; done += per_call) {
-      const int64_t len = std::min(per_call, n - done);
-      if (with_log_prob) {
-        auto [x, log_prob] = flow.sample_and_log_prob(len, c);
-        pieces.push_back(at::cat({x, log_prob.unsqueeze(2)}, 2));
-      } else {
-        pieces.push_back(sample_batch(flow, len, temperature, c));
-      }
+/// Writes `total` rows of `cols` values to `path` (CSV or .npy) as `next(first, count)`
+/// produces them, at most `chunk` at a time, so that memory stays flat however many rows
+/// there are; shows progress on stderr for large outputs and warns about non-finite rows.
+void stream_rows(const std::string& path, const std::vector<std::string>& header, int64_t total,
+                 int64_t cols, at::ScalarType dtype, int64_t chunk,
+                 const std::function<at::Tensor(int64_t, int64_t)>& next) {
+  // A small output is done before anyone would look at a progress line.
+  const bool show = total >= 1000000 || (train::stderr_is_terminal() && total >= 100000);
+  train::Progress progress("sample", total,
+                           {show ? &std::cerr : nullptr, train::stderr_is_terminal(),
+                            std::max<int64_t>(total / 10, 1), "point"});
+  NonFinite bad;
+  io::write_atomically(path, [&](std::ostream& out) {
+    io::TableStream table(out, io::is_npy_path(path), total, cols, dtype, header);
+    for (int64_t first = 0; first < total;) {
+      const at::Tensor rows = next(first, std::min(chunk, total - first));
+      bad.add(rows);
+      table.write(rows);
+      first += rows.size(0);
+      progress.update(first);
     }
-    const at::Tensor x = at::cat(pieces, 1);  // [g, n, D(+1)]
-    const at::Tensor repeated = c.unsqueeze(1).expand({g, n, c.size(1)});
-    rows.push_back(at::cat({repeated, x}, 2).reshape({g * n, -1}));
+    table.finish();
+  });
+  progress.finish();
+  warn_non_finite(bad, path, kUnstable, "row");
+}
+
+/// n points for each of the C contexts [C, K], context-major: C·n rows of K + D(+1)
+/// values, every row starting with its context, streamed to `path`.
+void stream_conditional(const std::string& path, const std::vector<std::string>& header,
+                        FlowImpl& flow, const at::Tensor& contexts, int64_t n, int64_t chunk,
+                        bool with_log_prob, double temperature) {
+  const int64_t count = contexts.size(0);
+  const int64_t k = contexts.size(1);
+  const int64_t cols = static_cast<int64_t>(header.size());
+  if (n > std::numeric_limits<int64_t>::max() / count) {
+    throw ConfigError("-n " + std::to_string(n) + " for " + std::to_string(count) +
+                      " contexts is more rows than a file can count");
   }
-  return at::cat(rows);
+  // Rows first..first+len of the context-major order: a run of one context's points, or
+  // whole groups of contexts when n is small, never more than about `chunk` rows.
+  auto next = [&](int64_t first, int64_t len) {
+    const int64_t c = first / n;
+    const int64_t offset = first % n;
+    if (offset != 0 || len < n) {
+      const int64_t take = std::min(len, n - offset);
+      const at::Tensor ctx = contexts.narrow(0, c, 1);
+      const at::Tensor x = draw(flow, take, with_log_prob, temperature, ctx)[0];
+      return at::cat({ctx.expand({take, k}), x.reshape({take, -1})}, 1);
+    }
+    const int64_t g = std::min(len / n, count - c);
+    const at::Tensor ctx = contexts.narrow(0, c, g);
+    const at::Tensor x = draw(flow, n, with_log_prob, temperature, ctx);  // [g, n, D(+1)]
+    return at::cat({ctx.unsqueeze(1).expand({g, n, k}), x.reshape({g, n, -1})}, 2)
+        .reshape({g * n, -1});
+  };
+  // Whole groups of contexts per piece when n is small, so a piece never splits a group.
+  stream_rows(path, header, count * n, cols, contexts.scalar_type(),
+              n <= chunk ? chunk / n * n : chunk, next);
 }
 
 /// Image models: n images as a PNG grid (or their raw pixel values as rows of C·H·W).
@@ -103,8 +138,14 @@ void sample_images(const Model& model, SampleArgs a) {
     std::tie(rows, cols) = squarest_grid(a.n);
   }
   if (a.out == "-" && rows > 0) throw ConfigError("a sample grid needs --out FILE.png");
-  const at::Tensor images = draw(*model.flow, a.n, a.chunk, a.with_log_prob, a.temperature);
   if (has_extension(a.out, ".png")) {
+    check_picture_size(rows, cols, model.image_shape, a.scale);
+    std::vector<at::Tensor> parts;
+    for (int64_t done = 0; done < a.n; done += a.chunk) {
+      parts.push_back(draw(*model.flow, std::min(a.chunk, a.n - done), false, a.temperature));
+    }
+    const at::Tensor images = at::cat(parts);
+    warn_non_finite(images, a.out, kUnstable);
     write_image_grid(a.out, images, rows, cols, a.scale);
     std::cerr << "wrote " << a.n << " samples (temperature " << fmt(a.temperature) << ") as a "
               << rows << "x" << cols << " grid to " << a.out << "\n";
@@ -114,10 +155,15 @@ void sample_images(const Model& model, SampleArgs a) {
   std::vector<std::string> header;
   for (int64_t i = 0; i < model.features; ++i) header.push_back("p" + std::to_string(i));
   if (a.with_log_prob) header.push_back("log_prob");
-  write_result(a.out, images.reshape({a.n, -1}), header);
+  FlowImpl& flow = *model.flow;
+  stream_rows(a.out, header, a.n, static_cast<int64_t>(header.size()), model.dtype, a.chunk,
+              [&](int64_t, int64_t len) {
+                return draw(flow, len, a.with_log_prob, a.temperature).reshape({len, -1});
+              });
 }
 
 void run_sample(const SampleArgs& a) {
+  check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--context-file", a.context_file}});
   const Model model = load_model(a.model);
   apply_threads(a.threads, workload_of(model));
   if (a.with_log_prob && a.temperature != 1.0) {
@@ -137,23 +183,19 @@ void run_sample(const SampleArgs& a) {
                       " is a tabular model (write .csv or .npy)");
   }
   const at::Tensor contexts = load_context(model, a.context, a.context_file);
-  std::vector<std::string> header;
-  at::Tensor samples;
-  if (contexts.defined()) {
-    samples = draw_conditional(*model.flow, to_model_dtype(contexts, model), a.n, a.chunk,
-                               a.with_log_prob, a.temperature);
-    header = model.context_header();
-  } else {
-    samples = draw(*model.flow, a.n, a.chunk, a.with_log_prob, a.temperature);
-  }
+  std::vector<std::string> header =
+      contexts.defined() ? model.context_header() : std::vector<std::string>();
   for (const auto& name : model.data_header()) header.push_back(name);
   if (a.with_log_prob) header.push_back("log_prob");
-  const int64_t bad = samples.numel() - at::isfinite(samples).sum().item<int64_t>();
-  if (bad > 0) {
-    std::cerr << "zflow: warning: " << bad
-              << " sampled values are NaN or Inf (the model is numerically unstable there)\n";
+  FlowImpl& flow = *model.flow;
+  if (contexts.defined()) {
+    stream_conditional(a.out, header, flow, to_model_dtype(contexts, model), a.n, a.chunk,
+                       a.with_log_prob, a.temperature);
+    return;
   }
-  write_result(a.out, samples, header);
+  stream_rows(
+      a.out, header, a.n, static_cast<int64_t>(header.size()), model.dtype, a.chunk,
+      [&](int64_t, int64_t len) { return draw(flow, len, a.with_log_prob, a.temperature); });
 }
 
 }  // namespace
@@ -180,7 +222,7 @@ void add_sample(CLI::App& app) {
   add_context_options(sub, a->context, a->context_file);
   sub->add_option("--temperature,-t", a->temperature,
                   "Sample z ~ N(0, T^2 I): below 1 gives cleaner, less varied samples")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   sub->add_option("--grid", a->grid,
                   "Image models: ROWSxCOLS samples as one picture (sets -n), e.g. 8x8");

@@ -15,7 +15,9 @@
 
 #include "common.h"
 #include "figures.h"
+#include "outputs.h"
 #include "report.h"
+#include "signals.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
 #include "zflow/flows/builders.h"
@@ -254,10 +256,75 @@ Json options_json(const TrainArgs& a, const Data& data) {
   return o;
 }
 
+/// Name of column `j` of `data` for messages: "'price' (column 3)" or "column 3" (1-based
+/// as people count, the file's own numbering).
+std::string column_label(const Data& data, int64_t j) {
+  const int64_t file_index =
+      j < static_cast<int64_t>(data.indices.size()) ? data.indices[static_cast<size_t>(j)] : j;
+  const std::string number = "column " + std::to_string(file_index + 1);
+  if (j < static_cast<int64_t>(data.columns.size()) &&
+      !data.columns[static_cast<size_t>(j)].empty()) {
+    return "'" + data.columns[static_cast<size_t>(j)] + "' (" + number + ")";
+  }
+  return number;
+}
+
+/// DataError for tabular data a flow cannot fit: constant columns (a point mass has no
+/// density, and the NLL runs to -inf or NaN), and values whose standardisation overflows
+/// (1e308 beside -1e308) — named by column and row before any training.
+void check_trainable(const Data& data, const at::Tensor& train, bool standardize,
+                     at::ScalarType dtype) {
+  const at::Tensor lo = std::get<0>(train.min(0));
+  const at::Tensor hi = std::get<0>(train.max(0));
+  std::vector<std::string> constant;
+  for (int64_t j = 0; j < train.size(1); ++j) {
+    if (lo[j].item<double>() == hi[j].item<double>()) constant.push_back(column_label(data, j));
+  }
+  if (!constant.empty()) {
+    std::string names;
+    for (const auto& c : constant) names += (names.empty() ? "" : ", ") + c;
+    throw DataError(data.source + ": " + names + (constant.size() == 1 ? " is" : " are") +
+                    " constant in the training rows; a flow cannot model a fixed value: "
+                    "leave it out with --columns");
+  }
+  const at::Tensor values = data.values.to(at::kDouble);
+  at::Tensor mean = at::zeros({values.size(1)}, at::kDouble);
+  at::Tensor std = at::ones({values.size(1)}, at::kDouble);
+  if (standardize) {
+    const auto fitted = StandardizeImpl::fit(train);
+    mean = at::tensor(fitted->mean_values(), at::kDouble);
+    std = at::tensor(fitted->std_values(), at::kDouble);
+  }
+  // What the model's first layer sees, in the model's dtype (1e308 is no float32).
+  const at::Tensor z = ((values - mean) / std).to(dtype);
+  // A mean or spread that overflowed makes every row look fine (x / inf = 0): blame the
+  // column's largest value then.
+  const at::Tensor broken = (~(at::isfinite(mean) & at::isfinite(std))).nonzero();
+  int64_t row = -1, col = -1;
+  if (broken.size(0) > 0) {
+    col = broken[0][0].item<int64_t>();
+    row = values.select(1, col).abs().argmax().item<int64_t>();
+  } else if (const at::Tensor bad = (~at::isfinite(z)).nonzero(); bad.size(0) > 0) {
+    row = bad[0][0].item<int64_t>();
+    col = bad[0][1].item<int64_t>();
+  }
+  if (row >= 0) {
+    throw DataError(
+        data.source + ": row " + std::to_string(row + 1) + ", " + column_label(data, col) +
+        ": the value " + fmt(data.values[row][col].item<double>()) +
+        " overflows after standardisation (the column's mean or spread, or the "
+        "standardised value in " +
+        dtype_name(dtype) + ", is not a finite number); rescale the column or remove extreme rows");
+  }
+}
+
 void run_train(TrainArgs& a) {
   validate(a);
   if (a.state.empty()) a.state = a.out + ".state";
   if (a.state == a.out) throw ConfigError("--state and --out must be different files");
+  check_outputs(
+      {{"--out", a.out}, {"--state", a.state}, {"--metrics", a.metrics}, {"--report", a.report}},
+      {{"--data", a.data}, {"--spec", a.spec_file}});
   a.train.state_path = a.state;
   a.train.cosine = !a.no_cosine;
   a.train.seed = static_cast<uint64_t>(a.seed);
@@ -291,6 +358,7 @@ void run_train(TrainArgs& a) {
   const int64_t context_features = conditional ? loaded.context.values.size(1) : 0;
   const Split split = split_data(data, loaded.context.values, a);
   const at::ScalarType dtype = a.dtype == "float64" ? at::kDouble : at::kFloat;
+  if (!images) check_trainable(data, split.train, !a.no_standardize, dtype);
 
   // Model spec: a builder or a file, then the standardisation fitted on the training split.
   // The transforms see the embedded context (width --embedding) or the raw one.
@@ -358,22 +426,17 @@ void run_train(TrainArgs& a) {
   const std::string model_name = a.spec_file.empty() ? a.model : "spec " + a.spec_file;
 
   // Metrics: JSON lines as they arrive (appended when resuming), and kept for the report.
-  std::unique_ptr<std::ofstream> metrics;
-  if (!a.metrics.empty()) {
-    metrics = std::make_unique<std::ofstream>(a.metrics,
-                                              a.train.resume ? std::ios::app : std::ios::trunc);
-    if (!*metrics) throw IOError(a.metrics + ": cannot open for writing");
-  }
   std::vector<Json> records;
   if (a.train.resume && !a.report.empty() && !a.metrics.empty()) {
     records = read_metrics(a.metrics);  // the curves of the run so far
   }
+  std::unique_ptr<io::LineAppender> metrics;
+  if (!a.metrics.empty()) {
+    metrics = std::make_unique<io::LineAppender>(a.metrics, a.train.resume);
+  }
   a.train.on_metrics = [&metrics, &records, &a](const Json& record) {
     if (!a.report.empty()) records.push_back(record);
-    if (!metrics) return;
-    *metrics << record.dump() << '\n';
-    metrics->flush();
-    if (!*metrics) throw IOError(a.metrics + ": write failed");
+    if (metrics) metrics->write_line(record.dump());
   };
   if (images) a.train.bits_per_dim_dims = features;
   // Deep image flows at full learning rate from the first step can throw a batch's loss up
@@ -404,9 +467,19 @@ void run_train(TrainArgs& a) {
   };
   const at::Tensor train_data = in_dtype(split.train);
   const at::Tensor val_data = in_dtype(split.val);
+  // SIGINT/SIGTERM stop the loop at the next step; the state and the best model so far
+  // are then saved below, and the exit code says which signal it was.
+  StopSignals signals;
+  a.train.stop_requested = [] { return StopSignals::received() != 0; };
   const train::TrainResult result =
       train::train_flow(*flow, train_data, val_data, a.train, in_dtype(split.train_context),
                         in_dtype(split.val_context));
+  if (result.already_finished) {
+    std::cerr << "zflow: the run in " << a.state << " already reached step " << result.steps_done
+              << " of " << a.train.steps << "; nothing to do, " << a.out
+              << " is unchanged (raise --steps to train further)\n";
+    return;
+  }
 
   // The model file, with what later commands (and people) need to know.
   Json columns = Json::array();
@@ -422,6 +495,7 @@ void run_train(TrainArgs& a) {
                              {"final_train_nll", result.final_train_nll},
                              {"skipped_steps", result.skipped_steps},
                              {"stopped_early", result.stopped_early},
+                             {"interrupted", result.interrupted},
                              {"seconds", result.seconds}}}};
   std::map<std::string, std::string> metadata = {
       {"dataset", data.source},
@@ -444,6 +518,14 @@ void run_train(TrainArgs& a) {
     metadata["metrics_file"] = Json(ec ? a.metrics : absolute.string()).dump();
   }
   save_checkpoint(a.out, *flow, metadata);
+  if (result.interrupted) {
+    const int signal = StopSignals::received();
+    throw Interrupted(signal, "interrupted by " + signal_name(signal) + " at step " +
+                                  std::to_string(result.steps_done) + ": saved the state to " +
+                                  a.state + " and the best model so far (step " +
+                                  std::to_string(result.best_step) + ") to " + a.out +
+                                  "; continue with --resume");
+  }
   if (!a.report.empty()) {
     ReportOptions report;
     report.metrics = records;

@@ -179,6 +179,27 @@ std::string csv_where(const std::string& path, size_t line, size_t column) {
   return out;
 }
 
+/// `--header auto`: a first row of text only is a header, one of numbers only is data. A
+/// row that mixes them is either a header with a numeric name or data with a typo (`1.O`),
+/// and guessing silently loses a row or a column name: DataError asking to say which.
+bool first_row_is_header(const std::vector<Field>& fields, const std::string& path,
+                         size_t line_no) {
+  std::optional<size_t> number, text;
+  for (size_t j = 0; j < fields.size(); ++j) {
+    if (fields[j].text.empty()) continue;  // neither: an empty name, or an empty value
+    auto& slot = parse_number(fields[j].text) ? number : text;
+    if (!slot) slot = j;
+  }
+  if (number && text) {
+    throw DataError(csv_where(path, line_no, 0) + ": the first row mixes text (" +
+                    quote_field(fields[*text].text) + " in column " + std::to_string(*text + 1) +
+                    ") and numbers (" + quote_field(fields[*number].text) + " in column " +
+                    std::to_string(*number + 1) +
+                    "): say whether it is a header with --header yes or --header no");
+  }
+  return text.has_value() || !number.has_value();
+}
+
 // ---------------------------------------------------------------------------------------
 // NPY
 // ---------------------------------------------------------------------------------------
@@ -372,15 +393,21 @@ at::Tensor prepare_for_writing(const at::Tensor& values, const std::string& path
   return t.contiguous();
 }
 
-std::string npy_bytes(const at::Tensor& t) {
-  const bool f32 = t.scalar_type() == at::kFloat;
-  const size_t item = f32 ? 4 : 8;
-  std::string shape;
-  if (t.dim() == 1) {
-    shape = "(" + std::to_string(t.size(0)) + ",)";
-  } else {
-    shape = "(" + std::to_string(t.size(0)) + ", " + std::to_string(t.size(1)) + ")";
+/// The values of a contiguous float32/float64 CPU tensor as .npy stores them (little endian).
+void write_npy_values(std::ostream& out, const at::Tensor& t) {
+  const size_t item = t.scalar_type() == at::kFloat ? 4 : 8;
+  const size_t bytes = static_cast<size_t>(t.numel()) * item;
+  if (host_is_little_endian()) {
+    out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
+    return;
   }
+  std::string swapped(static_cast<const char*>(t.data_ptr()), bytes);
+  byte_swap(swapped.data(), static_cast<size_t>(t.numel()), item);
+  out.write(swapped.data(), static_cast<std::streamsize>(swapped.size()));
+}
+
+/// The .npy header of a C-order float32/float64 array of `shape` ("(3, 2)" or "(3,)").
+std::string npy_header(bool f32, const std::string& shape) {
   std::string header = std::string("{'descr': '") + (f32 ? "<f4" : "<f8") +
                        "', 'fortran_order': False, 'shape': " + shape + ", }";
   // Magic (6) + version (2) + header length (2) + header + '\n' must be a multiple of 64.
@@ -389,17 +416,12 @@ std::string npy_bytes(const at::Tensor& t) {
   header.append(padded - unpadded, ' ');
   header += '\n';
   std::string out;
-  const size_t data_bytes = static_cast<size_t>(t.numel()) * item;
-  out.reserve(10 + header.size() + data_bytes);
   out.append("\x93NUMPY", 6);
   out += static_cast<char>(1);
   out += static_cast<char>(0);
   out += static_cast<char>(header.size() & 0xff);
   out += static_cast<char>((header.size() >> 8) & 0xff);
   out += header;
-  const size_t start = out.size();
-  out.append(static_cast<const char*>(t.data_ptr()), data_bytes);
-  if (!host_is_little_endian()) byte_swap(out.data() + start, static_cast<size_t>(t.numel()), item);
   return out;
 }
 
@@ -458,14 +480,7 @@ Table read_csv(const std::string& path, const CsvReadOptions& options) {
     if (first_row) {
       first_row = false;
       bool is_header = header_mode == "yes";
-      if (header_mode == "auto") {
-        for (const Field& f : fields) {
-          if (!parse_number(f.text)) {
-            is_header = true;
-            break;
-          }
-        }
-      }
+      if (header_mode == "auto") is_header = first_row_is_header(fields, path, line_no);
       width = count;
       width_line = line_no;
       if (is_header) {
@@ -633,6 +648,25 @@ Table read_table(const std::string& path, const CsvReadOptions& options) {
   return read_csv(path, options);
 }
 
+std::optional<int64_t> find_column(const std::vector<std::string>& columns,
+                                   const std::string& name) {
+  std::vector<int64_t> found;
+  for (size_t j = 0; j < columns.size(); ++j) {
+    if (columns[j] == name) found.push_back(static_cast<int64_t>(j));
+  }
+  if (found.empty()) return std::nullopt;
+  if (found.size() > 1) {
+    std::string indices;
+    for (size_t k = 0; k < found.size(); ++k) {
+      indices += k == 0 ? "" : k + 1 == found.size() ? " and " : ", ";
+      indices += std::to_string(found[k]);
+    }
+    throw ConfigError("the header has " + std::to_string(found.size()) + " columns named '" + name +
+                      "' (indices " + indices + "): choose by index, or rename them");
+  }
+  return found.front();
+}
+
 std::vector<int64_t> parse_column_spec(const std::string& spec,
                                        const std::vector<std::string>& columns) {
   const auto width = static_cast<int64_t>(columns.size());
@@ -688,8 +722,13 @@ std::vector<int64_t> parse_column_spec(const std::string& spec,
       check(b, token);
       for (int64_t i = a; i <= b; ++i) add(i);
     } else {
-      const auto it = std::find(columns.begin(), columns.end(), std::string(token));
-      if (it == columns.end()) {
+      std::optional<int64_t> index;
+      try {
+        index = find_column(columns, std::string(token));
+      } catch (const ConfigError& e) {
+        throw ConfigError("column spec '" + spec + "': " + e.what());
+      }
+      if (!index) {
         std::string known;
         for (const auto& c : columns) {
           if (c.empty()) continue;
@@ -701,7 +740,7 @@ std::vector<int64_t> parse_column_spec(const std::string& spec,
             (known.empty() ? std::string("the table has no column names") : "columns: " + known) +
             ")");
       }
-      add(static_cast<int64_t>(it - columns.begin()));
+      add(*index);
     }
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
@@ -709,74 +748,111 @@ std::vector<int64_t> parse_column_spec(const std::string& spec,
   return out;
 }
 
+TableStream::TableStream(std::ostream& out, bool npy, int64_t rows, int64_t cols,
+                         at::ScalarType dtype, const std::vector<std::string>& header)
+    : out_(out), npy_(npy), rows_(rows), cols_(cols), dtype_(dtype) {
+  if (dtype != at::kFloat && dtype != at::kDouble) {
+    throw DataError("a table is written as float32 or float64, not " +
+                    std::string(c10::toString(dtype)));
+  }
+  if (!header.empty() && static_cast<int64_t>(header.size()) != cols) {
+    throw DataError(std::to_string(header.size()) + " header names for " + std::to_string(cols) +
+                    " columns");
+  }
+  if (npy) {
+    const std::string head =
+        npy_header(dtype == at::kFloat, "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
+    out_.write(head.data(), static_cast<std::streamsize>(head.size()));
+    return;
+  }
+  // Leave out an all-empty header (the columns of a file read without one).
+  if (std::any_of(header.begin(), header.end(), [](const std::string& s) { return !s.empty(); })) {
+    std::string line;
+    for (size_t j = 0; j < header.size(); ++j) {
+      if (j > 0) line += ',';
+      line += csv_header_cell(header[j], ',');
+    }
+    line += '\n';
+    out_.write(line.data(), static_cast<std::streamsize>(line.size()));
+  }
+}
+
+void TableStream::write(const at::Tensor& rows) {
+  TORCH_CHECK(rows.dim() == 2 && rows.size(1) == cols_, "TableStream: expected rows [r, ", cols_,
+              "], got ", rows.sizes());
+  if (written_ + rows.size(0) > rows_) {
+    throw DataError("more rows than the " + std::to_string(rows_) + " announced");
+  }
+  const at::Tensor t = rows.detach().to(at::kCPU, dtype_).contiguous();
+  written_ += t.size(0);
+  if (npy_) {
+    write_npy_values(out_, t);
+    check_stream();
+    return;
+  }
+  const bool f32 = dtype_ == at::kFloat;
+  const int precision = f32 ? 9 : 17;  // full round-trip precision
+  const float* pf = f32 ? t.data_ptr<float>() : nullptr;
+  const double* pd = f32 ? nullptr : t.data_ptr<double>();
+  std::string buf;
+  for (int64_t i = 0; i < t.size(0); ++i) {
+    for (int64_t j = 0; j < cols_; ++j) {
+      if (j > 0) buf += ',';
+      const int64_t k = i * cols_ + j;
+      append_number(buf, f32 ? static_cast<double>(pf[k]) : pd[k], precision);
+    }
+    buf += '\n';
+    if (buf.size() > (1u << 16)) {
+      out_.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+      buf.clear();
+    }
+  }
+  out_.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+  check_stream();
+}
+
+void TableStream::check_stream() const {
+  // Stop at the first failed piece (a full disk) rather than produce the rest for nothing.
+  if (!out_) throw IOError("writing the table failed");
+}
+
+void TableStream::finish() const {
+  if (written_ != rows_) {
+    throw DataError(std::to_string(written_) + " rows written of the " + std::to_string(rows_) +
+                    " announced");
+  }
+}
+
+bool is_npy_path(const std::string& path) { return path != "-" && ends_with(path, ".npy"); }
+
 void write_csv(const std::string& path, const at::Tensor& values,
                const std::vector<std::string>& header) {
   const at::Tensor t = prepare_for_writing(values, path, /*allow_1d_as_column=*/true);
-  const int64_t rows = t.size(0);
-  const int64_t cols = t.size(1);
-  if (!header.empty() && static_cast<int64_t>(header.size()) != cols) {
+  if (!header.empty() && static_cast<int64_t>(header.size()) != t.size(1)) {
     throw DataError("cannot write " + path + ": " + std::to_string(header.size()) +
-                    " header names for " + std::to_string(cols) + " columns");
+                    " header names for " + std::to_string(t.size(1)) + " columns");
   }
-  const bool f32 = t.scalar_type() == at::kFloat;
-  const int precision = f32 ? 9 : 17;
-  // Leave out an all-empty header (the columns of a file read without one).
-  const bool write_header =
-      std::any_of(header.begin(), header.end(), [](const std::string& s) { return !s.empty(); });
-
-  auto writer = [&](std::ostream& os) {
-    std::string buf;
-    if (write_header) {
-      for (size_t j = 0; j < header.size(); ++j) {
-        if (j > 0) buf += ',';
-        buf += csv_header_cell(header[j], ',');
-      }
-      buf += '\n';
-    }
-    const float* pf = f32 ? t.data_ptr<float>() : nullptr;
-    const double* pd = f32 ? nullptr : t.data_ptr<double>();
-    for (int64_t i = 0; i < rows; ++i) {
-      for (int64_t j = 0; j < cols; ++j) {
-        if (j > 0) buf += ',';
-        const int64_t k = i * cols + j;
-        append_number(buf, f32 ? static_cast<double>(pf[k]) : pd[k], precision);
-      }
-      buf += '\n';
-      if (buf.size() > (1u << 16)) {
-        os.write(buf.data(), static_cast<std::streamsize>(buf.size()));
-        buf.clear();
-      }
-    }
-    os.write(buf.data(), static_cast<std::streamsize>(buf.size()));
-  };
-
-  if (path == "-") {
-    writer(std::cout);
-    std::cout.flush();
-    if (!std::cout) throw IOError("cannot write to standard output");
-    return;
-  }
-  write_atomically(path, writer);
+  write_atomically(path, [&](std::ostream& os) {
+    TableStream stream(os, /*npy=*/false, t.size(0), t.size(1), t.scalar_type(), header);
+    stream.write(t);
+  });
 }
 
 void write_npy(const std::string& path, const at::Tensor& values) {
   const at::Tensor t = prepare_for_writing(values, path, /*allow_1d_as_column=*/false);
-  const std::string bytes = npy_bytes(t);
-  auto writer = [&](std::ostream& os) {
-    os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  };
-  if (path == "-") {
-    writer(std::cout);
-    std::cout.flush();
-    if (!std::cout) throw IOError("cannot write to standard output");
-    return;
-  }
-  write_atomically(path, writer);
+  write_atomically(path, [&](std::ostream& os) {
+    const std::string shape = t.dim() == 1 ? "(" + std::to_string(t.size(0)) + ",)"
+                                           : "(" + std::to_string(t.size(0)) + ", " +
+                                                 std::to_string(t.size(1)) + ")";
+    const std::string head = npy_header(t.scalar_type() == at::kFloat, shape);
+    os.write(head.data(), static_cast<std::streamsize>(head.size()));
+    write_npy_values(os, t);
+  });
 }
 
 void write_table(const std::string& path, const at::Tensor& values,
                  const std::vector<std::string>& header) {
-  if (path != "-" && ends_with(path, ".npy")) {
+  if (is_npy_path(path)) {
     write_npy(path, values);
   } else {
     write_csv(path, values, header);

@@ -3,6 +3,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -1040,6 +1041,190 @@ TEST_F(CliTest, BenchQuickJson) {
   }
   // 8 couplings with a 4 -> 128 -> 128 -> 8 conditioner: 6 * 512 * 8 * 17920 FLOPs.
   EXPECT_DOUBLE_EQ(row.at("flops_per_step").get<double>(), 6.0 * 512 * 8 * 17920);
+}
+
+// ---- non-finite results and robust summaries ------------------------------------------------
+
+/// data.csv with `row` inserted as data row `position` (1-based).
+std::string with_row(const std::string& csv, const std::string& row, size_t position) {
+  std::vector<std::string> lines = lines_of(csv);
+  lines.insert(lines.begin() + static_cast<std::ptrdiff_t>(position), row);
+  std::string out;
+  for (const auto& line : lines) out += line + "\n";
+  return out;
+}
+
+/// Median, worst row (1-based) and mean without the worst ⌊N/1000⌋ of NLL values.
+struct NllFigures {
+  double mean = 0, median = 0, trimmed = 0, worst = 0;
+  int64_t worst_row = 0, trimmed_points = 0;
+};
+
+NllFigures figures_of(const std::vector<double>& nll) {
+  NllFigures f;
+  std::vector<double> sorted = nll;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  f.median = 0.5 * (sorted[(n - 1) / 2] + sorted[n / 2]);
+  f.worst = sorted.back();
+  f.worst_row = std::max_element(nll.begin(), nll.end()) - nll.begin() + 1;
+  f.trimmed_points = static_cast<int64_t>(n / 1000);
+  double sum = 0;
+  for (double v : sorted) sum += v;
+  f.mean = sum / static_cast<double>(n);
+  double kept = 0;
+  for (size_t i = 0; i + static_cast<size_t>(f.trimmed_points) < n; ++i) kept += sorted[i];
+  f.trimmed = kept / static_cast<double>(n - static_cast<size_t>(f.trimmed_points));
+  return f;
+}
+
+TEST_F(CliTest, PerRowCommandsReportNonFiniteRows) {
+  use_model();
+  // 1e308 is a finite float64 but overflows the model's float32.
+  write_text(path("bad.csv"), with_row(read_text(path("data.csv")), "1e308,-1e308", 7));
+  Result r = run("log-prob --model model.safetensors --data bad.csv --out logp.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("zflow: warning: 1 of 501 rows of logp.csv are not finite (first: row 7)"),
+            std::string::npos)
+      << r.err;
+  const auto logp = lines_of(read_text(path("logp.csv")));
+  ASSERT_EQ(logp.size(), 502u);
+  EXPECT_FALSE(std::isfinite(std::stod(logp[7]))) << logp[7];  // after the header
+
+  r = run("encode --model model.safetensors --data bad.csv --out -");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("1 of 501 rows of the output are not finite (first: row 7)"),
+            std::string::npos)
+      << r.err;
+
+  write_text(path("z.csv"), "z1,z2\n0.5,0.1\n-0.2,0.3\n1e308,0\n");
+  r = run("decode --model model.safetensors --data z.csv --out x.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("1 of 3 rows of x.csv are not finite (first: row 3)"), std::string::npos)
+      << r.err;
+
+  // A temperature beyond float32's range makes every sample overflow.
+  r = run("sample --model model.safetensors -n 20 --temperature 1e38 --out s.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("of 20 rows of s.csv are not finite (first: row "), std::string::npos)
+      << r.err;
+
+  // Finite results: no warning.
+  for (const std::string command :
+       {"log-prob --model model.safetensors --data data.csv --out logp.csv",
+        "encode --model model.safetensors --data data.csv --out z.csv",
+        "sample --model model.safetensors -n 20 --out s.csv"}) {
+    r = run(command);
+    ASSERT_EQ(r.code, 0) << command << ": " << r.err;
+    EXPECT_EQ(r.err.find("warning"), std::string::npos) << command << ": " << r.err;
+  }
+}
+
+TEST_F(CliTest, EvalWithANonFiniteMeanFails) {
+  use_model();
+  write_text(path("bad.csv"), with_row(read_text(path("data.csv")), "1e308,-1e308", 7));
+  for (const std::string json : {"", " --json"}) {
+    const Result r = run("eval --model model.safetensors --data bad.csv" + json);
+    EXPECT_EQ(r.code, 1) << r.err;
+    expect_one_error_line(r);
+    for (const char* part : {"mean NLL is not finite", "1 of 501 points", "(first: row 7)"}) {
+      EXPECT_NE(r.err.find(part), std::string::npos) << part << " in " << r.err;
+    }
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+}
+
+TEST_F(CliTest, EvalReportsMedianWorstPointAndTrimmedMean) {
+  use_model();
+  write_gaussian_csv(path("test.csv"), 3000, /*seed=*/8);
+  Result r = run("log-prob --model model.safetensors --data test.csv --out logp.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<double> nll;
+  for (const auto& row : read_csv(path("logp.csv")).rows) nll.push_back(-row.at(0));
+  const NllFigures expected = figures_of(nll);
+  ASSERT_EQ(expected.trimmed_points, 3);
+
+  r = run("eval --model model.safetensors --data test.csv --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json out = json::parse(r.out);
+  EXPECT_NEAR(out.at("nll").get<double>(), expected.mean, 1e-4);
+  EXPECT_NEAR(out.at("nll_median").get<double>(), expected.median, 1e-4);
+  EXPECT_NEAR(out.at("nll_trimmed").get<double>(), expected.trimmed, 1e-4);
+  EXPECT_NEAR(out.at("worst_nll").get<double>(), expected.worst, 1e-4);
+  EXPECT_EQ(out.at("worst_row").get<int64_t>(), expected.worst_row);
+  EXPECT_EQ(out.at("trimmed_points").get<int64_t>(), 3);
+  EXPECT_LT(out.at("nll_trimmed").get<double>(), out.at("nll").get<double>());
+  // A model of these Gaussian data: no handful of points carries its mean.
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+
+  r = run("eval --model model.safetensors --data test.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const std::string& part : std::vector<std::string>{
+           "median ", "trimmed mean ", "(worst 0.1%, 3 points, left out)",
+           "worst point: row " + std::to_string(expected.worst_row) + " at "}) {
+    EXPECT_NE(r.out.find(part), std::string::npos) << part << " in " << r.out;
+  }
+}
+
+TEST_F(CliTest, EvalWarnsWhenAHandfulOfPointsCarryTheMean) {
+  use_model();
+  // Two points 1000 standard deviations out among 2000.
+  write_gaussian_csv(path("test.csv"), 2000, /*seed=*/9);
+  std::string csv = with_row(read_text(path("test.csv")), "2003,-1", 1500);
+  csv = with_row(csv, "3,499", 10);
+  write_text(path("test.csv"), csv);
+  const Result r = run("eval --model model.safetensors --data test.csv --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json out = json::parse(r.out);
+  EXPECT_EQ(out.at("trimmed_points").get<int64_t>(), 2);
+  EXPECT_GT(out.at("nll").get<double>() - out.at("nll_trimmed").get<double>(), 0.1);
+  for (const char* part :
+       {"zflow: warning: the worst 0.1% of the points (2 of 2002) carry the mean",
+        "worst point: row "}) {
+    EXPECT_NE(r.err.find(part), std::string::npos) << part << " in " << r.err;
+  }
+}
+
+TEST_F(CliTest, CsvFirstRowOfTextAndNumbersAndDuplicateNames) {
+  use_model();
+  write_text(path("typo.csv"), "1.O,2.5\n3,4\n5,6\n");
+  Result r = run("log-prob --model model.safetensors --data typo.csv");
+  EXPECT_EQ(r.code, 1) << r.err;
+  expect_one_error_line(r);
+  for (const char* part : {"typo.csv, line 1", "\"1.O\"", "--header yes", "--header no"}) {
+    EXPECT_NE(r.err.find(part), std::string::npos) << part << " in " << r.err;
+  }
+  r = run("log-prob --model model.safetensors --data typo.csv --header no");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("\"1.O\" is not a number"), std::string::npos) << r.err;
+
+  write_text(path("dup.csv"), "a,b,a\n1,2,3\n4,5,6\n7,8,9\n");
+  const std::string before = read_text(path("dup.csv"));
+  r = run("train --data dup.csv --columns a,b" + kQuick + "--out m.safetensors");
+  EXPECT_EQ(r.code, 2) << r.err;
+  expect_one_error_line(r);
+  for (const char* part : {"2 columns named 'a'", "indices 0 and 2"}) {
+    EXPECT_NE(r.err.find(part), std::string::npos) << part << " in " << r.err;
+  }
+  EXPECT_FALSE(fs::exists(path("m.safetensors")));
+  // By index it works.
+  r = run("log-prob --model model.safetensors --data dup.csv --columns 2,1");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_text(path("dup.csv")), before);
+
+  // A conditional model finds its columns by their stored names (c, x1, x2): a second c is
+  // an error too.
+  use_conditional_model();
+  const auto rows = lines_of(read_text(path("cond.csv")));
+  std::string twice = rows[0] + ",c\n";
+  for (size_t i = 1; i < rows.size(); ++i) twice += rows[i] + ",0\n";
+  write_text(path("twice.csv"), twice);
+  r = run("log-prob --model cond.safetensors --data twice.csv");
+  EXPECT_EQ(r.code, 2) << r.err;
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("twice.csv: the header has 2 columns named 'c' (indices 0 and 3)"),
+            std::string::npos)
+      << r.err;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -183,6 +184,33 @@ TEST_F(TableTest, CsvHeaderModes) {
   EXPECT_THROW(read_csv(numeric, bad_delim), ConfigError);
 }
 
+TEST_F(TableTest, CsvAutoHeaderRefusesAFirstRowOfTextAndNumbers) {
+  // A typo in the first data row must not turn it into a header silently.
+  expect_error<DataError>([&] { read_csv(write_text("t.csv", "1.O,2.5\n3,4\n")); },
+                          {"t.csv", "line 1", "\"1.O\" in column 1", "\"2.5\" in column 2",
+                           "--header yes", "--header no"});
+  // Nor a header with a numeric name; comment lines before it do not count as the first row.
+  expect_error<DataError>([&] { read_csv(write_text("h.csv", "# x\nx,2020\n1,2\n")); },
+                          {"h.csv", "line 2", "\"x\" in column 1", "\"2020\" in column 2"});
+  // Saying which it is reads the file.
+  CsvReadOptions yes;
+  yes.header = "yes";
+  EXPECT_EQ(read_csv(path("h.csv"), yes).columns, (std::vector<std::string>{"x", "2020"}));
+  CsvReadOptions no;
+  no.header = "no";
+  expect_error<DataError>([&] { read_csv(path("t.csv"), no); }, {"line 1", "\"1.O\""});
+  // An empty field counts as neither: a row of numbers with a gap is data (and its gap an
+  // error), a row of names with an empty one (an index column) is a header.
+  expect_error<DataError>([&] { read_csv(write_text("g.csv", "1,,2\n3,4,5\n")); },
+                          {"g.csv", "line 1", "column 2", "empty field"});
+  EXPECT_EQ(read_csv(write_text("i.csv", ",a,b\n1,2,3\n")).columns,
+            (std::vector<std::string>{"", "a", "b"}));
+  // Rows of text only or numbers only are still told apart.
+  EXPECT_EQ(read_csv(write_text("a.csv", "a,b\n1,2\n")).columns,
+            (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(read_csv(write_text("n.csv", "1,2\n3,4\n")).values.size(0), 2);
+}
+
 TEST_F(TableTest, CsvMissingFile) {
   const std::string p = path("nope.csv");
   expect_error<IOError>([&] { read_csv(p); }, {p});
@@ -277,6 +305,18 @@ TEST(ColumnSpec, Errors) {
   expect_error<ConfigError>([&] { parse_column_spec("0,0-1", cols); }, {"twice"});
   expect_error<ConfigError>([&] { parse_column_spec("-1", cols); }, {"-1"});
   expect_error<ConfigError>([&] { parse_column_spec("x", {"", ""}); }, {"no column names"});
+}
+
+TEST(ColumnSpec, DuplicateNamesAreAnErrorWhenChosenByName) {
+  const std::vector<std::string> cols = {"a", "b", "a", "c", "a"};
+  expect_error<ConfigError>([&] { parse_column_spec("b,a", cols); },
+                            {"'b,a'", "3 columns named 'a'", "0, 2 and 4"});
+  expect_error<ConfigError>([&] { zflow::io::find_column(cols, "a"); }, {"'a'", "0, 2 and 4"});
+  // The other names and plain indices still work.
+  EXPECT_EQ(parse_column_spec("c,b,2", cols), (std::vector<int64_t>{3, 1, 2}));
+  EXPECT_EQ(parse_column_spec("", cols).size(), 5u);
+  EXPECT_EQ(zflow::io::find_column(cols, "c"), std::optional<int64_t>(3));
+  EXPECT_EQ(zflow::io::find_column(cols, "z"), std::nullopt);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -212,7 +212,8 @@ TEST(TrainGuards, StopRequestSavesStateAndResumesExactly) {
   o.stop_requested = [&polls] { return ++polls > 30; };  // stop before step 31
   // The same initial weights for the interrupted and the reference run.
   auto seeded_flow = [] {
-    at::detail::getDefaultCPUGenerator().set_current_seed(7);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    generator.set_current_seed(7);
     return small_realnvp(2, 8);
   };
   FlowPtr flow = seeded_flow();

@@ -3,6 +3,7 @@
 /// Reading and writing 2-D float tables as CSV or NumPy .npy, chosen by file extension.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,8 @@ namespace zflow::io {
 
 /// How to read a CSV file.
 struct CsvReadOptions {
-  /// "auto" (a first row that does not parse as numbers is a header), "yes" or "no".
+  /// "auto" (a first row of text is a header, one of numbers is data, one that mixes them
+  /// is a DataError asking for "yes" or "no"), "yes" or "no".
   std::string header = "auto";
   /// Field separator.
   char delimiter = ',';
@@ -38,9 +40,16 @@ Table read_npy(const std::string& path);
 /// Dispatches on the extension (.csv, .npy; anything else is read as CSV).
 Table read_table(const std::string& path, const CsvReadOptions& options = {});
 
+/// The index of the column called `name`, or nothing when there is none. ConfigError when
+/// several columns have that name (naming it and their 0-based indices): taking the first
+/// would silently pick one of them.
+std::optional<int64_t> find_column(const std::vector<std::string>& columns,
+                                   const std::string& name);
+
 /// Selects columns by spec: a comma-separated list of 0-based indices, ranges "a-b"
 /// (inclusive) or column names, e.g. "0,2-4,price". Empty spec = all columns.
-/// ConfigError for an index out of range or an unknown name.
+/// ConfigError for an index out of range, an unknown name or a name that several columns
+/// share.
 std::vector<int64_t> parse_column_spec(const std::string& spec,
                                        const std::vector<std::string>& columns);
 
@@ -55,5 +64,33 @@ void write_npy(const std::string& path, const at::Tensor& values);
 /// Dispatches on the extension (.npy, otherwise CSV; "-" is CSV on stdout). Atomic.
 void write_table(const std::string& path, const at::Tensor& values,
                  const std::vector<std::string>& header = {});
+
+/// Writes a table of a known size to a stream piece by piece, as CSV (with an optional
+/// header row) or .npy, so that a large result never has to be held in memory at once
+/// (`zflow sample` streams its output through it). write_csv and write_npy use it too.
+class TableStream {
+ public:
+  /// `rows` × `cols` values of `dtype` (float32 or float64) will follow; `npy` chooses the
+  /// format. The CSV header is left out when every name is empty.
+  TableStream(std::ostream& out, bool npy, int64_t rows, int64_t cols, at::ScalarType dtype,
+              const std::vector<std::string>& header = {});
+  /// Writes the next rows [r, cols] (converted to the stream's dtype).
+  void write(const at::Tensor& rows);
+  /// DataError unless exactly the announced number of rows was written.
+  void finish() const;
+
+ private:
+  /// IOError once the stream has failed.
+  void check_stream() const;
+  std::ostream& out_;
+  bool npy_;
+  int64_t rows_;
+  int64_t cols_;
+  at::ScalarType dtype_;
+  int64_t written_ = 0;
+};
+
+/// Whether `path` is written as .npy (its extension; "-" is always CSV).
+bool is_npy_path(const std::string& path);
 
 }  // namespace zflow::io
