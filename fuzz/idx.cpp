@@ -1,8 +1,8 @@
 // Fuzz target: the IDX reader (plain and gzip-compressed).
 
+#include "zflow/io/idx.h"
 #include "fuzz_file.h"
 #include "zflow/core/error.h"
-#include "zflow/io/idx.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

@@ -645,9 +645,8 @@ int apply_threads(int threads, Workload workload) {
   if (threads > cpus) {
     // More threads than CPUs only make them wait for each other (and thousands of them
     // exhaust the process).
-    std::cerr << "zflow: warning: --threads " << threads << " is more than the " << cpus
-              << " CPU" << (cpus == 1 ? "" : "s") << " this process may use; using " << cpus
-              << "\n";
+    std::cerr << "zflow: warning: --threads " << threads << " is more than the " << cpus << " CPU"
+              << (cpus == 1 ? "" : "s") << " this process may use; using " << cpus << "\n";
     threads = cpus;
   }
   zflow::set_threads(threads);
@@ -775,18 +774,18 @@ CLI::Validator number_check(const std::string& name, bool allow_zero) {
             std::string("must be ") + (allow_zero ? "zero or positive" : "positive");
         // A whole number is checked as one: CLI11 would clamp 99999999999999999999 to the
         // largest int64 silently, and read 010 as octal. It is handed on in plain decimal.
-        const bool whole = !text.empty() && text.find_first_not_of("+-0123456789") ==
-                                                std::string::npos;
+        const bool whole =
+            !text.empty() && text.find_first_not_of("+-0123456789") == std::string::npos;
         if (whole) {
           const char* begin = text.data() + (text[0] == '+' ? 1 : 0);
           int64_t value = 0;
           const auto [end, error] = std::from_chars(begin, text.data() + text.size(), value);
           if (end != text.data() + text.size()) return "expected a number, got '" + text + "'";
           if (error == std::errc::result_out_of_range) {
-            return text[0] == '-' ? sign_rule + ", got " + text
-                                  : "too large (at most " +
-                                        std::to_string(std::numeric_limits<int64_t>::max()) +
-                                        "), got " + text;
+            return text[0] == '-'
+                       ? sign_rule + ", got " + text
+                       : "too large (at most " +
+                             std::to_string(std::numeric_limits<int64_t>::max()) + "), got " + text;
           }
           if (value < 0 || (!allow_zero && value == 0)) return sign_rule + ", got " + text;
           text = std::to_string(value);

@@ -8,8 +8,8 @@
 #include <ATen/ATen.h>
 
 #include "common.h"
-#include "outputs.h"
 #include "figures.h"
+#include "outputs.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
 #include "zflow/io/image.h"

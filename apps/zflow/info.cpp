@@ -126,18 +126,17 @@ void model_info(const InfoArgs& a) {
   if (train.is_object() && train.contains("result")) {
     const Json& r = train["result"];
     const Json& o = train.value("options", Json::object());
-    std::cout << "training:     " << r.value("steps", 0) << " steps in "
-              << fmt(r.value("seconds", 0.0), 3) << " s; best "
-              << (r.value("validation", std::string()) == "held-out" ? "validation"
-                                                                     : "training-subset")
-              << " NLL " << fmt(json_number(r, "best_val_nll"))
-              << (model.image()
-                      ? " (" +
-                            fmt(train::bits_per_dim(json_number(r, "best_val_nll"), model.features)) +
-                            " bits/dim)"
-                      : std::string())
-              << " at step " << r.value("best_step", 0) << "; " << r.value("skipped_steps", 0)
-              << " skipped steps\n";
+    std::cout
+        << "training:     " << r.value("steps", 0) << " steps in "
+        << fmt(r.value("seconds", 0.0), 3) << " s; best "
+        << (r.value("validation", std::string()) == "held-out" ? "validation" : "training-subset")
+        << " NLL " << fmt(json_number(r, "best_val_nll"))
+        << (model.image()
+                ? " (" + fmt(train::bits_per_dim(json_number(r, "best_val_nll"), model.features)) +
+                      " bits/dim)"
+                : std::string())
+        << " at step " << r.value("best_step", 0) << "; " << r.value("skipped_steps", 0)
+        << " skipped steps\n";
     if (o.is_object()) std::cout << "options:      " << o.dump() << "\n";
   }
   if (standardization.is_object()) {

@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include "common.h"
-#include "outputs.h"
 #include "figures.h"
+#include "outputs.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
 #include "zflow/io/atomic_file.h"

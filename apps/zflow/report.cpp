@@ -202,7 +202,8 @@ void run_report(const ReportArgs& a) {
   std::string metrics = a.metrics;
   const Json stored = metadata_json(model, "metrics_file");
   if (metrics.empty() && stored.is_string()) metrics = stored.get<std::string>();
-  check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--metrics", metrics}, {"--data", a.data}});
+  check_outputs({{"--out", a.out}},
+                {{"--model", a.model}, {"--metrics", metrics}, {"--data", a.data}});
   if (!metrics.empty()) {
     try {
       options.metrics = read_metrics(metrics);

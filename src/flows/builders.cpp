@@ -75,8 +75,8 @@ void check_size(const std::string& what, int64_t value) {
 
 /// Checks, before a spec of `count` repeated units is built, that they fit in memory: `few`
 /// is the spec built with `built` units, whose estimate is scaled to `count`.
-void check_repeated(const std::string& name, const std::string& unit, int64_t count,
-                    int64_t built, const Json& few) {
+void check_repeated(const std::string& name, const std::string& unit, int64_t count, int64_t built,
+                    const Json& few) {
   const SpecSize size = estimate_spec_size(few);
   const double bytes = size.bytes() / static_cast<double>(built) * static_cast<double>(count);
   const auto budget = static_cast<double>(available_memory_bytes());

@@ -14,9 +14,10 @@ namespace {
 constexpr const char* kFormat = "zflow-flow/1";
 
 /// The floating-point dtypes a model can be stored in, by their name in the metadata.
-constexpr std::pair<at::ScalarType, const char*> kFloatDtypes[] = {
-    {at::kFloat, "float32"}, {at::kDouble, "float64"}, {at::kHalf, "float16"},
-    {at::kBFloat16, "bfloat16"}};
+constexpr std::pair<at::ScalarType, const char*> kFloatDtypes[] = {{at::kFloat, "float32"},
+                                                                   {at::kDouble, "float64"},
+                                                                   {at::kHalf, "float16"},
+                                                                   {at::kBFloat16, "bfloat16"}};
 
 const char* float_dtype_name(at::ScalarType type) {
   for (const auto& [t, name] : kFloatDtypes) {

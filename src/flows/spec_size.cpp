@@ -16,10 +16,9 @@ namespace {
 /// Keys whose integer values (or integer array entries) are sizes. "layers" is a size in a
 /// conditioner and an array of specs in a composite; only integers are checked.
 const std::set<std::string>& size_keys() {
-  static const std::set<std::string> keys = {"features", "hidden",     "layers",
-                                             "channels", "bins",       "components",
-                                             "factor",   "bits",       "context_features",
-                                             "shape"};
+  static const std::set<std::string> keys = {
+      "features",   "hidden", "layers", "channels",         "bins",
+      "components", "factor", "bits",   "context_features", "shape"};
   return keys;
 }
 
@@ -88,8 +87,7 @@ class Walker {
     } else if (type == "masked_affine_autoregressive" || type == "inverse_autoregressive" ||
                type == "masked_spline_autoregressive") {
       const double features = integer(spec, "features", 1);
-      const double per_feature =
-          type == "masked_spline_autoregressive" ? spline_params(spec) : 2.0;
+      const double per_feature = type == "masked_spline_autoregressive" ? spline_params(spec) : 2.0;
       made(features, per_feature, context, field(spec, "made"));
     } else if (type == "permutation") {
       // int64 indices and their inverse.
@@ -195,7 +193,8 @@ class Walker {
     if (it != s.end() && it->is_array()) {
       widths.clear();
       for (const auto& h : *it) {
-        if (h.is_number_integer()) widths.push_back(std::max(0.0, static_cast<double>(h.get<int64_t>())));
+        if (h.is_number_integer())
+          widths.push_back(std::max(0.0, static_cast<double>(h.get<int64_t>())));
       }
     }
     double in = features + context;

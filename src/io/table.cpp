@@ -760,8 +760,8 @@ TableStream::TableStream(std::ostream& out, bool npy, int64_t rows, int64_t cols
                     " columns");
   }
   if (npy) {
-    const std::string head =
-        npy_header(dtype == at::kFloat, "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
+    const std::string head = npy_header(
+        dtype == at::kFloat, "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
     out_.write(head.data(), static_cast<std::streamsize>(head.size()));
     return;
   }
@@ -841,9 +841,9 @@ void write_csv(const std::string& path, const at::Tensor& values,
 void write_npy(const std::string& path, const at::Tensor& values) {
   const at::Tensor t = prepare_for_writing(values, path, /*allow_1d_as_column=*/false);
   write_atomically(path, [&](std::ostream& os) {
-    const std::string shape = t.dim() == 1 ? "(" + std::to_string(t.size(0)) + ",)"
-                                           : "(" + std::to_string(t.size(0)) + ", " +
-                                                 std::to_string(t.size(1)) + ")";
+    const std::string shape =
+        t.dim() == 1 ? "(" + std::to_string(t.size(0)) + ",)"
+                     : "(" + std::to_string(t.size(0)) + ", " + std::to_string(t.size(1)) + ")";
     const std::string head = npy_header(t.scalar_type() == at::kFloat, shape);
     os.write(head.data(), static_cast<std::streamsize>(head.size()));
     write_npy_values(os, t);

@@ -34,8 +34,9 @@ TEST(SpecIntegers, FloatsAreNotIntegers) {
 }
 
 TEST(SpecIntegers, HugeFloatsAreErrorsNotUndefinedBehaviour) {
-  expect_error<ConfigError>([&] { make_transform(parse(R"({"type": "squeeze", "factor": 1e20})")); },
-                            {"squeeze", "'factor'", "must be an integer", "1e+20"});
+  expect_error<ConfigError>(
+      [&] { make_transform(parse(R"({"type": "squeeze", "factor": 1e20})")); },
+      {"squeeze", "'factor'", "must be an integer", "1e+20"});
   expect_error<ConfigError>(
       [&] { make_transform(parse(R"({"type": "actnorm", "features": 1e20})")); },
       {"'features'", "must be an integer"});
@@ -66,9 +67,8 @@ TEST(SpecIntegers, ArraysOfIntegers) {
 
 TEST(SpecIntegers, ATypeThatIsNotAStringIsAConfigError) {
   expect_error<ConfigError>([&] { make_flow(parse(R"({"type": 5})")); }, {"flow spec"});
-  expect_error<ConfigError>(
-      [&] { spec_required<int64_t>(parse(R"({"type": 5, "n": 1.5})"), "n"); },
-      {"spec of type '?'"});
+  expect_error<ConfigError>([&] { spec_required<int64_t>(parse(R"({"type": 5, "n": 1.5})"), "n"); },
+                            {"spec of type '?'"});
 }
 
 TEST(SpecSize, EachSizeFieldIsBounded) {
@@ -94,11 +94,15 @@ TEST(SpecSize, TheEstimateIsCheckedAgainstMemory) {
   // 10^9 hidden units: within the field bound, far beyond any memory.
   const Json wide = parse(R"({"type": "affine_coupling", "mask": [0, 1, 0, 1],
                               "conditioner": {"hidden": 1000000000, "layers": 3}})");
-  expect_error<ConfigError>([&] { make_transform(wide); },
-                            {"needs about", "memory available", "'conditioner.hidden' = 1000000000"});
-  expect_error<ConfigError>([&] { check_spec_size(parse(R"({"type": "lu_linear",
-                                                             "features": 100000})"), 1 << 30); },
-                            {"needs about 80 GB", "1.07 GB", "'features' = 100000"});
+  expect_error<ConfigError>([&] { make_transform(wide); }, {"needs about", "memory available",
+                                                            "'conditioner.hidden' = 1000000000"});
+  expect_error<ConfigError>(
+      [&] {
+        check_spec_size(parse(R"({"type": "lu_linear",
+                                                             "features": 100000})"),
+                        1 << 30);
+      },
+      {"needs about 80 GB", "1.07 GB", "'features' = 100000"});
   // A small spec passes and its estimate is of the right order.
   const Json small = parse(R"({"type": "lu_linear", "features": 10})");
   EXPECT_NO_THROW(check_spec_size(small, 1 << 20));
@@ -115,7 +119,8 @@ TEST(SpecSize, EstimatesCoverTheBuiltParameters) {
     const Json spec = build_flow_spec(name, 6, o);
     auto flow = make_flow(spec);
     double built = 0;
-    for (const auto& [key, tensor] : named_state(*flow)) built += static_cast<double>(tensor.numel());
+    for (const auto& [key, tensor] : named_state(*flow))
+      built += static_cast<double>(tensor.numel());
     const double estimated = estimate_spec_size(spec).elements;
     EXPECT_GE(estimated, built);
     EXPECT_LE(estimated, 3 * built + 100);
@@ -137,12 +142,18 @@ TEST(SpecSize, BuildersRefuseSizesBeforeBuilding) {
                             {"realnvp: 1000000000 layers need about", "memory available"});
   o = {};
   o.steps_per_level = 1000000000;
-  expect_error<ConfigError>([&] { build_image_flow_spec("glow", {1, 8, 8}, o); },
-                            {"glow: 1000000000 steps per level need about"});
+  expect_error<ConfigError>(
+      [&] {
+        build_image_flow_spec("glow", {1, 8, 8}, o);
+      },
+      {"glow: 1000000000 steps per level need about"});
   o = {};
   o.levels = 64;
-  expect_error<ConfigError>([&] { build_image_flow_spec("glow", {1, 8, 8}, o); },
-                            {"levels must be at most 30"});
+  expect_error<ConfigError>(
+      [&] {
+        build_image_flow_spec("glow", {1, 8, 8}, o);
+      },
+      {"levels must be at most 30"});
 }
 
 class CheckpointDtypeTest : public ::testing::Test {
@@ -173,9 +184,9 @@ TEST_F(CheckpointDtypeTest, OneTensorOfAnotherDtypeIsAnError) {
     auto file = io::load_safetensors(path);
     file.tensors.back().second = file.tensors.back().second.to(dtype);
     io::save_safetensors(path, file);
-    expect_error<IOError>([&] { load_checkpoint(path); },
-                          {path, "'" + file.tensors.back().first + "'", "is stored as",
-                           "the model is float32"});
+    expect_error<IOError>(
+        [&] { load_checkpoint(path); },
+        {path, "'" + file.tensors.back().first + "'", "is stored as", "the model is float32"});
     // Without the recorded dtype (older files), the first tensor's dtype is the model's.
     file.metadata.erase("dtype");
     io::save_safetensors(path, file);

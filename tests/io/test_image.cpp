@@ -190,15 +190,16 @@ TEST_F(ImageTest, InconsistentImagesAreRefused) {
 
 TEST_F(ImageTest, PalettesWithTransparencyGiveRgb) {
   const std::string plte("\x0a\x14\x1e\x28\x32\x3c", 6);  // (10,20,30), (40,50,60)
-  const std::string png = png_by_hand(2, 1, 8, 3, std::string("\x00\x00\x01", 3),
-                                      {{"PLTE", plte}, {"tRNS", "\x80"}});
+  const std::string png =
+      png_by_hand(2, 1, 8, 3, std::string("\x00\x00\x01", 3), {{"PLTE", plte}, {"tRNS", "\x80"}});
   const Image image = read_png(write_bytes("palette.png", png));
   EXPECT_EQ(image.channels, 3);
   EXPECT_EQ(image.pixels, (std::vector<uint8_t>{10, 20, 30, 40, 50, 60}));
 }
 
 TEST_F(ImageTest, OneBitGrayIsScaledTo255) {
-  const Image image = read_png(write_bytes("bits.png", png_by_hand(3, 1, 1, 0, std::string("\x00\xa0", 2))));
+  const Image image =
+      read_png(write_bytes("bits.png", png_by_hand(3, 1, 1, 0, std::string("\x00\xa0", 2))));
   EXPECT_EQ(image.pixels, (std::vector<uint8_t>{255, 0, 255}));
 }
 

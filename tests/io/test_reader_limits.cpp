@@ -46,7 +46,8 @@ TEST_F(ReaderLimitsTest, MetricsCurves) {
   const std::string p = write_bytes(
       "m.jsonl",
       "{\"step\": 0, \"train_nll\": 2.5}\n\n{\"step\": 10, \"train_nll\": 2.0, \"val_nll\": 2.2}\n"
-      "{\"event\": \"resume\", \"step\": 10}\n{\"step\": 20, \"train_nll\": null, \"val_nll\": 1.9}\n");
+      "{\"event\": \"resume\", \"step\": 10}\n{\"step\": 20, \"train_nll\": null, \"val_nll\": "
+      "1.9}\n");
   const auto records = zflow::io::read_metrics(p);
   ASSERT_EQ(records.size(), 4u);
   const auto curves = zflow::io::metrics_curves(records);
@@ -68,7 +69,9 @@ TEST_F(ReaderLimitsTest, DamagedMetricsAreDataErrors) {
   expect_error<DataError>([&] { zflow::io::read_metrics(cut); }, {cut, "line 2 is not JSON"});
   // A step that is not a number used to escape as a JSON type error.
   expect_error<DataError>(
-      [&] { zflow::io::metrics_curves({{{"step", 1}}, {{"step", "ten"}, {"train_nll", 1}}}); },
+      [&] {
+        zflow::io::metrics_curves({{{"step", 1}}, {{"step", "ten"}, {"train_nll", 1}}});
+      },
       {"metrics record 2", "\"step\" is not a finite number", "\"ten\""});
   const std::string missing = path("missing.jsonl");
   expect_error<IOError>([&] { zflow::io::read_metrics(missing); }, {missing});

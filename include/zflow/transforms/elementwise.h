@@ -97,9 +97,9 @@ TORCH_MODULE(Logit);
 ///
 /// Why: a point away from the training data can be carried exponentially far out by the
 /// affine layers (every layer multiplies by up to e^scale_bound, and each expands the
-/// region it learned to sharpen; docs/reliability.md (Densities that generalise) measures it), and a Gaussian
-/// base then charges |z|²/2: 10^5 nats and more for plausible points. Through these tails
-/// it charges about (b ln |z|)² / 2, so an outlier's NLL grows like the square of its
+/// region it learned to sharpen; docs/reliability.md (Densities that generalise) measures it), and
+/// a Gaussian base then charges |z|²/2: 10^5 nats and more for plausible points. Through these
+/// tails it charges about (b ln |z|)² / 2, so an outlier's NLL grows like the square of its
 /// distance from the data, as a Gaussian in the data's own space would.
 class LogTailsImpl : public TransformImpl {
  public:
