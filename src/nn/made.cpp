@@ -7,9 +7,9 @@
 
 #include "zflow/core/error.h"
 #include "zflow/core/kernels.h"
+#include "zflow/core/random.h"
 #include "zflow/nn/dense.h"
 #include "zflow/nn/mlp.h"
-#include "zflow/transforms/permutation.h"
 
 namespace zflow::nn {
 

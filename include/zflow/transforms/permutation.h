@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "zflow/core/index.h"
+#include "zflow/core/random.h"
 #include "zflow/core/transform.h"
 
 namespace zflow {
@@ -33,9 +34,5 @@ class PermutationImpl : public TransformImpl {
   IndexList inverse_index_;
 };
 TORCH_MODULE(Permutation);
-
-/// A uniformly random permutation of 0..n-1 (Fisher-Yates on mt19937_64), the same on
-/// every machine for a given seed.
-std::vector<int64_t> random_permutation(int64_t n, uint64_t seed);
 
 }  // namespace zflow
