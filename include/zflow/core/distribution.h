@@ -1,6 +1,18 @@
 #pragma once
 /// \file
 /// Distributions over [D] (or [C, H, W]) vectors, optionally conditioned on a context.
+///
+/// One interface serves the base densities π of distributions/ and the flows built on them
+/// (flows/flow.h), whose density is the change of variables
+/// log p(x | c) = log π(f(x | c) | c) + log|det ∂f/∂x| (Papamakarios et al. 2021,
+/// https://arxiv.org/abs/1912.02762). log_prob scores data, sample draws from the model.
+///
+/// Example (StandardNormal: zflow/distributions/normal.h):
+///
+///     zflow::StandardNormal base(std::vector<int64_t>{2});
+///     torch::Tensor x = base->sample(512);        // [512, 2]
+///     torch::Tensor log_p = base->log_prob(x);    // [512]
+///     auto [y, log_q] = base->sample_and_log_prob(16);  // [16, 2], [16]
 
 #include <cstdint>
 #include <memory>

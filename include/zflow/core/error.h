@@ -1,7 +1,17 @@
 #pragma once
 /// \file
 /// zflow's exception family. The library throws and never prints or exits; the CLI maps
-/// these to one line on stderr and an exit code (see docs/conventions.md).
+/// these to one line on stderr and an exit code (see docs/conventions.md). Every class
+/// derives from zflow::Error (a std::runtime_error), so one handler catches them all;
+/// violated tensor contracts (shapes, dtypes) are c10::Error from TORCH_CHECK instead.
+///
+/// Example:
+///
+///     try {
+///       zflow::FlowPtr flow = zflow::make_flow(spec);  // zflow/flows/registry.h
+///     } catch (const zflow::ConfigError& e) {
+///       std::cerr << "bad spec: " << e.what() << '\n';
+///     } catch (const zflow::Error& e) { std::cerr << e.what() << '\n'; }
 
 #include <stdexcept>
 #include <string>

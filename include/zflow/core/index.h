@@ -5,6 +5,11 @@
 /// buffers: LibTorch's Module::to(dtype) converts every buffer, integer ones included,
 /// which would silently break index_select after `flow->to(torch::kFloat64)`. Indices are
 /// part of the transform's spec, so they are saved with the model all the same.
+///
+/// Example (a permutation of the features of x [B, 3]):
+///
+///     zflow::IndexList order(std::vector<int64_t>{2, 0, 1});
+///     at::Tensor y = x.index_select(1, order.on(x.device()));  // y[:, i] = x[:, order[i]]
 
 #include <cstdint>
 #include <memory>

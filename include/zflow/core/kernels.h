@@ -6,6 +6,12 @@
 /// have a plain-LibTorch reference implementation kept next to them; tests check that the
 /// two agree. This process-wide switch selects the references instead, so that a benchmark
 /// can measure both in one run (`zflow bench --reference`). Fused is the default.
+///
+/// Example:
+///
+///     zflow::use_fused_kernels(false);  // time the plain-LibTorch references
+///     auto r = zflow::functional::rational_quadratic_spline(x, params, /*inverse=*/false);
+///     zflow::use_fused_kernels(true);
 
 namespace zflow {
 

@@ -5,6 +5,18 @@
 /// on), the kernel hands the work to its plain-LibTorch reference instead: recompute the
 /// reference's outputs with their graph and differentiate those. Used by the fused spline,
 /// the packed affine node and the dense stacks.
+///
+/// What it computes is the vector-Jacobian product of autograd's backward pass,
+/// ∂L/∂inputs = Σᵢ (∂outputs[i]/∂inputs)ᵀ · upstream[i], built with create_graph so that it
+/// can be differentiated again (e.g. for gradient penalties or Hessian-vector products).
+///
+/// Example (in the backward of a custom autograd function, grad mode on):
+///
+///     auto g = zflow::reference_gradients(
+///         [&] { auto r = affine_packed_reference(x, params, bound, inverse);
+///               return std::vector<at::Tensor>{r.outputs, r.logabsdet}; },
+///         {grad_outputs, grad_logabsdet}, {x, params},
+///         {x.requires_grad(), params.requires_grad()});
 
 #include <functional>
 #include <vector>

@@ -3,6 +3,14 @@
 /// JSON specs: every transform, distribution and flow is described by a JSON object with a
 /// "type" field and its options, from which the registry rebuilds it. These helpers read
 /// fields with clear ConfigError messages.
+///
+/// Example (a factory for a hypothetical "scale" transform):
+///
+///     zflow::Json spec = zflow::Json::parse(R"({"type": "scale", "features": 4})");
+///     zflow::reject_unknown_fields(spec, {"features", "factor"});
+///     auto features = zflow::spec_required<int64_t>(spec, "features");  // 4
+///     auto factor = zflow::spec_optional<double>(spec, "factor", 1.0);   // 1.0 (absent)
+///     zflow::require_positive("scale: features", features);
 
 #include <cstdint>
 #include <limits>

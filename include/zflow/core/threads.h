@@ -1,6 +1,12 @@
 #pragma once
 /// \file
-/// Thread settings for CPU work.
+/// Thread settings for CPU work: one call sets LibTorch's intra-op pool and keeps
+/// OpenBLAS's own pool out of its way.
+///
+/// Example:
+///
+///     zflow::set_threads(4);         // ConfigError for n < 1
+///     int used = zflow::threads();   // 4
 
 namespace zflow {
 

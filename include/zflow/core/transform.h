@@ -2,11 +2,28 @@
 /// \file
 /// The Transform interface and its two containers.
 ///
+/// A transform is one invertible, differentiable map of a normalizing flow. By the change
+/// of variables (Papamakarios et al. 2021, "Normalizing Flows for Probabilistic Modeling
+/// and Inference", https://arxiv.org/abs/1912.02762), a flow with base density π and
+/// f = f_K ∘ … ∘ f_1 has
+///
+///     log p(x | c) = log π(f(x | c) | c) + Σ_k log|det ∂f_k/∂x_{k−1}|,   x_0 = x,
+///
+/// so every layer returns its own log|det J| and CompositeTransform sums them.
+///
 /// Direction (docs/conventions.md): `forward` maps data x to noise z = f(x) and returns
 /// log|det ∂f/∂x| per sample; `inverse` maps noise to data and returns log|det ∂f⁻¹/∂z|
 /// (the negative of the forward's at the corresponding point). Inputs are [B, D] or
 /// [B, C, H, W]; the context is [B, K] or an undefined tensor; logabsdet is always [B], in
 /// the inputs' dtype and on their device.
+///
+/// Example (make_transform is declared in zflow/flows/registry.h):
+///
+///     zflow::CompositeTransform f(std::vector<zflow::TransformPtr>{
+///         zflow::make_transform({{"type", "elementwise_affine"}, {"features", 2}}),
+///         zflow::make_transform({{"type", "permutation"}, {"features", 2}})});
+///     auto [z, logabsdet] = f->forward(torch::randn({128, 2}));  // [128, 2], [128]
+///     auto [x, inverse_logabsdet] = f->inverse(z);  // x ≈ the inputs, −logabsdet
 
 #include <memory>
 #include <string>
@@ -69,8 +86,9 @@ class TransformImpl : public torch::nn::Module {
 
 using TransformPtr = std::shared_ptr<TransformImpl>;
 
-/// f = f_K ∘ … ∘ f_1: forward runs the layers in order and adds their logabsdets; inverse
-/// runs their inverses in reverse order.
+/// f = f_K ∘ … ∘ f_1: forward runs the layers in order and adds their logabsdets,
+/// log|det ∂f/∂x| = Σ_k log|det ∂f_k/∂x_{k−1}| (the chain rule); inverse runs their inverses
+/// in reverse order, x = f_1⁻¹ ∘ … ∘ f_K⁻¹(z).
 class CompositeTransformImpl : public TransformImpl {
  public:
   explicit CompositeTransformImpl(std::vector<TransformPtr> layers = {});
@@ -104,7 +122,9 @@ class CompositeTransformImpl : public TransformImpl {
 };
 TORCH_MODULE(CompositeTransform);
 
-/// Swaps the directions of a transform: forward calls the wrapped inverse and vice versa.
+/// Swaps the directions of a transform: forward calls the wrapped inverse and vice versa,
+/// so g = f⁻¹ and log|det ∂g/∂z| = −log|det ∂f/∂x| at x = f⁻¹(z).
+/// Spec: {"type": "inverse", "transform": {...}}.
 class InverseTransformImpl : public TransformImpl {
  public:
   explicit InverseTransformImpl(TransformPtr inner);

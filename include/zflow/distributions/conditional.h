@@ -1,6 +1,18 @@
 #pragma once
 /// \file
-/// Conditional base distributions: their parameters are functions of the context.
+/// Conditional base distributions: their parameters are functions of the context c, so that
+/// a conditional flow models p(x | c) = π(f(x | c) | c) · |det ∂f/∂x| (Papamakarios et al.
+/// 2021, https://arxiv.org/abs/1912.02762; conditional MAF, Papamakarios, Pavlakou &
+/// Murray 2017, https://arxiv.org/abs/1705.07057). For the diagonal Gaussian below,
+///
+///     log π(z | c) = −½ Σ_d ((z_d − μ_d(c)) / σ_d(c))² − Σ_d log σ_d(c) − (D/2) log 2π
+///
+/// Example (D = 2 features, K = 3 context features):
+///
+///     zflow::ConditionalDiagonalNormal base(std::vector<int64_t>{2}, /*context_features=*/3);
+///     torch::Tensor c = torch::randn({4, 3});
+///     torch::Tensor x = base->sample(10, c);      // [4, 10, 2]: 10 draws per context row
+///     torch::Tensor log_p = base->log_prob(torch::randn({4, 2}), c);  // [4]
 
 #include <cstdint>
 #include <ostream>

@@ -1,6 +1,17 @@
 #pragma once
 /// \file
-/// A learnable mixture of diagonal Gaussians.
+/// A learnable mixture of diagonal Gaussians, a multimodal base density π for flows whose
+/// data has separated modes (a flow from a unimodal N(0, I) must stretch space to split
+/// its mass). Evaluated in log space with logsumexp:
+///
+///     log p(x) = logsumexp_k [ log w_k + Σ_d log N(x_d; μ_kd, σ_kd²) ],  w = softmax(logits)
+///
+/// Example:
+///
+///     zflow::GaussianMixture base(std::vector<int64_t>{2}, /*components=*/8);
+///     torch::Tensor x = base->sample(1000);    // [1000, 2]
+///     torch::Tensor log_p = base->log_prob(x); // [1000]
+///     torch::Tensor w = base->weights();       // [8], sums to 1
 
 #include <cstdint>
 #include <ostream>

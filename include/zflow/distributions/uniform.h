@@ -1,6 +1,13 @@
 #pragma once
 /// \file
-/// The uniform distribution on an axis-aligned box.
+/// The uniform distribution on an axis-aligned box, a base density π for flows whose
+/// noise side is bounded: log π(z) = −Σ_i log(high_i − low_i) inside the box, −∞ outside.
+///
+/// Example (a flow on the unit square ends with {"type": "sigmoid"}):
+///
+///     zflow::BoxUniform base(std::vector<double>{0.0, 0.0}, std::vector<double>{1.0, 1.0});
+///     torch::Tensor z = base->sample(100);      // [100, 2] in [0, 1)²
+///     torch::Tensor log_pi = base->log_prob(z); // [100] zeros: the box has volume 1
 
 #include <ostream>
 #include <vector>

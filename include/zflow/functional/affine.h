@@ -1,8 +1,24 @@
 #pragma once
 /// \file
-/// The elementwise affine transformer shared by affine couplings and masked affine
-/// autoregressive layers: z = x · exp(s) + t, with the log-scale softly bounded,
-/// s = b · tanh(ŝ / b), so that one layer never scales by more than e^±b.
+/// The elementwise affine transformer shared by affine couplings (Dinh, Sohl-Dickstein &
+/// Bengio 2017, "Density estimation using Real NVP", https://arxiv.org/abs/1605.08803) and
+/// masked affine autoregressive layers (Papamakarios, Pavlakou & Murray 2017, "Masked
+/// Autoregressive Flow for Density Estimation", https://arxiv.org/abs/1705.07057):
+///
+///     z = x · exp(s) + t,   x = (z − t) · exp(−s),   log|dz/dx| = s,
+///
+/// with the log-scale softly bounded, s = b · tanh(ŝ / b) (b = `scale_bound`, 3 in the
+/// layers by default), so that s ≈ ŝ near 0 and one layer never scales by more than e^±b.
+/// The conditioner's outputs (t, ŝ) depend only on features that the layer leaves unchanged
+/// (coupling) or that precede the element (autoregressive), so the Jacobian is triangular
+/// and log|det J| = Σ_d s_d.
+///
+/// Example (zero parameters give the identity):
+///
+///     at::Tensor x = torch::randn({64, 4});
+///     at::Tensor params = torch::zeros({64, 4, 2});  // (t, ŝ) per element
+///     auto r = zflow::functional::affine_packed(x, params, /*scale_bound=*/3.0, false);
+///     // r.outputs equals x, r.logabsdet is zeros({64})
 
 #include <ATen/core/Tensor.h>
 

@@ -1,9 +1,28 @@
 #pragma once
 /// \file
 /// Monotonic rational-quadratic splines (Durkan, Bekasov, Murray & Papamakarios 2019,
-/// "Neural Spline Flows", §3.1 and Appendix A), stateless. K bins on [−B, B]; outside the
-/// interval the map is the identity with log-derivative 0 ("linear tails"), and the
-/// boundary derivatives are fixed to 1 so the map is continuously differentiable there.
+/// "Neural Spline Flows", §3.1 and Appendix A, https://arxiv.org/abs/1906.04032; after
+/// Gregory & Delbourgo 1982), stateless. K bins on [−B, B]; outside the interval the map
+/// is the identity with log-derivative 0 ("linear tails"), and the boundary derivatives
+/// are fixed to 1 so the map is continuously differentiable there.
+///
+/// In bin k, with knots (x⁽ᵏ⁾, y⁽ᵏ⁾), width w_k, height h_k, slope s_k = h_k / w_k, knot
+/// derivatives δ_k, δ_{k+1} and θ = (x − x⁽ᵏ⁾) / w_k ∈ [0, 1] (the paper's eq. 4 and 5):
+///
+///     y = y⁽ᵏ⁾ + h_k [s_k θ² + δ_k θ(1−θ)] / [s_k + (δ_{k+1} + δ_k − 2 s_k) θ(1−θ)]
+///     dy/dx = s_k² [δ_{k+1} θ² + 2 s_k θ(1−θ) + δ_k (1−θ)²]
+///             / [s_k + (δ_{k+1} + δ_k − 2 s_k) θ(1−θ)]²
+///
+/// The inverse solves a quadratic in θ (Appendix A). docs/splines.md has the derivations
+/// and the numerics.
+///
+/// Example (x [B, D], K = 8 bins, parameters from a conditioner or random):
+///
+///     namespace F = zflow::functional;
+///     at::Tensor params = torch::randn({B, D, F::spline_param_count(8)});
+///     F::SplineResult y = F::rational_quadratic_spline(x, params, /*inverse=*/false);
+///     F::SplineResult back = F::rational_quadratic_spline(y.outputs, params, true);
+///     // back.outputs ≈ x, back.logabsdet ≈ −y.logabsdet (elementwise, [B, D])
 
 #include <cstdint>
 #include <string>
