@@ -1,8 +1,18 @@
 #pragma once
 /// \file
 /// Image datasets for zflow's image flows: Fashion-MNIST from Debian's dataset-fashion-mnist
-/// package, IDX files (the MNIST format) and folders of PNG files; and image grids, the way
-/// samples of an image flow are looked at.
+/// package (Xiao, Rasul & Vollgraf 2017, "Fashion-MNIST: a Novel Image Dataset for
+/// Benchmarking Machine Learning Algorithms", https://arxiv.org/abs/1708.07747: 28×28 gray
+/// images, 60000 for training and 10000 for testing), IDX files (the MNIST format) and
+/// folders of PNG files; and image grids, the way samples of an image flow are looked at.
+///
+/// Example:
+///
+///     namespace data = zflow::data;
+///     data::ImageSet train = data::load_images("fashion-mnist:train", "train", /*limit=*/64);
+///     // train.images [64, 1, 28, 28] float32 in 0..255, train.labels [64] int64
+///     auto [rows, cols] = data::parse_grid("8x8");
+///     zflow::io::write_png("grid.png", data::image_grid(train.images, rows, cols));
 
 #include <cstdint>
 #include <string>

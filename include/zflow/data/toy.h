@@ -3,6 +3,20 @@
 /// The eight standard 2-D toy distributions of the flow literature, generated with zflow's
 /// own portable random numbers so that a seed gives the same data on every machine.
 /// Formulas and entropies: docs/datasets.md.
+///
+/// The set (8gaussians, checkerboard, moons, rings, circles, pinwheel, 2spirals, swissroll)
+/// is the one popularised by FFJORD's toy_data.py (Grathwohl, Chen, Bettencourt, Sutskever
+/// & Duvenaud 2019, https://arxiv.org/abs/1810.01367). zflow follows those definitions
+/// closely but draws every curve parameter from a continuous distribution (scikit-learn's
+/// moons and circles place points evenly), so that each density is well defined and its
+/// entropy H = −∫ p log p known. H is the best expected test NLL any model can reach: a
+/// trained flow's NLL approaches it from above.
+///
+/// Example:
+///
+///     at::Tensor x = zflow::data::sample_toy("moons", 1000, /*seed=*/1);  // [1000, 2] float64
+///     for (const auto& d : zflow::data::toy_datasets())
+///       std::cout << d.name << ": " << d.entropy << " nats\n";
 
 #include <cstdint>
 #include <string>

@@ -9,6 +9,13 @@
 /// - a character device (/dev/null, a terminal) or a FIFO, and "-" (standard output):
 ///   written directly, as a stream;
 /// - a directory, a block device or a socket: refused with IOError.
+///
+/// Example:
+///
+///     zflow::io::write_atomically("out/model.json",
+///                                 [&](std::ostream& out) { out << spec.dump(2) << '\n'; });
+///     zflow::io::LineAppender metrics("out/metrics.jsonl", /*append=*/true);
+///     metrics.write_line(R"({"step": 100, "train_nll": 1.23})");
 
 #include <functional>
 #include <ostream>

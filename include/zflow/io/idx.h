@@ -5,6 +5,12 @@
 /// uint32 dimensions, then the elements in row-major order. The distributed files are
 /// gzip-compressed; both forms are read. Only unsigned bytes (TT = 0x08) are supported, the
 /// type every image and label file of those datasets uses.
+///
+/// Example:
+///
+///     zflow::io::IdxArray a = zflow::io::read_idx(dir + "/t10k-images-idx3-ubyte.gz");
+///     // a.dims == {10000, 28, 28}, a.data.size() == 7840000
+///     zflow::io::write_idx("copy-images-idx3-ubyte.gz", a, /*gzip=*/true);
 
 #include <cstdint>
 #include <string>

@@ -3,6 +3,12 @@
 /// 8-bit PNG images, read with libpng and written with stb_image_write. zflow's image flows
 /// work on gray and RGB data, so images in memory have 1 or 3 channels; alpha is dropped on
 /// reading.
+///
+/// Example (a 2×1 gray image, black then white):
+///
+///     zflow::io::Image image{/*width=*/2, /*height=*/1, /*channels=*/1, {0, 255}};
+///     zflow::io::write_png("tiny.png", image);
+///     zflow::io::Image back = zflow::io::read_png("tiny.png");  // back.pixels == {0, 255}
 
 #include <cstdint>
 #include <string>

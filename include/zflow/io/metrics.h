@@ -3,6 +3,13 @@
 /// Training metrics as `zflow train --metrics` writes them: JSON Lines, one object per line
 /// ({"step": 100, "train_nll": 1.23, "val_nll": 1.31, ...}; records with an "event" field
 /// mark a resume or an early stop). `zflow report` and `zflow plot curves` read them back.
+/// Image models also log bits per dimension, bpd = NLL / (D · ln 2) with D = C·H·W.
+///
+/// Example:
+///
+///     auto records = zflow::io::read_metrics("out/metrics.jsonl");
+///     zflow::io::MetricsCurves curves = zflow::io::metrics_curves(records);
+///     // curves.train[i] at curves.steps[i]; curves.val[j] at curves.val_steps[j]
 
 #include <string>
 #include <vector>

@@ -5,6 +5,14 @@
 /// tensor data. The header maps each tensor name to {"dtype", "shape", "data_offsets"}
 /// (offsets relative to the end of the header) and may hold a "__metadata__" object of
 /// string → string. Files zflow writes open in any safetensors reader, Python's included.
+///
+/// Example:
+///
+///     zflow::io::TensorFile file;
+///     file.tensors.emplace_back("weight", torch::randn({4, 3}));
+///     file.metadata["format"] = "pt";
+///     zflow::io::save_safetensors("model.safetensors", file);
+///     at::Tensor w = zflow::io::load_safetensors("model.safetensors").at("weight");
 
 #include <map>
 #include <string>

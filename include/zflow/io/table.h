@@ -1,6 +1,15 @@
 #pragma once
 /// \file
-/// Reading and writing 2-D float tables as CSV or NumPy .npy, chosen by file extension.
+/// Reading and writing 2-D float tables as CSV or NumPy .npy, chosen by file extension:
+/// the tabular data a flow trains on ([N, D] float64 with optional column names) and the
+/// samples it writes. Errors name the file, and for CSV the line and column.
+///
+/// Example:
+///
+///     zflow::io::Table t = zflow::io::read_table("data.csv");  // header auto-detected
+///     std::vector<int64_t> cols = zflow::io::parse_column_spec("0,2-4,price", t.columns);
+///     at::Tensor x = t.values.index_select(1, torch::tensor(cols));
+///     zflow::io::write_table("subset.npy", x);
 
 #include <cstdint>
 #include <optional>

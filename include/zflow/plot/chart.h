@@ -2,7 +2,15 @@
 /// \file
 /// Charts on an Svg: "nice" tick values and labels, and Axes, a plot area that maps data
 /// coordinates to pixels and draws lines, points, pictures, a frame with ticks, labels, a
-/// title and a legend.
+/// title and a legend. `zflow plot` draws its learning curves and density panels with it.
+///
+/// Example (a learning curve; steps and nll are std::vector<double>):
+///
+///     zflow::plot::Svg svg(480, 320);
+///     zflow::plot::Axes axes(svg, 60, 40, 400, 240, {0, 1000}, {1.0, 3.0});
+///     axes.line(steps, nll, zflow::plot::hex(zflow::plot::series_color(0)));
+///     axes.decorate("Training", "step", "NLL (nats)");  // after the content
+///     svg.save("curves.svg");
 
 #include <string>
 #include <utility>

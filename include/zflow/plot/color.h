@@ -2,6 +2,11 @@
 /// \file
 /// Colours for plots: the viridis colour map for heat maps and a short palette of distinct
 /// line colours for series.
+///
+/// Example:
+///
+///     std::string fill = zflow::plot::hex(zflow::plot::viridis(0.0));         // "#440154"
+///     std::string first = zflow::plot::hex(zflow::plot::series_color(0));     // "#1f77b4"
 
 #include <cstdint>
 #include <string>

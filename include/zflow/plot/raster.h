@@ -2,6 +2,15 @@
 /// \file
 /// Raster pictures for plots: counting points into a grid of bins, painting a grid as a heat
 /// map through viridis, and choosing a range that covers data without its extreme outliers.
+///
+/// Example (a 2-D histogram of samples xs, ys as a picture):
+///
+///     namespace plot = zflow::plot;
+///     plot::Range x = plot::covering_range(xs), y = plot::covering_range(ys);
+///     plot::Grid counts = plot::histogram2d(xs, ys, x, y, /*cols=*/200, /*rows=*/200);
+///     plot::HeatmapOptions options;
+///     options.gamma = 0.5;  // lift faint mass into view
+///     zflow::io::Image picture = plot::heatmap(counts, options);  // 200×200 RGB
 
 #include <cmath>
 #include <cstdint>

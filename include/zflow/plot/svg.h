@@ -7,6 +7,14 @@
 ///
 /// Every number is written with at most two decimals (trailing zeros dropped), and every
 /// string (text, colours, dash patterns) is escaped, so that any input gives well-formed XML.
+///
+/// Example:
+///
+///     zflow::plot::Svg svg(320, 200);
+///     svg.rect(10, 10, 300, 180, "none", "#222", 1);
+///     svg.text(160, 40, "moons", 14, "middle", /*rotate=*/0, /*bold=*/true);
+///     svg.line(20, 100, 300, 100, "#1f77b4", 1.5, "4 3");  // dashed
+///     svg.save("title.svg");  // or svg.str() to inline it into HTML
 
 #include <set>
 #include <string>
