@@ -1,8 +1,19 @@
 #include "zflow/train/progress.h"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
 #include <limits>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -97,11 +108,70 @@ TEST(Progress, TerminalRedrawsOneLine) {
   EXPECT_TRUE(contains(first, "ETA ")) << first;
 }
 
+// Everything written to the standard streams while it lives, at both levels: the C++
+// streams (cout, cerr, clog) and file descriptors 1 and 2.
+class CaptureStandardStreams {
+ public:
+  CaptureStandardStreams()
+      : cout_(std::cout.rdbuf(cout_text_.rdbuf())),
+        cerr_(std::cerr.rdbuf(cerr_text_.rdbuf())),
+        clog_(std::clog.rdbuf(clog_text_.rdbuf())) {
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+  }
+  ~CaptureStandardStreams() { release(); }
+  /// Stops capturing; returns all that was written.
+  std::string release() {
+    if (released_) return text_;
+    released_ = true;
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::cout.rdbuf(cout_);
+    std::cerr.rdbuf(cerr_);
+    std::clog.rdbuf(clog_);
+    text_ = ::testing::internal::GetCapturedStdout() + ::testing::internal::GetCapturedStderr() +
+            cout_text_.str() + cerr_text_.str() + clog_text_.str();
+    return text_;
+  }
+
+ private:
+  std::ostringstream cout_text_, cerr_text_, clog_text_;
+  std::streambuf* cout_;
+  std::streambuf* cerr_;
+  std::streambuf* clog_;
+  bool released_ = false;
+  std::string text_;
+};
+
 TEST(Progress, SilentWithoutStream) {
-  Progress progress("x", 10, ProgressOptions{});
-  for (int64_t step = 1; step <= 10; ++step) progress.update(step);
-  progress.finish();
-  SUCCEED();
+  ProgressOptions options;
+  EXPECT_EQ(options.stream, nullptr);  // silent unless asked
+  options.every = 1;
+  for (bool terminal : {false, true}) {
+    options.terminal = terminal;
+    CaptureStandardStreams capture;
+    Progress progress("silent", 10, options);
+    for (int64_t step = 1; step <= 10; ++step) progress.update(step, "loss 1.5");
+    progress.finish("loss 1.2");
+    EXPECT_EQ(capture.release(), "") << "terminal " << terminal;
+  }
+  // The same progress given a stream writes a line per step there, and nothing elsewhere.
+  std::ostringstream out;
+  options.stream = &out;
+  options.terminal = false;
+  CaptureStandardStreams capture;
+  Progress progress("silent", 3, options);
+  for (int64_t step = 1; step <= 3; ++step) progress.update(step, "loss 1.5");
+  progress.finish("loss 1.2");
+  EXPECT_EQ(capture.release(), "");
+  const auto got = lines(out.str());
+  ASSERT_EQ(got.size(), 3u) << out.str();
+  EXPECT_TRUE(starts_with(got[0], "silent 1/3 (33%) ")) << got[0];
+  EXPECT_TRUE(contains(got[0], " loss 1.5")) << got[0];
+  EXPECT_TRUE(starts_with(got[1], "silent 2/3 (66%) ")) << got[1];
+  EXPECT_TRUE(starts_with(got[2], "silent 3/3 (100%) ")) << got[2];
+  EXPECT_TRUE(contains(got[2], " done in ")) << got[2];
+  EXPECT_TRUE(contains(got[2], " loss 1.2")) << got[2];
 }
 
 TEST(Progress, FinishTwiceDrawsOnce) {
@@ -149,10 +219,88 @@ TEST(FormatDuration, Cases) {
   EXPECT_EQ(format_duration(std::numeric_limits<double>::quiet_NaN()), "?");
 }
 
-TEST(SystemInfo, AvailableCpus) {
-  EXPECT_GE(zflow::train::available_cpus(), 1);
-  // Just exercise it; the answer depends on how the tests are run.
-  (void)zflow::train::stderr_is_terminal();
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(sched_getaffinity(0, sizeof set, &set), 0) << std::strerror(errno);
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
+// available_cpus() in a child process restricted to `cpus` (as `taskset -c` would), or -1
+// when the restriction is refused.
+int available_cpus_in_child(const std::vector<int>& cpus) {
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : cpus) CPU_SET(cpu, &set);
+    int answer = -1;
+    if (sched_setaffinity(0, sizeof set, &set) == 0) answer = zflow::train::available_cpus();
+    const ssize_t written = ::write(fds[1], &answer, sizeof answer);
+    ::_exit(written == sizeof answer ? 0 : 1);
+  }
+  ::close(fds[1]);
+  int answer = -1;
+  if (pid < 0 || ::read(fds[0], &answer, sizeof answer) != sizeof answer) answer = -1;
+  ::close(fds[0]);
+  if (pid > 0) ::waitpid(pid, nullptr, 0);
+  return answer;
+}
+
+TEST(SystemInfo, AvailableCpusCountsTheAffinityMask) {
+  const std::vector<int> cpus = allowed_cpus();
+  ASSERT_FALSE(cpus.empty());
+  EXPECT_EQ(zflow::train::available_cpus(), static_cast<int>(cpus.size()));
+  const unsigned online = std::thread::hardware_concurrency();
+  if (online > 0) {
+    EXPECT_LE(zflow::train::available_cpus(), static_cast<int>(online));
+  }
+}
+
+TEST(SystemInfo, AvailableCpusFollowsARestrictedProcess) {
+  const std::vector<int> cpus = allowed_cpus();
+  ASSERT_FALSE(cpus.empty());
+  EXPECT_EQ(available_cpus_in_child({cpus.front()}), 1);
+  if (cpus.size() >= 2) {
+    EXPECT_EQ(available_cpus_in_child({cpus[0], cpus[1]}), 2);
+  }
+}
+
+TEST(SystemInfo, StderrIsTerminalFollowsFileDescriptor2) {
+  std::fflush(stderr);
+  const int saved = ::dup(STDERR_FILENO);
+  ASSERT_GE(saved, 0);
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::dup2(fds[1], STDERR_FILENO);
+  const bool pipe_is_terminal = zflow::train::stderr_is_terminal();
+  // A pseudo-terminal is a terminal, where the system offers one.
+  bool pty_is_terminal = true;
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  const bool have_pty = master >= 0 && ::grantpt(master) == 0 && ::unlockpt(master) == 0;
+  if (have_pty) {
+    const int follower = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+    if (follower >= 0) {
+      ::dup2(follower, STDERR_FILENO);
+      pty_is_terminal = zflow::train::stderr_is_terminal();
+      ::close(follower);
+    }
+  }
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  if (master >= 0) ::close(master);
+  EXPECT_FALSE(pipe_is_terminal);
+  EXPECT_TRUE(pty_is_terminal);
+  EXPECT_EQ(zflow::train::stderr_is_terminal(), ::isatty(STDERR_FILENO) == 1);
 }
 
 }  // namespace
