@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/required.h"
 #include "zflow/io/idx.h"
 #include "zflow/io/image.h"
 #include "zflow/plot/color.h"
@@ -965,7 +966,8 @@ TEST_F(CliTest, ReportRendersInHeadlessChromium) {
                               : on_path("chromium-browser") ? "chromium-browser"
                                                             : "";
   if (browser.empty()) {
-    GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium)";
+    ZFLOW_REQUIRED_BUT_MISSING(
+        "chromium is not installed (scripts/setup.sh installs Debian's chromium)");
   }
   use_model();
   Result r = run("report --model model.safetensors --data data.csv --out report.html");

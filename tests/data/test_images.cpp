@@ -17,6 +17,7 @@
 #include <c10/util/Exception.h>
 
 #include "support/expect_error.h"
+#include "support/required.h"
 #include "support/temp_dir.h"
 #include "zflow/core/error.h"
 #include "zflow/io/idx.h"
@@ -334,8 +335,8 @@ TEST_F(ImagesTest, FashionMnistFolderComesFromTheEnvironment) {
 TEST(FashionMnist, LoadsTheDebianPackage) {
   const std::string dir = fashion_mnist_dir();
   if (!fs::exists(fs::path(dir) / "train-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << "Fashion-MNIST is not installed in " << dir
-                 << " (Debian package dataset-fashion-mnist)";
+    ZFLOW_REQUIRED_BUT_MISSING("Fashion-MNIST is not installed in "
+                               << dir << " (Debian package dataset-fashion-mnist)");
   }
   struct Split {
     const char* name;
