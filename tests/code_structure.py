@@ -159,7 +159,7 @@ def main():
 
     if args.check == "layers":
         findings = check_layers(args.root, parse_table(args.table))
-        what = "include(s) across the layers"
+        what = "layering fault(s)"
     else:
         findings = check_function_length(args.root, args.folders, args.max_lines)
         what = f"function(s) longer than {args.max_lines} lines"
