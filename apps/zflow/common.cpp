@@ -31,126 +31,6 @@
 
 namespace zflow::cli {
 
-namespace {
-
-bool looks_like_a_name(const std::string& spec) {
-  return spec.find('/') == std::string::npos && spec.find('.') == std::string::npos;
-}
-
-std::string known_toys() {
-  std::string known;
-  for (const auto& d : data::toy_datasets()) known += (known.empty() ? "" : ", ") + d.name;
-  return known;
-}
-
-}  // namespace
-
-// ---- data --------------------------------------------------------------------------------
-
-bool RawData::has_header() const {
-  if (columns.empty()) return false;
-  for (const auto& c : columns) {
-    if (c.empty()) return false;
-  }
-  return true;
-}
-
-RawData read_data(const std::string& spec, const std::string& header, int64_t n, uint64_t seed) {
-  if (spec.empty()) throw ConfigError("no data given (a file or a built-in dataset name)");
-  RawData data;
-  data.source = spec;
-  io::Table table;
-  if (data::is_toy_dataset(spec)) {
-    if (n <= 0)
-      throw ConfigError("--n must be positive for a built-in dataset (got " + std::to_string(n) +
-                        ")");
-    table.values = data::sample_toy(spec, n, seed);
-    table.columns = {"x", "y"};
-    data.toy = true;
-  } else {
-    std::error_code ec;
-    if (!std::filesystem::exists(spec, ec) && spec != "-") {
-      std::string message = spec + ": no such file";
-      if (looks_like_a_name(spec)) message += " (nor a built-in dataset: " + known_toys() + ")";
-      throw IOError(message);
-    }
-    if (std::filesystem::is_directory(spec, ec)) throw IOError(spec + ": is a directory");
-    io::CsvReadOptions options;
-    options.header = header;
-    table = io::read_table(spec, options);
-  }
-  if (!table.values.defined() || table.values.dim() != 2 || table.values.size(0) == 0) {
-    throw DataError(spec + ": no data rows");
-  }
-  if (table.values.size(1) == 0) throw DataError(spec + ": no columns");
-  if (table.columns.size() != static_cast<size_t>(table.values.size(1))) {
-    table.columns.assign(static_cast<size_t>(table.values.size(1)), std::string());
-  }
-  data.values = table.values.to(at::kDouble);
-  data.columns = std::move(table.columns);
-  return data;
-}
-
-Data select_columns(const RawData& raw, const std::vector<int64_t>& chosen) {
-  Data data;
-  data.source = raw.source;
-  data.toy = raw.toy;
-  data.indices = chosen;
-  at::Tensor values = raw.values;
-  const bool all = static_cast<int64_t>(chosen.size()) == values.size(1) &&
-                   std::is_sorted(chosen.begin(), chosen.end());
-  if (!all) {
-    values = values.index_select(
-        1, at::tensor(std::vector<int64_t>(chosen.begin(), chosen.end()), at::kLong));
-  }
-  for (int64_t c : chosen) data.columns.push_back(raw.columns[static_cast<size_t>(c)]);
-  values = values.contiguous();
-
-  // The readers reject NaN and Inf already; check again so that no path lets them through.
-  const at::Tensor finite = at::isfinite(values);
-  if (!finite.all().item<bool>()) {
-    const at::Tensor bad = at::nonzero(finite.logical_not())[0];
-    const int64_t row = bad[0].item<int64_t>();
-    const int64_t col = bad[1].item<int64_t>();
-    const double v = values[row][col].item<double>();
-    std::string where = raw.source + ", row " + std::to_string(row + 1) + ", column " +
-                        std::to_string(chosen[static_cast<size_t>(col)] + 1);
-    const std::string& name = data.columns[static_cast<size_t>(col)];
-    if (!name.empty()) where += " (" + name + ")";
-    throw DataError(where + ": " + (std::isnan(v) ? "NaN" : "Inf") +
-                    " is not allowed (remove or impute the value)");
-  }
-  data.values = values;
-  return data;
-}
-
-std::vector<int64_t> parse_columns(const std::string& option, const std::string& spec,
-                                   const RawData& raw) {
-  std::vector<int64_t> chosen;
-  try {
-    chosen = io::parse_column_spec(spec, raw.columns);
-  } catch (const ConfigError& e) {
-    throw ConfigError(option + ": " + e.what());
-  }
-  if (chosen.empty()) throw ConfigError(option + " '" + spec + "' selects no column");
-  return chosen;
-}
-
-Data load_data(const std::string& spec, const std::string& columns, const std::string& header,
-               int64_t n, uint64_t seed) {
-  const RawData raw = read_data(spec, header, n, seed);
-  const std::vector<int64_t> chosen = io::parse_column_spec(columns, raw.columns);
-  if (chosen.empty()) throw ConfigError("column spec '" + columns + "' selects no column");
-  return select_columns(raw, chosen);
-}
-
-std::vector<std::string> header_or_none(const std::vector<std::string>& columns) {
-  for (const auto& c : columns) {
-    if (c.empty()) return {};
-  }
-  return columns;
-}
-
 // ---- models ------------------------------------------------------------------------------
 
 Model load_model(const std::string& path) {
@@ -177,130 +57,53 @@ Model load_model(const std::string& path) {
       break;
     }
   }
-  const Json columns = metadata_json(model, "columns");
-  if (columns.is_array() && static_cast<int64_t>(columns.size()) == model.features) {
-    for (const auto& c : columns)
-      model.columns.push_back(c.is_string() ? c.get<std::string>() : "");
-  }
   model.context_features = model.flow->context_features();
-  const Json context_columns = metadata_json(model, "context_columns");
-  if (context_columns.is_array() &&
-      static_cast<int64_t>(context_columns.size()) == model.context_features) {
-    for (const auto& c : context_columns)
-      model.context_columns.push_back(c.is_string() ? c.get<std::string>() : "");
-  }
-  auto indices = [&](const std::string& key, int64_t expected) {
-    std::vector<int64_t> out;
-    const Json stored = metadata_json(model, key);
-    if (!stored.is_array() || static_cast<int64_t>(stored.size()) != expected) return out;
-    for (const auto& i : stored) {
-      if (!i.is_number_integer() || i.get<int64_t>() < 0) return std::vector<int64_t>();
-      out.push_back(i.get<int64_t>());
-    }
-    return out;
-  };
-  model.data_indices = indices("data_column_indices", model.features);
-  model.context_indices = indices("context_column_indices", model.context_features);
+  model.card = ModelCard::from_metadata(model.metadata, model.features, model.context_features);
+  model.columns = model.card.columns;
+  model.context_columns = model.card.context_columns;
+  model.data_indices = model.card.column_indices;
+  model.context_indices = model.card.context_column_indices;
   return model;
 }
 
 namespace {
 
-std::vector<std::string> names_or(const std::vector<std::string>& names, int64_t count,
-                                  const std::string& prefix) {
-  std::vector<std::string> header = header_or_none(names);
-  if (static_cast<int64_t>(header.size()) != count) {
-    header.clear();
-    for (int64_t i = 0; i < count; ++i) header.push_back(prefix + std::to_string(i + 1));
-  }
-  return header;
-}
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
 std::string plural(int64_t n, const std::string& word) {
   return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
 }
 
+data::StoredColumns stored_columns(const Model& model) {
+  data::StoredColumns stored;
+  stored.model = model.path;
+  stored.features = model.features;
+  stored.context_features = model.context_features;
+  stored.names = model.columns;
+  stored.context_names = model.context_columns;
+  stored.indices = model.data_indices;
+  stored.context_indices = model.context_indices;
+  return stored;
+}
+
 }  // namespace
 
-std::vector<std::string> Model::data_header() const { return names_or(columns, features, "x"); }
+std::vector<std::string> Model::data_header() const { return stored_columns(*this).data_header(); }
 
 std::vector<std::string> Model::context_header() const {
-  return names_or(context_columns, context_features, "c");
+  return stored_columns(*this).context_header();
 }
 
-std::string Model::describe_context() const {
-  return plural(context_features, "context column") + " (" + join(context_header()) + ")";
-}
-
-void check_width(const Data& data, const Model& model) {
-  const int64_t width = data.values.size(1);
-  if (width != model.features) {
-    throw DataError(data.source + " has " + std::to_string(width) + " column" +
-                    (width == 1 ? "" : "s") + ", the model expects " +
-                    std::to_string(model.features) +
-                    (width > model.features ? " (choose them with --columns)" : ""));
-  }
-}
-
-namespace {
-
-/// The positions of `names` in `raw`'s header, or nothing when any is missing.
-std::optional<std::vector<int64_t>> find_by_name(const RawData& raw,
-                                                 const std::vector<std::string>& names) {
-  if (!raw.has_header() || names.empty() || header_or_none(names).empty()) return std::nullopt;
-  std::vector<int64_t> out;
-  for (const auto& name : names) {
-    std::optional<int64_t> index;
-    try {
-      index = io::find_column(raw.columns, name);
-    } catch (const ConfigError& e) {
-      throw ConfigError(raw.source + ": " + e.what());
-    }
-    if (!index) return std::nullopt;
-    out.push_back(*index);
-  }
-  return out;
-}
-
-bool in_range(const std::vector<int64_t>& indices, const RawData& raw) {
-  if (indices.empty()) return false;
-  for (int64_t i : indices) {
-    if (i >= raw.values.size(1)) return false;
-  }
-  return true;
-}
-
-void check_disjoint(const std::vector<int64_t>& data, const std::vector<int64_t>& context,
-                    const RawData& raw) {
-  for (int64_t i : data) {
-    if (std::find(context.begin(), context.end(), i) != context.end()) {
-      const std::string& name = raw.columns[static_cast<size_t>(i)];
-      throw ConfigError(raw.source + ": column " + std::to_string(i) +
-                        (name.empty() ? "" : " (" + name + ")") +
-                        " is both a data column (--columns) and a context column "
-                        "(--context-columns)");
-    }
-  }
-}
-
-}  // namespace
+std::string Model::describe_context() const { return stored_columns(*this).describe_context(); }
 
 ModelData load_model_data(const Model& model, const std::string& spec, const std::string& columns,
                           const std::string& context_columns, const std::string& header, int64_t n,
                           uint64_t seed) {
-  ModelData out;
   if (model.image()) {
     if (!columns.empty() || !context_columns.empty()) {
       throw ConfigError(model.path +
                         " is an image model: --columns and --context-columns are "
                         "for tabular data");
     }
+    ModelData out;
     out.x = load_model_images(model, spec, n);
     return out;
   }
@@ -308,111 +111,8 @@ ModelData load_model_data(const Model& model, const std::string& spec, const std
     throw ConfigError(model.path + " is a model of " + std::to_string(model.features) +
                       " columns; '" + spec + "' is image data");
   }
-  if (!model.conditional()) {
-    if (!context_columns.empty()) {
-      throw ConfigError(model.path +
-                        " is unconditional: --context-columns is only for conditional models");
-    }
-    out.x = load_data(spec, columns, header, n, seed);
-    check_width(out.x, model);
-    return out;
-  }
-  if (data::is_toy_dataset(spec)) {
-    throw ConfigError("this model is conditional on " + model.describe_context() + "; '" + spec +
-                      "' is a built-in dataset without context columns (give a .csv/.npy file)");
-  }
-  const RawData raw = read_data(spec, header, n, seed);
-
-  // The context columns.
-  std::vector<int64_t> context;
-  if (!context_columns.empty()) {
-    context = parse_columns("--context-columns", context_columns, raw);
-  } else if (auto found = find_by_name(raw, model.context_columns)) {
-    context = *found;
-  } else if (!raw.has_header() && in_range(model.context_indices, raw)) {
-    context = model.context_indices;
-  } else {
-    std::string why;
-    if (raw.has_header() && !header_or_none(model.context_columns).empty()) {
-      std::vector<std::string> missing;
-      for (const auto& name : model.context_columns) {
-        if (std::find(raw.columns.begin(), raw.columns.end(), name) == raw.columns.end())
-          missing.push_back(name);
-      }
-      why = " has no column " + join(missing);
-    } else {
-      why = raw.has_header() ? "'s header does not name the context columns"
-                             : " has no header to find the context columns by";
-    }
-    throw DataError(spec + why + "; the model is conditional on " + model.describe_context() +
-                    ": choose them with --context-columns");
-  }
-
-  // The data columns.
-  std::vector<int64_t> data;
-  if (!columns.empty()) {
-    data = parse_columns("--columns", columns, raw);
-  } else if (auto found = find_by_name(raw, model.columns)) {
-    data = *found;
-  } else if (!raw.has_header() && in_range(model.data_indices, raw) &&
-             model.context_indices == context) {
-    data = model.data_indices;
-  } else {
-    for (int64_t i = 0; i < raw.values.size(1); ++i) {
-      if (std::find(context.begin(), context.end(), i) == context.end()) data.push_back(i);
-    }
-    if (data.empty()) {
-      throw DataError(spec + ": no columns left for the data besides the context columns");
-    }
-  }
-  check_disjoint(data, context, raw);
-
-  out.x = select_columns(raw, data);
-  out.context = select_columns(raw, context);
-  const auto k = static_cast<int64_t>(context.size());
-  if (k != model.context_features) {
-    throw DataError(spec + ": " + plural(k, "context column") + " chosen, the model is " +
-                    "conditional on " + model.describe_context());
-  }
-  const int64_t width = out.x.values.size(1);
-  if (width != model.features) {
-    throw DataError(spec + " has " + plural(width, "data column") + " besides the context, the " +
-                    "model expects " + std::to_string(model.features) +
-                    (width > model.features ? " (choose them with --columns)" : ""));
-  }
-  return out;
-}
-
-ModelData load_training_data(const std::string& spec, const std::string& columns,
-                             const std::string& context_columns, const std::string& header,
-                             int64_t n, uint64_t seed) {
-  ModelData out;
-  if (context_columns.empty()) {
-    out.x = load_data(spec, columns, header, n, seed);
-    return out;
-  }
-  if (data::is_toy_dataset(spec)) {
-    throw ConfigError("--context-columns: the built-in dataset '" + spec +
-                      "' has no context columns (give a .csv/.npy file)");
-  }
-  const RawData raw = read_data(spec, header, n, seed);
-  const std::vector<int64_t> context = parse_columns("--context-columns", context_columns, raw);
-  std::vector<int64_t> data;
-  if (!columns.empty()) {
-    data = parse_columns("--columns", columns, raw);
-  } else {
-    for (int64_t i = 0; i < raw.values.size(1); ++i) {
-      if (std::find(context.begin(), context.end(), i) == context.end()) data.push_back(i);
-    }
-    if (data.empty()) {
-      throw ConfigError("--context-columns '" + context_columns + "' takes every column of " +
-                        spec + "; no data columns are left");
-    }
-  }
-  check_disjoint(data, context, raw);
-  out.x = select_columns(raw, data);
-  out.context = select_columns(raw, context);
-  return out;
+  return data::load_table_for(stored_columns(model), spec, columns, context_columns, header, n,
+                              seed);
 }
 
 void add_data_options(CLI::App* app, DataArgs& args) {
@@ -586,9 +286,9 @@ at::Tensor load_context(const Model& model, const std::string& context,
     throw ConfigError("--context-file: '" + context_file +
                       "' is a built-in dataset name, not a context file");
   }
-  const RawData raw = read_data(context_file, "auto", 0, 0);
+  const RawData raw = data::read_raw_table(context_file, "auto", 0, 0);
   std::vector<int64_t> chosen;
-  if (auto found = find_by_name(raw, model.context_columns)) {
+  if (auto found = data::find_by_name(raw, model.context_columns)) {
     chosen = *found;
   } else {
     for (int64_t i = 0; i < raw.values.size(1); ++i) chosen.push_back(i);

@@ -17,7 +17,9 @@
 #include <CLI/CLI.hpp>
 
 #include "zflow/core/spec.h"
+#include "zflow/data/table.h"
 #include "zflow/flows/flow.h"
+#include "zflow/flows/model_card.h"
 
 namespace zflow::cli {
 
@@ -36,51 +38,15 @@ void add_report(CLI::App& app);
 void add_datasets(CLI::App& app);
 void add_bench(CLI::App& app);
 
-// ---- data --------------------------------------------------------------------------------
+// ---- data (data/table.h) ------------------------------------------------------------------
 
-/// Data as read: values [N, D] float64, column names (may be empty strings), where from.
-struct Data {
-  at::Tensor values;
-  std::vector<std::string> columns;
-  /// The toy name or the file path, as the user gave it.
-  std::string source;
-  bool toy = false;
-  /// 0-based indices of the chosen columns in the file (or the toy table).
-  std::vector<int64_t> indices;
-  /// Image data: values are [N, C, H, W] pixel values 0..255 and there are no columns.
-  bool images = false;
-};
-
-/// A whole table as read, before choosing columns: values [N, W] float64, the column names
-/// (empty strings where the file has none).
-struct RawData {
-  at::Tensor values;
-  std::vector<std::string> columns;
-  std::string source;
-  bool toy = false;
-  /// Whether every column has a name (a CSV header row).
-  bool has_header() const;
-};
-
-/// `spec` is a built-in toy name (then n points are drawn with `seed`) or a .csv/.npy file
-/// (`header` is auto|yes|no). DataError for no rows, IOError for an unreadable file.
-RawData read_data(const std::string& spec, const std::string& header, int64_t n, uint64_t seed);
-
-/// The columns `chosen` of `raw`. DataError for NaN/Inf values (naming file, row, column).
-Data select_columns(const RawData& raw, const std::vector<int64_t>& chosen);
-
-/// read_data, then the columns chosen by `columns` (see io::parse_column_spec). Throws
-/// DataError for empty data or NaN/Inf values (naming file, row and column), IOError for an
-/// unreadable file, ConfigError for a bad column spec.
-Data load_data(const std::string& spec, const std::string& columns, const std::string& header,
-               int64_t n, uint64_t seed);
-
-/// io::parse_column_spec with ConfigError naming the option when nothing is selected.
-std::vector<int64_t> parse_columns(const std::string& option, const std::string& spec,
-                                   const RawData& raw);
-
-/// The column names to write for data with these names: empty if any name is missing.
-std::vector<std::string> header_or_none(const std::vector<std::string>& columns);
+using Data = data::Table;
+using RawData = data::RawTable;
+/// Data and, for a conditional model, its context, row by row.
+using ModelData = data::TableWithContext;
+using data::header_or_none;
+using data::parse_columns;
+using data::select_columns;
 
 // ---- models ------------------------------------------------------------------------------
 
@@ -106,6 +72,8 @@ struct Model {
   /// stored).
   std::vector<int64_t> data_indices;
   std::vector<int64_t> context_indices;
+  /// Everything the file says of how the model was made.
+  ModelCard card;
 
   bool conditional() const { return context_features > 0; }
   bool image() const { return !image_shape.empty(); }
@@ -151,16 +119,6 @@ void check_picture_size(int64_t rows, int64_t cols, const std::vector<int64_t>& 
 /// Adds --scale (pixel enlargement of image grids).
 void add_scale_option(CLI::App* app, int64_t& scale);
 
-/// DataError "FILE has 3 columns, the model expects 2" unless the widths agree.
-void check_width(const Data& data, const Model& model);
-
-/// Data and, for a conditional model, its context, row by row.
-struct ModelData {
-  Data x;
-  /// [N, K]; undefined for an unconditional model.
-  Data context;
-};
-
 /// Reads the data for a model (log-prob, eval, encode). Unconditional model: load_data +
 /// check_width (and ConfigError if `context_columns` is given). Conditional model: the
 /// context columns are found by --context-columns, else by the stored names when the file
@@ -187,13 +145,6 @@ void add_data_options(CLI::App* app, DataArgs& args);
 
 /// load_model_data with the options of `args`.
 ModelData load_model_data(const Model& model, const DataArgs& args);
-
-/// For training: the data columns and, when `context_columns` is given, the context columns
-/// of the same file (the data columns are then `columns`, default: all the others).
-/// ConfigError for context columns with a built-in dataset or a column chosen as both.
-ModelData load_training_data(const std::string& spec, const std::string& columns,
-                             const std::string& context_columns, const std::string& header,
-                             int64_t n, uint64_t seed);
 
 /// Adds --context-columns (log-prob, eval, encode: where the context is in the data file).
 void add_context_columns_option(CLI::App* app, std::string& context_columns);

@@ -73,8 +73,8 @@ void run_decode(const CodeArgs& a) {
     throw ConfigError("'" + a.data + "' is a built-in dataset; decode reads a .csv or .npy file");
   }
   const at::Tensor raw_context = load_context(model, a.context, a.context_file);
-  const Data data = load_data(a.data, a.columns, a.header, 0, 0);
-  check_width(data, model);
+  const Data data = data::load_table(a.data, a.columns, a.header, 0, 0);
+  data::check_width(data, model.features);
   at::Tensor z = to_model_dtype(data.values, model);
   if (model.image()) {
     std::vector<int64_t> shape{z.size(0)};

@@ -205,8 +205,8 @@ at::Tensor figure_data(const Model& model, const std::string& spec, int64_t n, u
                         " was not trained on a built-in dataset, so there is no default");
     }
   }
-  const Data data = load_data(source, "", "auto", n, seed);
-  check_width(data, model);
+  const Data data = data::load_table(source, "", "auto", n, seed);
+  data::check_width(data, model.features);
   at::Tensor values = data.values;
   if (values.size(0) > n) values = values.narrow(0, 0, n);
   return to_model_dtype(values, model);

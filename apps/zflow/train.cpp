@@ -20,8 +20,10 @@
 #include "signals.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
+#include "zflow/flows/assembly.h"
 #include "zflow/flows/builders.h"
 #include "zflow/flows/checkpoint.h"
+#include "zflow/flows/model_card.h"
 #include "zflow/flows/registry.h"
 #include "zflow/io/atomic_file.h"
 #include "zflow/train/trainer.h"
@@ -60,72 +62,6 @@ struct TrainArgs {
   std::string state;
   bool quiet = false;
 };
-
-struct Split {
-  at::Tensor train;
-  at::Tensor val;  // undefined when there is no validation set
-  // Contexts of the same rows; undefined for an unconditional model.
-  at::Tensor train_context;
-  at::Tensor val_context;
-};
-
-Split split_data(const Data& data, const at::Tensor& context, const TrainArgs& a) {
-  Split split;
-  if (data.toy) {
-    split.train = data.values;
-    const auto n_val =
-        static_cast<int64_t>(std::llround(static_cast<double>(a.n) * a.val_fraction));
-    if (n_val > 0) {
-      split.val =
-          load_data(data.source, a.columns, a.header, n_val, static_cast<uint64_t>(a.seed) + 1)
-              .values;
-    }
-    return split;
-  }
-  const int64_t rows = data.values.size(0);
-  const auto n_val = static_cast<int64_t>(std::floor(static_cast<double>(rows) * a.val_fraction));
-  if (n_val == 0) {
-    split.train = data.values;
-    split.train_context = context;
-    return split;
-  }
-  if (rows - n_val < 1) {
-    throw DataError(data.source + ": " + std::to_string(rows) +
-                    " rows leave none for training after the validation split");
-  }
-  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
-  const at::Tensor order = at::randperm(rows, generator, at::TensorOptions(at::kLong));
-  split.val = data.values.index_select(0, order.narrow(0, 0, n_val)).contiguous();
-  split.train = data.values.index_select(0, order.narrow(0, n_val, rows - n_val)).contiguous();
-  if (context.defined()) {
-    split.val_context = context.index_select(0, order.narrow(0, 0, n_val)).contiguous();
-    split.train_context =
-        context.index_select(0, order.narrow(0, n_val, rows - n_val)).contiguous();
-  }
-  return split;
-}
-
-Json read_spec_file(const std::string& path) {
-  const std::string text = io::read_file(path);
-  Json spec;
-  try {
-    spec = Json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
-  if (!spec.is_object() || spec.value("type", std::string()) != "flow") {
-    throw ConfigError(path + ": a flow spec must be a JSON object with \"type\": \"flow\"");
-  }
-  if (!spec.contains("transform") || !spec.contains("base")) {
-    throw ConfigError(path + ": a flow spec needs \"transform\" and \"base\"");
-  }
-  // with_standardization inserts a first layer into a composite transform.
-  if (!spec["transform"].is_object() ||
-      spec["transform"].value("type", std::string()) != "composite") {
-    spec["transform"] = Json{{"type", "composite"}, {"layers", Json::array({spec["transform"]})}};
-  }
-  return spec;
-}
 
 /// Fills in the default model and rejects a tabular model for images or the converse.
 void check_model_choice(TrainArgs& a, bool images) {
@@ -183,37 +119,6 @@ void validate(const TrainArgs& a) {
   }
 }
 
-/// Makes `spec` conditional on `k` context features: the flow's context size, the context
-/// standardisation (`context_mean`/`context_std`, skipped when empty) and the embedding.
-Json with_context(Json spec, int64_t k, const std::vector<double>& context_mean,
-                  const std::vector<double>& context_std, const TrainArgs& a) {
-  const std::string where = a.spec_file.empty() ? "" : a.spec_file + ": ";
-  // A builder's spec says the layers' context size, which differs with an embedding; a
-  // hand-written spec must agree with the chosen columns.
-  if (!a.spec_file.empty() && spec.contains("context_features") &&
-      spec["context_features"] != Json(k)) {
-    throw ConfigError(where +
-                      "the spec has \"context_features\": " + spec["context_features"].dump() +
-                      ", --context-columns chose " + std::to_string(k));
-  }
-  spec["context_features"] = k;
-  if (!context_mean.empty() && !spec.contains("context_standardize")) {
-    spec["context_standardize"] = {
-        {"type", "standardize"}, {"mean", context_mean}, {"std", context_std}};
-  }
-  if (a.embedding > 0) {
-    if (spec.contains("embedding")) {
-      throw ConfigError(where + "the spec has an embedding already; drop --embedding");
-    }
-    spec["embedding"] = {{"type", "mlp"},
-                         {"features", a.embedding},
-                         {"hidden", a.builder.hidden},
-                         {"layers", 1},
-                         {"activation", a.builder.activation}};
-  }
-  return spec;
-}
-
 Json options_json(const TrainArgs& a, const Data& data) {
   Json o = {{"model", a.spec_file.empty() ? a.model : "spec:" + a.spec_file},
             {"steps", a.train.steps},
@@ -256,155 +161,73 @@ Json options_json(const TrainArgs& a, const Data& data) {
   return o;
 }
 
-/// Name of column `j` of `data` for messages: "'price' (column 3)" or "column 3" (1-based
-/// as people count, the file's own numbering).
-std::string column_label(const Data& data, int64_t j) {
-  const int64_t file_index =
-      j < static_cast<int64_t>(data.indices.size()) ? data.indices[static_cast<size_t>(j)] : j;
-  const std::string number = "column " + std::to_string(file_index + 1);
-  if (j < static_cast<int64_t>(data.columns.size()) &&
-      !data.columns[static_cast<size_t>(j)].empty()) {
-    return "'" + data.columns[static_cast<size_t>(j)] + "' (" + number + ")";
+/// "'price' (column 3)" or "column 3" for every column of `data` (1-based as people count,
+/// the file's own numbering), for messages.
+std::vector<std::string> column_labels(const Data& data) {
+  std::vector<std::string> labels;
+  for (size_t j = 0; j < data.columns.size() || j < data.indices.size(); ++j) {
+    const int64_t file_index = j < data.indices.size() ? data.indices[j] : static_cast<int64_t>(j);
+    const std::string number = "column " + std::to_string(file_index + 1);
+    const bool named = j < data.columns.size() && !data.columns[j].empty();
+    labels.push_back(named ? "'" + data.columns[j] + "' (" + number + ")" : number);
   }
-  return number;
+  return labels;
 }
 
-/// DataError for tabular data a flow cannot fit: constant columns (a point mass has no
-/// density, and the NLL runs to -inf or NaN), and values whose standardisation overflows
-/// (1e308 beside -1e308) — named by column and row before any training.
-void check_trainable(const Data& data, const at::Tensor& train, bool standardize,
-                     at::ScalarType dtype) {
-  const at::Tensor lo = std::get<0>(train.min(0));
-  const at::Tensor hi = std::get<0>(train.max(0));
-  std::vector<std::string> constant;
-  for (int64_t j = 0; j < train.size(1); ++j) {
-    if (lo[j].item<double>() == hi[j].item<double>()) constant.push_back(column_label(data, j));
+/// The data of a run, split, with what the rest needs to know of them.
+struct RunData {
+  ModelData loaded;
+  data::Split split;
+  bool images = false;
+  bool conditional = false;
+  std::vector<int64_t> event_shape;
+  int64_t features = 0;
+  int64_t context_features = 0;
+};
+
+RunData load_run_data(const TrainArgs& a, at::ScalarType dtype) {
+  RunData d;
+  d.images = data::is_image_source(a.data);
+  d.loaded = d.images ? ModelData{load_image_data(a.data, "train", a.n_given ? a.n : 0), Data()}
+                      : data::load_training_table(a.data, a.columns, a.context_columns, a.header,
+                                                  a.n, static_cast<uint64_t>(a.seed));
+  const Data& x = d.loaded.x;
+  d.conditional = d.loaded.context.values.defined();
+  d.event_shape.assign(x.values.sizes().begin() + 1, x.values.sizes().end());
+  d.features = x.values[0].numel();
+  d.context_features = d.conditional ? d.loaded.context.values.size(1) : 0;
+  d.split = data::split_table(d.loaded, a.val_fraction, a.n, a.columns, a.header,
+                              static_cast<uint64_t>(a.seed));
+  if (!d.images) {
+    check_trainable(x.source, column_labels(x), x.values, d.split.train, !a.no_standardize, dtype);
   }
-  if (!constant.empty()) {
-    std::string names;
-    for (const auto& c : constant) names += (names.empty() ? "" : ", ") + c;
-    throw DataError(data.source + ": " + names + (constant.size() == 1 ? " is" : " are") +
-                    " constant in the training rows; a flow cannot model a fixed value: "
-                    "leave it out with --columns");
-  }
-  const at::Tensor values = data.values.to(at::kDouble);
-  at::Tensor mean = at::zeros({values.size(1)}, at::kDouble);
-  at::Tensor std = at::ones({values.size(1)}, at::kDouble);
-  if (standardize) {
-    const auto fitted = StandardizeImpl::fit(train);
-    mean = at::tensor(fitted->mean_values(), at::kDouble);
-    std = at::tensor(fitted->std_values(), at::kDouble);
-  }
-  // What the model's first layer sees, in the model's dtype (1e308 is no float32).
-  const at::Tensor z = ((values - mean) / std).to(dtype);
-  // A mean or spread that overflowed makes every row look fine (x / inf = 0): blame the
-  // column's largest value then.
-  const at::Tensor broken = (~(at::isfinite(mean) & at::isfinite(std))).nonzero();
-  int64_t row = -1, col = -1;
-  if (broken.size(0) > 0) {
-    col = broken[0][0].item<int64_t>();
-    row = values.select(1, col).abs().argmax().item<int64_t>();
-  } else if (const at::Tensor bad = (~at::isfinite(z)).nonzero(); bad.size(0) > 0) {
-    row = bad[0][0].item<int64_t>();
-    col = bad[0][1].item<int64_t>();
-  }
-  if (row >= 0) {
-    throw DataError(
-        data.source + ": row " + std::to_string(row + 1) + ", " + column_label(data, col) +
-        ": the value " + fmt(data.values[row][col].item<double>()) +
-        " overflows after standardisation (the column's mean or spread, or the "
-        "standardised value in " +
-        dtype_name(dtype) + ", is not a finite number); rescale the column or remove extreme rows");
-  }
+  return d;
 }
 
-void run_train(TrainArgs& a) {
-  validate(a);
-  if (a.state.empty()) a.state = a.out + ".state";
-  if (a.state == a.out) throw ConfigError("--state and --out must be different files");
-  check_outputs(
-      {{"--out", a.out}, {"--state", a.state}, {"--metrics", a.metrics}, {"--report", a.report}},
-      {{"--data", a.data}, {"--spec", a.spec_file}});
-  a.train.state_path = a.state;
-  a.train.cosine = !a.no_cosine;
-  a.train.seed = static_cast<uint64_t>(a.seed);
-  a.builder.seed = static_cast<uint64_t>(a.seed);
-
-  const std::string blas = active_blas();
-  if (is_reference_blas(blas)) {
-    std::cerr << "zflow: warning: the slow " << blas
-              << " is active; install OpenBLAS (libopenblas0-pthread) for much faster training\n";
-  }
-  if (a.train.resume) {
-    std::error_code ec;
-    if (!std::filesystem::exists(a.state, ec)) {
-      throw IOError(a.state + ": no training state to resume from (no such file)");
-    }
-  }
-
-  // Data, and the context columns of the same rows.
-  const bool images = data::is_image_source(a.data);
-  check_model_choice(a, images);
-  a.threads = apply_threads(a.threads, images ? Workload::other : Workload::tabular);
-  const ModelData loaded =
-      images ? ModelData{load_image_data(a.data, "train", a.n_given ? a.n : 0), Data()}
-             : load_training_data(a.data, a.columns, a.context_columns, a.header, a.n,
-                                  static_cast<uint64_t>(a.seed));
-  const Data& data = loaded.x;
-  const bool conditional = loaded.context.values.defined();
-  const std::vector<int64_t> event_shape(data.values.sizes().begin() + 1,
-                                         data.values.sizes().end());
-  const int64_t features = data.values[0].numel();
-  const int64_t context_features = conditional ? loaded.context.values.size(1) : 0;
-  const Split split = split_data(data, loaded.context.values, a);
-  const at::ScalarType dtype = a.dtype == "float64" ? at::kDouble : at::kFloat;
-  if (!images) check_trainable(data, split.train, !a.no_standardize, dtype);
-
-  // Model spec: a builder or a file, then the standardisation fitted on the training split.
-  // The transforms see the embedded context (width --embedding) or the raw one.
-  Json spec;
-  if (!a.spec_file.empty()) {
-    spec = read_spec_file(a.spec_file);
-    if (!conditional && spec.value("context_features", int64_t{0}) > 0) {
-      throw ConfigError(a.spec_file + ": the spec is conditional on a context of " +
-                        spec["context_features"].dump() +
-                        " features; choose its columns with --context-columns");
-    }
-  } else if (images) {
-    spec = build_image_flow_spec(a.model, event_shape, a.builder);
-  } else {
-    a.builder.context_features = a.embedding > 0 ? a.embedding : context_features;
-    spec = build_flow_spec(a.model, features, a.builder);
-  }
-  // Image models carry their own preprocessing (dequantisation, logit).
-  Json standardization = nullptr;
-  if (!a.no_standardize && !images) {
-    const auto fitted = StandardizeImpl::fit(split.train);
-    spec = with_standardization(spec, fitted->mean_values(), fitted->std_values());
-    standardization = {{"mean", fitted->mean_values()}, {"std", fitted->std_values()}};
-  }
-  Json context_standardization = nullptr;
-  if (conditional) {
-    std::vector<double> mean;
-    std::vector<double> std;
-    if (!a.no_standardize) {
-      const auto fitted = StandardizeImpl::fit(split.train_context);
-      mean = fitted->mean_values();
-      std = fitted->std_values();
-      context_standardization = {{"mean", mean}, {"std", std}};
-    }
-    spec = with_context(spec, context_features, mean, std, a);
-  }
+/// The flow to train, its spec assembled from the model choice and the training split.
+FlowPtr build_flow(const TrainArgs& a, const RunData& d, at::ScalarType dtype,
+                   AssembledSpec& assembled) {
+  FlowRecipe recipe;
+  recipe.model = a.model;
+  if (!a.spec_file.empty()) recipe.spec = read_flow_spec_file(a.spec_file);
+  recipe.spec_source = a.spec_file;
+  recipe.builder = a.builder;
+  recipe.builder.seed = static_cast<uint64_t>(a.seed);
+  recipe.event_shape = d.event_shape;
+  recipe.standardize = !a.no_standardize;
+  recipe.context_features = d.context_features;
+  recipe.embedding = a.embedding;
+  assembled = assemble_flow_spec(recipe, d.split.train, d.split.train_context);
   seed_torch(static_cast<uint64_t>(a.seed));
-  FlowPtr flow = make_flow(spec);
+  FlowPtr flow = make_flow(assembled.spec);
   const auto shape = flow->event_shape();
-  if (shape != event_shape) {
+  if (shape != d.event_shape) {
     std::ostringstream s;
     s << "the model spec is for events of shape " << c10::IntArrayRef(shape) << ", the data have ";
-    if (images) {
-      s << "images of shape " << c10::IntArrayRef(event_shape);
+    if (d.images) {
+      s << "images of shape " << c10::IntArrayRef(d.event_shape);
     } else {
-      s << features << " column" << (features == 1 ? "" : "s");
+      s << d.features << " column" << (d.features == 1 ? "" : "s");
     }
     throw ConfigError((a.spec_file.empty() ? "" : a.spec_file + ": ") + s.str());
   }
@@ -414,110 +237,184 @@ void run_train(TrainArgs& a) {
     // the wrong length): try a few rows, so that it is reported as a spec problem.
     try {
       c10::AutoGradMode no_grad(false);
-      const int64_t rows = std::min<int64_t>(split.train.size(0), 2);
-      flow->log_prob(split.train.narrow(0, 0, rows).to(dtype),
-                     conditional ? split.train_context.narrow(0, 0, rows).to(dtype) : at::Tensor());
+      const int64_t rows = std::min<int64_t>(d.split.train.size(0), 2);
+      flow->log_prob(
+          d.split.train.narrow(0, 0, rows).to(dtype),
+          d.conditional ? d.split.train_context.narrow(0, 0, rows).to(dtype) : at::Tensor());
     } catch (const c10::Error& e) {
       throw ConfigError(a.spec_file +
                         ": the spec does not fit the data: " + e.what_without_backtrace());
     }
   }
-  const int64_t params = count_parameters(*flow);
-  const std::string model_name = a.spec_file.empty() ? a.model : "spec " + a.spec_file;
+  return flow;
+}
 
-  // Metrics: JSON lines as they arrive (appended when resuming), and kept for the report.
+std::string model_name(const TrainArgs& a) {
+  return a.spec_file.empty() ? a.model : "spec " + a.spec_file;
+}
+
+/// "zflow: training realnvp (1234 params, float32) on 18000 points of moons (...)".
+void announce(const TrainArgs& a, const RunData& d, int64_t params) {
+  const std::string what =
+      d.images
+          ? " images of " + d.loaded.x.source + " (" + shape_string(d.event_shape)
+          : " points of " + d.loaded.x.source + " (" + std::to_string(d.features) + " columns" +
+                (d.conditional ? " given " + std::to_string(d.context_features) +
+                                     " context column" + (d.context_features == 1 ? "" : "s")
+                               : std::string());
+  std::cerr << "zflow: training " << model_name(a) << " (" << params << " params, " << a.dtype
+            << ") on " << d.split.train.size(0) << what
+            << (d.split.val.defined()
+                    ? ", " + std::to_string(d.split.val.size(0)) + " for validation"
+                    : std::string(", no validation set"))
+            << "), " << a.threads << " thread" << (a.threads == 1 ? "" : "s")
+            << (a.train.resume ? ", resuming from " + a.state : std::string()) << "\n";
+}
+
+/// Metrics as JSON lines as they arrive (appended when resuming), kept for the report.
+class MetricsSink {
+ public:
+  explicit MetricsSink(const TrainArgs& a) : keep_(!a.report.empty()) {
+    if (a.train.resume && keep_ && !a.metrics.empty()) records = read_metrics(a.metrics);
+    if (!a.metrics.empty()) file_ = std::make_unique<io::LineAppender>(a.metrics, a.train.resume);
+  }
+  void operator()(const Json& record) {
+    if (keep_) records.push_back(record);
+    if (file_) file_->write_line(record.dump());
+  }
   std::vector<Json> records;
-  if (a.train.resume && !a.report.empty() && !a.metrics.empty()) {
-    records = read_metrics(a.metrics);  // the curves of the run so far
-  }
-  std::unique_ptr<io::LineAppender> metrics;
-  if (!a.metrics.empty()) {
-    metrics = std::make_unique<io::LineAppender>(a.metrics, a.train.resume);
-  }
-  a.train.on_metrics = [&metrics, &records, &a](const Json& record) {
-    if (!a.report.empty()) records.push_back(record);
-    if (metrics) metrics->write_line(record.dump());
-  };
-  if (images) a.train.bits_per_dim_dims = features;
+
+ private:
+  bool keep_;
+  std::unique_ptr<io::LineAppender> file_;
+};
+
+/// Trains with the CLI's callbacks: progress on stderr, metrics, the training state, and
+/// SIGINT/SIGTERM, which stop at the next step (the state and the best model so far are
+/// then saved; the exit code says which signal it was).
+train::TrainResult fit(const TrainArgs& a, const RunData& d, FlowImpl& flow, at::ScalarType dtype,
+                       MetricsSink& metrics) {
+  train::TrainOptions options = a.train;
   // Deep image flows at full learning rate from the first step can throw a batch's loss up
   // by orders of magnitude (seen with Glow on Fashion-MNIST); a short warm-up avoids it.
-  if (images && !a.warmup_given) a.train.warmup = std::min<int64_t>(500, a.train.steps / 10);
+  if (d.images && !a.warmup_given) options.warmup = std::min<int64_t>(500, options.steps / 10);
+  options.state_path = "";  // the checkpoint callback below writes it
+  options.seed = static_cast<uint64_t>(a.seed);
+  train::Trainer trainer(flow, options);
+  const int64_t bpd_dims = d.images ? d.features : 0;
   if (!a.quiet) {
-    a.train.progress = {&std::cerr, train::stderr_is_terminal(),
-                        std::max<int64_t>(a.train.steps / 20, 1), "step"};
-    const std::string what =
-        images ? " images of " + data.source + " (" + shape_string(event_shape)
-               : " points of " + data.source + " (" + std::to_string(features) + " columns" +
-                     (conditional ? " given " + std::to_string(context_features) +
-                                        " context column" + (context_features == 1 ? "" : "s")
-                                  : std::string());
-    std::cerr << "zflow: training " << model_name << " (" << params << " params, " << a.dtype
-              << ") on " << split.train.size(0) << what
-              << (split.val.defined() ? ", " + std::to_string(split.val.size(0)) + " for validation"
-                                      : std::string(", no validation set"))
-              << "), " << a.threads << " thread" << (a.threads == 1 ? "" : "s")
-              << (a.train.resume ? ", resuming from " + a.state : std::string()) << "\n";
+    trainer.add_callback(std::make_shared<train::ProgressCallback>(
+        train::ProgressOptions{&std::cerr, train::stderr_is_terminal(),
+                               std::max<int64_t>(options.steps / 20, 1), "step"},
+        bpd_dims));
   }
-
+  trainer.add_callback(std::make_shared<train::MetricsCallback>(
+      [&metrics](const Json& record) { metrics(record); }, options.log_every, bpd_dims));
+  trainer.add_callback(std::make_shared<train::CheckpointCallback>(a.state));
+  trainer.add_callback(
+      std::make_shared<train::StopCallback>([] { return StopSignals::received() != 0; }));
   // The model and the whole data set go to the device once; batches are taken there.
   const at::Device device(a.device);
-  flow->to(device);
-  auto in_dtype = [dtype, device](const at::Tensor& t) {
+  flow.to(device);
+  auto on_device = [dtype, device](const at::Tensor& t) {
     return t.defined() ? t.to(device, dtype).contiguous() : at::Tensor();
   };
-  const at::Tensor train_data = in_dtype(split.train);
-  const at::Tensor val_data = in_dtype(split.val);
-  // SIGINT/SIGTERM stop the loop at the next step; the state and the best model so far
-  // are then saved below, and the exit code says which signal it was.
+  // Resuming reads the state from the same file the checkpoint callback writes.
+  if (a.train.resume) trainer.resume_from(a.state);
+  return trainer.fit(on_device(d.split.train), on_device(d.split.val),
+                     on_device(d.split.train_context), on_device(d.split.val_context));
+}
+
+/// The model card: what later commands (and people) need to know of the run.
+ModelCard model_card(const TrainArgs& a, const RunData& d, const AssembledSpec& assembled,
+                     const train::TrainResult& result) {
+  ModelCard card;
+  card.dataset = d.loaded.x.source;
+  card.model = model_name(a);
+  card.features = d.features;
+  card.columns = d.loaded.x.columns;
+  card.column_indices = d.loaded.x.indices;
+  card.context_features = d.context_features;
+  card.context_columns = d.loaded.context.columns;
+  card.context_column_indices = d.loaded.context.indices;
+  if (d.images) card.image_shape = d.event_shape;
+  card.standardization = assembled.standardization;
+  card.context_standardization = assembled.context_standardization;
+  card.train = {{"options", options_json(a, d.loaded.x)},
+                {"result",
+                 {{"steps", result.steps_done},
+                  {"best_step", result.best_step},
+                  {"best_val_nll", result.best_val_nll},
+                  {"validation", d.split.val.defined() ? "held-out" : "training subset"},
+                  {"final_train_nll", result.final_train_nll},
+                  {"skipped_steps", result.skipped_steps},
+                  {"stopped_early", result.stopped_early},
+                  {"interrupted", result.interrupted},
+                  {"seconds", result.seconds}}}};
+  if (!a.metrics.empty()) {
+    std::error_code ec;
+    const auto absolute = std::filesystem::absolute(a.metrics, ec);
+    card.metrics_file = ec ? a.metrics : absolute.string();
+  }
+  return card;
+}
+
+void print_summary(const TrainArgs& a, const RunData& d, int64_t params,
+                   const train::TrainResult& result) {
+  std::cerr << "trained " << model_name(a) << " (" << params << " params) for " << result.steps_done
+            << " steps in " << fmt(result.seconds, 3) << " s: best "
+            << (d.split.val.defined() ? "validation" : "training-subset") << " NLL "
+            << fmt(result.best_val_nll);
+  if (d.images) {
+    std::cerr << " (" << fmt(train::bits_per_dim(result.best_val_nll, d.features)) << " bits/dim)";
+  }
+  std::cerr << " at step " << result.best_step;
+  if (result.skipped_steps > 0) std::cerr << " (" << result.skipped_steps << " steps skipped)";
+  if (result.stopped_early) std::cerr << " (stopped early)";
+  std::cerr << "; wrote " << a.out << (a.report.empty() ? "" : " and " + a.report) << "\n";
+}
+
+/// Checks what can be checked before reading any data, and fills in the derived options.
+void prepare(TrainArgs& a) {
+  validate(a);
+  if (a.state.empty()) a.state = a.out + ".state";
+  if (a.state == a.out) throw ConfigError("--state and --out must be different files");
+  check_outputs(
+      {{"--out", a.out}, {"--state", a.state}, {"--metrics", a.metrics}, {"--report", a.report}},
+      {{"--data", a.data}, {"--spec", a.spec_file}});
+  a.train.cosine = !a.no_cosine;
+  const std::string blas = active_blas();
+  if (is_reference_blas(blas)) {
+    std::cerr << "zflow: warning: the slow " << blas
+              << " is active; install OpenBLAS (libopenblas0-pthread) for much faster training\n";
+  }
+  std::error_code ec;
+  if (a.train.resume && !std::filesystem::exists(a.state, ec)) {
+    throw IOError(a.state + ": no training state to resume from (no such file)");
+  }
+  const bool images = data::is_image_source(a.data);
+  check_model_choice(a, images);
+  a.threads = apply_threads(a.threads, images ? Workload::other : Workload::tabular);
+}
+
+void run_train(TrainArgs& a) {
+  prepare(a);
+  const at::ScalarType dtype = a.dtype == "float64" ? at::kDouble : at::kFloat;
+  const RunData d = load_run_data(a, dtype);
+  AssembledSpec assembled;
+  FlowPtr flow = build_flow(a, d, dtype, assembled);
+  const int64_t params = count_parameters(*flow);
+  MetricsSink metrics(a);
+  if (!a.quiet) announce(a, d, params);
   StopSignals signals;
-  a.train.stop_requested = [] { return StopSignals::received() != 0; };
-  const train::TrainResult result =
-      train::train_flow(*flow, train_data, val_data, a.train, in_dtype(split.train_context),
-                        in_dtype(split.val_context));
+  const train::TrainResult result = fit(a, d, *flow, dtype, metrics);
   if (result.already_finished) {
     std::cerr << "zflow: the run in " << a.state << " already reached step " << result.steps_done
               << " of " << a.train.steps << "; nothing to do, " << a.out
               << " is unchanged (raise --steps to train further)\n";
     return;
   }
-
-  // The model file, with what later commands (and people) need to know.
-  Json columns = Json::array();
-  for (const auto& c : data.columns) columns.push_back(c);
-  Json context_columns = Json::array();
-  for (const auto& c : loaded.context.columns) context_columns.push_back(c);
-  const Json train_json = {{"options", options_json(a, data)},
-                           {"result",
-                            {{"steps", result.steps_done},
-                             {"best_step", result.best_step},
-                             {"best_val_nll", result.best_val_nll},
-                             {"validation", split.val.defined() ? "held-out" : "training subset"},
-                             {"final_train_nll", result.final_train_nll},
-                             {"skipped_steps", result.skipped_steps},
-                             {"stopped_early", result.stopped_early},
-                             {"interrupted", result.interrupted},
-                             {"seconds", result.seconds}}}};
-  std::map<std::string, std::string> metadata = {
-      {"dataset", data.source},
-      {"columns", columns.dump()},
-      {"features", std::to_string(features)},
-      {"model", model_name},
-      {"train", train_json.dump()},
-      {"standardization", standardization.dump()},
-      {"data_column_indices", Json(data.indices).dump()},
-      {"context_columns", context_columns.dump()},
-      {"context_features", std::to_string(context_features)},
-      {"context_standardization", context_standardization.dump()}};
-  if (conditional) {
-    metadata["context_column_indices"] = Json(loaded.context.indices).dump();
-  }
-  if (images) metadata["image_shape"] = Json(event_shape).dump();
-  if (!a.metrics.empty()) {
-    std::error_code ec;
-    const auto absolute = std::filesystem::absolute(a.metrics, ec);
-    metadata["metrics_file"] = Json(ec ? a.metrics : absolute.string()).dump();
-  }
-  save_checkpoint(a.out, *flow, metadata);
+  save_checkpoint(a.out, *flow, model_card(a, d, assembled, result).to_metadata());
   if (result.interrupted) {
     const int signal = StopSignals::received();
     throw Interrupted(signal, "interrupted by " + signal_name(signal) + " at step " +
@@ -528,44 +425,15 @@ void run_train(TrainArgs& a) {
   }
   if (!a.report.empty()) {
     ReportOptions report;
-    report.metrics = records;
+    report.metrics = metrics.records;
     report.data = a.data;
     report.seed = static_cast<uint64_t>(a.seed);
     write_report(a.report, load_model(a.out), report);
   }
-
-  if (!a.quiet) {
-    std::cerr << "trained " << model_name << " (" << params << " params) for " << result.steps_done
-              << " steps in " << fmt(result.seconds, 3) << " s: best "
-              << (split.val.defined() ? "validation" : "training-subset") << " NLL "
-              << fmt(result.best_val_nll);
-    if (images)
-      std::cerr << " (" << fmt(train::bits_per_dim(result.best_val_nll, features)) << " bits/dim)";
-    std::cerr << " at step " << result.best_step;
-    if (result.skipped_steps > 0) std::cerr << " (" << result.skipped_steps << " steps skipped)";
-    if (result.stopped_early) std::cerr << " (stopped early)";
-    std::cerr << "; wrote " << a.out << (a.report.empty() ? "" : " and " + a.report) << "\n";
-  }
+  if (!a.quiet) print_summary(a, d, params, result);
 }
 
-}  // namespace
-
-void add_train(CLI::App& app) {
-  auto a = std::make_shared<TrainArgs>();
-  CLI::App* sub = app.add_subcommand(
-      "train", "Fit a flow to data by maximum likelihood and write a model file");
-  set_example(
-      sub,
-      "zflow train --data 8gaussians --model realnvp --steps 2000 --out model.safetensors\n"
-      "  zflow train --data measurements.csv --columns 0-3 --out model.safetensors\n"
-      "  zflow train --data runs.csv --context-columns temp --model maf --out cond.safetensors\n"
-      "  zflow train --data fashion-mnist --model glow --hidden 64 --steps 3000 --out "
-      "glow.safetensors");
-
-  std::vector<std::string> models;
-  for (const auto& [name, description] : builder_names()) models.push_back(name);
-  models.push_back("realnvp-image");
-
+void add_train_data_options(CLI::App* sub, TrainArgs* a) {
   sub->add_option("--data", a->data,
                   "A built-in dataset (see 'zflow datasets'), a .csv/.npy file, or images: "
                   "fashion-mnist, an IDX file or a folder of PNGs")
@@ -583,6 +451,12 @@ void add_train(CLI::App& app) {
       ->check(positive())
       ->capture_default_str();
   sub->add_option("--out,-o", a->out, "Model file to write (safetensors)")->capture_default_str();
+}
+
+void add_model_options(CLI::App* sub, TrainArgs* a) {
+  std::vector<std::string> models;
+  for (const auto& [name, description] : builder_names()) models.push_back(name);
+  models.push_back("realnvp-image");
 
   sub->add_option("--model", a->model,
                   "Architecture (default: realnvp for tabular data, glow for images)")
@@ -646,7 +520,9 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--no-standardize", a->no_standardize,
                 "Do not insert a standardisation fitted on the training split");
+}
 
+void add_optimisation_options(CLI::App* sub, TrainArgs* a) {
   sub->add_option("--steps", a->train.steps,
                   "Optimizer steps in all (a resumed run continues to this)")
       ->check(positive())
@@ -686,7 +562,9 @@ void add_train(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Seed of the split, the initialisation and the minibatches")
       ->check(non_negative())
       ->capture_default_str();
+}
 
+void add_run_options(CLI::App* sub, TrainArgs* a) {
   add_threads_option(sub, a->threads);
   sub->add_option("--metrics", a->metrics, "Write metrics as JSON lines to this file");
   sub->add_option("--report", a->report,
@@ -698,7 +576,26 @@ void add_train(CLI::App& app) {
   sub->add_option("--state", a->state, "Resumable training state (default: OUT.state)");
   sub->add_flag("--resume", a->train.resume, "Continue from the training state");
   sub->add_flag("--quiet,-q", a->quiet, "No progress or summary on stderr");
+}
 
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "train", "Fit a flow to data by maximum likelihood and write a model file");
+  set_example(
+      sub,
+      "zflow train --data 8gaussians --model realnvp --steps 2000 --out model.safetensors\n"
+      "  zflow train --data measurements.csv --columns 0-3 --out model.safetensors\n"
+      "  zflow train --data runs.csv --context-columns temp --model maf --out cond.safetensors\n"
+      "  zflow train --data fashion-mnist --model glow --hidden 64 --steps 3000 --out "
+      "glow.safetensors");
+
+  add_train_data_options(sub, a.get());
+  add_model_options(sub, a.get());
+  add_optimisation_options(sub, a.get());
+  add_run_options(sub, a.get());
   auto group = [sub](const char* name, std::initializer_list<const char*> options) {
     for (const char* o : options) sub->get_option(o)->group(name);
   };

@@ -124,6 +124,11 @@ void FlatAdam::attach() {
   }
 }
 
+at::Tensor FlatAdam::flat_gradients() {
+  attach();
+  return flat_grads_;
+}
+
 void FlatAdam::zero_grad() {
   attach();
   flat_grads_.zero_();

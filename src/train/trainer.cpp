@@ -5,22 +5,19 @@
 #include <iomanip>
 #include <limits>
 #include <sstream>
+#include <utility>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/serialize/archive.h>
 
+#include "train_state.h"
 #include "zflow/core/error.h"
 #include "zflow/flows/checkpoint.h"
-#include "zflow/io/safetensors.h"
 #include "zflow/train/flat_adam.h"
 
 namespace zflow::train {
 
 namespace {
-
-// Format 2: the optimizer state is FlatAdam's (format 1 held torch::optim::Adam's).
-constexpr const char* kStateFormat = "zflow-train-state/2";
 
 std::unique_ptr<FlatAdam> make_optimizer(FlowImpl& flow, const TrainOptions& o) {
   if (o.optimizer != "adam" && o.optimizer != "adamw") {
@@ -55,116 +52,10 @@ void check_options(const TrainOptions& o) {
   if (o.min_lr_ratio < 0 || o.min_lr_ratio > 1) throw ConfigError("min lr ratio must be in [0, 1]");
 }
 
-std::vector<std::pair<std::string, Tensor>> clone_state(torch::nn::Module& module) {
-  std::vector<std::pair<std::string, Tensor>> copy;
-  for (auto& [name, tensor] : named_state(module)) copy.emplace_back(name, tensor.detach().clone());
-  return copy;
-}
-
-// The resumable state: current and best weights, the optimizer (as LibTorch's own archive,
-// stored as bytes), torch's RNG, and the counters, in one safetensors file.
-struct LoopState {
-  int64_t step = 0;
-  int64_t best_step = 0;
-  double best_val = std::numeric_limits<double>::infinity();
-  int64_t skipped = 0;
-  int64_t evals_without_improvement = 0;
-  std::vector<std::pair<std::string, Tensor>> best;
-};
-
-Tensor bytes_tensor(const std::string& bytes) {
-  Tensor t = at::empty({static_cast<int64_t>(bytes.size())}, at::kByte);
-  std::memcpy(t.data_ptr<uint8_t>(), bytes.data(), bytes.size());
-  return t;
-}
-
-void save_state(const std::string& path, FlowImpl& flow, FlatAdam& optimizer, const LoopState& s) {
-  io::TensorFile file;
-  for (auto& [name, t] : named_state(flow))
-    file.tensors.emplace_back("model/" + name, t.detach().cpu());
-  for (auto& [name, t] : s.best) file.tensors.emplace_back("best/" + name, t.cpu());
-  torch::serialize::OutputArchive archive;
-  optimizer.save(archive);
-  std::ostringstream bytes;
-  archive.save_to(bytes);
-  file.tensors.emplace_back("optimizer", bytes_tensor(bytes.str()));
-  file.tensors.emplace_back("rng", at::detail::getDefaultCPUGenerator().get_state());
-  file.metadata = {{"format", kStateFormat},
-                   {"spec", flow.spec().dump()},
-                   {"step", std::to_string(s.step)},
-                   {"best_step", std::to_string(s.best_step)},
-                   {"best_val", Json(s.best_val).dump()},
-                   {"skipped", std::to_string(s.skipped)},
-                   {"evals_without_improvement", std::to_string(s.evals_without_improvement)}};
-  io::save_safetensors(path, file);
-}
-
-LoopState load_state(const std::string& path, FlowImpl& flow, FlatAdam& optimizer) {
-  io::TensorFile file = io::load_safetensors(path);
-  if (file.metadata["format"] == "zflow-train-state/1") {
-    throw IOError(path +
-                  ": this training state was written by an older zflow and cannot be "
-                  "resumed; start the training again");
-  }
-  if (file.metadata["format"] != kStateFormat) throw IOError(path + ": not a zflow training state");
-  if (file.metadata["spec"] != flow.spec().dump()) {
-    throw ConfigError(path + ": the training state belongs to a different model (spec differs)");
-  }
-  std::vector<std::pair<std::string, Tensor>> model, best;
-  for (auto& [name, t] : file.tensors) {
-    if (name.rfind("model/", 0) == 0) model.emplace_back(name.substr(6), t);
-    if (name.rfind("best/", 0) == 0) best.emplace_back(name.substr(5), t);
-  }
-  load_named_state(flow, model, path);
-  LoopState s;
-  try {
-    s.step = std::stoll(file.metadata.at("step"));
-    s.best_step = std::stoll(file.metadata.at("best_step"));
-    // JSON has no infinity: a state saved before any finite validation stores null.
-    const Json best_val = Json::parse(file.metadata.at("best_val"));
-    s.best_val =
-        best_val.is_null() ? std::numeric_limits<double>::infinity() : best_val.get<double>();
-    s.skipped = std::stoll(file.metadata.at("skipped"));
-    s.evals_without_improvement = std::stoll(file.metadata.at("evals_without_improvement"));
-  } catch (const std::exception&) {
-    throw IOError(path + ": damaged counters in the training state");
-  }
-  const auto options =
-      flow.parameters().empty() ? at::TensorOptions() : flow.parameters()[0].options();
-  for (auto& [name, t] : best)
-    s.best.emplace_back(name, t.to(options.device()).to(options.dtype()));
-  if (s.best.empty()) s.best = clone_state(flow);
-  const Tensor& opt_bytes = file.at("optimizer");
-  torch::serialize::InputArchive archive;
-  archive.load_from(reinterpret_cast<const char*>(opt_bytes.data_ptr<uint8_t>()),
-                    static_cast<size_t>(opt_bytes.numel()));
-  try {
-    optimizer.load(archive);
-  } catch (const IOError& e) {
-    throw IOError(path + ": " + e.what());
-  }
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  generator.set_state(file.at("rng"));
-  return s;
-}
-
 /// A number for a message: %.4g ("nan", "inf", "1e+300"), never 300 digits.
 std::string format_number(double value) {
   std::ostringstream s;
   s << std::setprecision(4) << value;
-  return s.str();
-}
-
-std::string format_status(double train_nll, double val_nll, int64_t bpd_dims) {
-  std::ostringstream s;
-  s.precision(4);
-  if (bpd_dims > 0) {
-    s << "bits/dim " << bits_per_dim(train_nll, bpd_dims);
-    if (std::isfinite(val_nll)) s << "  val " << bits_per_dim(val_nll, bpd_dims);
-    return s.str();
-  }
-  s << "nll " << train_nll;
-  if (std::isfinite(val_nll)) s << "  val " << val_nll;
   return s.str();
 }
 
@@ -187,36 +78,119 @@ double mean_nll(FlowImpl& flow, const Tensor& data, const Tensor& context, int64
   return -log_prob_batched(flow, data, context, batch_size).to(at::kDouble).mean().item<double>();
 }
 
-TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& val_data,
-                       const TrainOptions& o, const Tensor& train_context,
-                       const Tensor& val_context) {
-  check_options(o);
-  TORCH_CHECK(train_data.defined() && train_data.dim() >= 2 && train_data.size(0) > 0,
-              "train: training data must be [N, ...] with N > 0");
-  if (train_context.defined()) {
+// The state of one fit: the optimizer, the counters, and what the callbacks are told.
+struct Trainer::Loop {
+  std::unique_ptr<FlatAdam> optimizer;
+  LoopState s;
+  /// Steps done at the moment (what save_state records).
+  int64_t done = 0;
+};
+
+Trainer::Trainer(FlowImpl& flow, TrainOptions options)
+    : flow_(flow),
+      options_(std::move(options)),
+      objective_(std::make_shared<MaximumLikelihood>()),
+      sync_(std::make_shared<LocalGradientSync>()) {
+  check_options(options_);
+  if (options_.progress.stream) {
+    callbacks_.push_back(
+        std::make_shared<ProgressCallback>(options_.progress, options_.bits_per_dim_dims));
+  }
+  if (options_.on_metrics) {
+    callbacks_.push_back(std::make_shared<MetricsCallback>(options_.on_metrics, options_.log_every,
+                                                           options_.bits_per_dim_dims));
+  }
+  if (!options_.state_path.empty()) {
+    callbacks_.push_back(std::make_shared<CheckpointCallback>(options_.state_path));
+  }
+  if (options_.stop_requested) {
+    callbacks_.push_back(std::make_shared<StopCallback>(options_.stop_requested));
+  }
+}
+
+Trainer::~Trainer() = default;
+
+Trainer& Trainer::set_objective(std::shared_ptr<Objective> objective) {
+  TORCH_CHECK(objective, "Trainer: the objective must not be null");
+  objective_ = std::move(objective);
+  return *this;
+}
+
+Trainer& Trainer::set_gradient_sync(std::shared_ptr<GradientSync> sync) {
+  TORCH_CHECK(sync, "Trainer: the gradient sync must not be null");
+  sync_ = std::move(sync);
+  return *this;
+}
+
+Trainer& Trainer::add_callback(std::shared_ptr<Callback> callback) {
+  TORCH_CHECK(callback, "Trainer: a callback must not be null");
+  callbacks_.push_back(std::move(callback));
+  return *this;
+}
+
+Trainer& Trainer::resume_from(std::string path) {
+  if (path.empty()) throw ConfigError("resume needs a training-state path");
+  resume_path_ = std::move(path);
+  return *this;
+}
+
+void Trainer::save_state(const std::string& path) {
+  TORCH_CHECK(loop_, "Trainer::save_state: only during fit");
+  LoopState snapshot = loop_->s;
+  snapshot.step = loop_->done;
+  train::save_state(path, flow_, *loop_->optimizer, snapshot);
+}
+
+TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
+                         const Tensor& train_context, const Tensor& val_context) {
+  const TrainOptions& o = options_;
+  const bool uses_data = objective_->uses_data();
+  if (uses_data) {
+    TORCH_CHECK(train_data.defined() && train_data.dim() >= 2 && train_data.size(0) > 0,
+                "train: training data must be [N, ...] with N > 0");
+  }
+  if (train_context.defined() && train_data.defined()) {
     TORCH_CHECK(train_context.size(0) == train_data.size(0), "train: context rows (",
                 train_context.size(0), ") differ from data rows (", train_data.size(0), ")");
   }
   const auto start_time = std::chrono::steady_clock::now();
-  auto optimizer = make_optimizer(flow, o);
+  auto seconds = [&start_time] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  };
+  loop_ = std::make_unique<Loop>();
+  struct Reset {  // save_state is for the duration of fit only
+    std::unique_ptr<Loop>& loop;
+    ~Reset() { loop.reset(); }
+  } reset{loop_};
+  loop_->optimizer = make_optimizer(flow_, o);
+  FlatAdam& optimizer = *loop_->optimizer;
+  LoopState& s = loop_->s;
 
   // Without a validation set, a fixed subset of the training data selects the best model.
   const bool has_val = val_data.defined() && val_data.size(0) > 0;
   const Tensor select_data =
-      has_val ? val_data : train_data.narrow(0, 0, std::min<int64_t>(train_data.size(0), 10000));
+      has_val ? val_data
+              : (train_data.defined()
+                     ? train_data.narrow(0, 0, std::min<int64_t>(train_data.size(0), 10000))
+                     : Tensor());
   const Tensor select_context =
       has_val
           ? val_context
           : (train_context.defined() ? train_context.narrow(0, 0, select_data.size(0)) : Tensor());
+  auto validate = [&] {
+    return sync_->mean(objective_->validation_loss(flow_, select_data, select_context));
+  };
 
-  LoopState s;
-  if (o.resume) {
+  if (o.resume && resume_path_.empty()) {
     if (o.state_path.empty()) throw ConfigError("resume needs a training-state path");
-    s = load_state(o.state_path, flow, *optimizer);
+    resume_path_ = o.state_path;
+  }
+  if (!resume_path_.empty()) {
+    s = load_state(resume_path_, flow_, optimizer);
     if (s.step >= o.steps) {
       // Nothing to train: the caller learns so and the state stays as it is.
-      if (!s.best.empty()) load_named_state(flow, s.best, "best model");
-      flow.eval();
+      if (!s.best.empty()) load_named_state(flow_, s.best, "best model");
+      flow_.eval();
       TrainResult done;
       done.already_finished = true;
       done.steps_done = s.step;
@@ -230,135 +204,133 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     generator.set_current_seed(o.seed);
   }
+  sync_->broadcast_parameters(flow_);
+  loop_->done = s.step;
 
-  Progress progress("train", o.steps, o.progress);
+  for (auto& c : callbacks_) c->on_train_begin(*this);
   double train_nll_avg = std::numeric_limits<double>::quiet_NaN();
   double last_val = std::numeric_limits<double>::quiet_NaN();
   int64_t consecutive_bad = 0;
   bool stopped_early = false;
-  const int64_t n = train_data.size(0);
-  flow.train();
-
-  auto report = [&](Json record) {
-    if (o.on_metrics) o.on_metrics(record);
-  };
-
   bool interrupted = false;
+  const int64_t n = uses_data ? train_data.size(0) : o.batch_size;
+  flow_.train();
+
   for (; s.step < o.steps; ++s.step) {
-    if (o.stop_requested && o.stop_requested()) {
+    loop_->done = s.step;
+    bool stop = false;
+    for (auto& c : callbacks_) stop = c->stop_requested(*this) || stop;
+    if (sync_->any(stop)) {
       interrupted = true;
       break;
     }
     const double lr = learning_rate(o, s.step);
-    optimizer->set_lr(lr);
-    const Tensor index = at::randint(n, {std::min(o.batch_size, std::max<int64_t>(n, 1))},
-                                     at::TensorOptions(at::kLong));
-    const Tensor batch = train_data.index_select(0, index.to(train_data.device()));
-    const Tensor ctx = train_context.defined()
-                           ? train_context.index_select(0, index.to(train_context.device()))
-                           : Tensor();
+    optimizer.set_lr(lr);
+    Batch batch;
+    batch.size = std::min(o.batch_size, std::max<int64_t>(n, 1));
+    batch.step = s.step;
+    if (uses_data) {
+      const Tensor index = at::randint(n, {batch.size}, at::TensorOptions(at::kLong));
+      batch.data = train_data.index_select(0, index.to(train_data.device()));
+      if (train_context.defined()) {
+        batch.context = train_context.index_select(0, index.to(train_context.device()));
+      }
+    }
 
-    optimizer->zero_grad();
-    Tensor loss = -flow.log_prob(batch, ctx).mean();
-    const double loss_value = loss.item<double>();
-    double grad_norm = std::numeric_limits<double>::quiet_NaN();
-    std::string fault;
-    if (!std::isfinite(loss_value)) {
-      fault = "non-finite loss";
+    optimizer.zero_grad();
+    Tensor loss = objective_->loss(flow_, batch);
+    double loss_value = loss.item<double>();
+    StepRecord record;
+    record.step = s.step + 1;
+    record.lr = lr;
+    record.grad_norm = std::numeric_limits<double>::quiet_NaN();
+    if (sync_->any(!std::isfinite(loss_value))) {
+      record.fault = "non-finite loss";
     } else {
       loss.backward();
-      grad_norm = optimizer->clip_grad_norm(
+      Tensor gradients = optimizer.flat_gradients();
+      sync_->synchronize_gradients(gradients);
+      loss_value = sync_->mean(loss_value);
+      record.grad_norm = optimizer.clip_grad_norm(
           o.clip_grad_norm > 0 ? o.clip_grad_norm : std::numeric_limits<double>::infinity());
-      if (!std::isfinite(grad_norm)) fault = "non-finite gradient";
+      if (!std::isfinite(record.grad_norm)) record.fault = "non-finite gradient";
     }
-    if (!fault.empty()) {
+    record.loss = loss_value;
+    if (!record.fault.empty()) {
       // The guard: skip the update so one bad batch cannot destroy the weights.
-      optimizer->zero_grad();
+      optimizer.zero_grad();
       ++s.skipped;
       ++consecutive_bad;
-      report({{"event", "skipped_step"}, {"step", s.step + 1}, {"reason", fault}});
+      record.skipped = true;
+      record.smoothed_loss = train_nll_avg;
+      record.last_val = last_val;
+      for (auto& c : callbacks_) c->on_step_end(*this, record);
       if (consecutive_bad >= o.max_nonfinite) {
-        load_named_state(flow, s.best.empty() ? clone_state(flow) : s.best, "best model");
-        flow.eval();
+        load_named_state(flow_, s.best.empty() ? clone_state(flow_) : s.best, "best model");
+        flow_.eval();
         throw Error("training diverged: " + std::to_string(consecutive_bad) +
-                    " steps in a row had a " + fault + " (at step " + std::to_string(s.step + 1) +
+                    " steps in a row had a " + record.fault + " (at step " +
+                    std::to_string(s.step + 1) +
                     "); try a lower learning rate or a smaller scale bound");
       }
       continue;
     }
-    optimizer->step();
+    optimizer.step();
     consecutive_bad = 0;
     train_nll_avg =
         std::isnan(train_nll_avg) ? loss_value : 0.95 * train_nll_avg + 0.05 * loss_value;
-
     const int64_t done = s.step + 1;
-    if (o.log_every > 0 && done % o.log_every == 0) {
-      report({{"step", done}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm}});
-    }
+    loop_->done = done;
+    record.smoothed_loss = train_nll_avg;
+    record.last_val = last_val;
+    for (auto& c : callbacks_) c->on_step_end(*this, record);
+
     if (done % o.eval_every == 0 || done == o.steps) {
-      flow.eval();
-      last_val = mean_nll(flow, select_data, select_context);
-      flow.train();
+      flow_.eval();
+      last_val = validate();
+      flow_.train();
+      ValidationRecord v;
       // A NaN or infinite validation never becomes the best model.
-      if (std::isfinite(last_val) && (last_val < s.best_val || s.best.empty())) {
+      v.improved = std::isfinite(last_val) && (last_val < s.best_val || s.best.empty());
+      if (v.improved) {
         s.best_val = last_val;
         s.best_step = done;
-        s.best = clone_state(flow);
+        s.best = clone_state(flow_);
         s.evals_without_improvement = 0;
       } else {
         ++s.evals_without_improvement;
       }
-      const double elapsed =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
-      Json record = {{"step", done},
-                     {"train_nll", train_nll_avg},
-                     {has_val ? "val_nll" : "train_subset_nll", last_val},
-                     {"best_val_nll", s.best_val},
-                     {"lr", lr},
-                     {"grad_norm", grad_norm},
-                     {"seconds", elapsed}};
-      if (o.bits_per_dim_dims > 0) {
-        record["train_bpd"] = bits_per_dim(train_nll_avg, o.bits_per_dim_dims);
-        record[has_val ? "val_bpd" : "train_subset_bpd"] =
-            bits_per_dim(last_val, o.bits_per_dim_dims);
-      }
-      report(record);
+      v.step = done;
+      v.train_loss = train_nll_avg;
+      v.val_loss = last_val;
+      v.best_val = s.best_val;
+      v.held_out = has_val;
+      v.lr = lr;
+      v.grad_norm = record.grad_norm;
+      v.seconds = seconds();
+      for (auto& c : callbacks_) c->on_validation(*this, v);
       if (o.patience > 0 && s.evals_without_improvement >= o.patience) {
         stopped_early = true;
         s.step = done;
         break;
       }
-      if (!o.state_path.empty()) {
-        LoopState snapshot = s;
-        snapshot.step = done;
-        save_state(o.state_path, flow, *optimizer, snapshot);
-      }
     }
-    progress.update(done, format_status(train_nll_avg, last_val, o.bits_per_dim_dims));
   }
-  progress.finish(format_status(train_nll_avg, last_val, o.bits_per_dim_dims));
-  if (!o.state_path.empty() && (stopped_early || interrupted)) {
-    save_state(o.state_path, flow, *optimizer, s);
+  loop_->done = s.step;
+  if (stopped_early || interrupted) {
+    for (auto& c : callbacks_) c->on_stop(*this);
   }
   if (interrupted && s.best.empty()) {
     // Stopped before the first validation: the weights as they are are the best so far
     // (the saved state is unchanged by this; resuming goes on as if uninterrupted).
-    flow.eval();
-    const double val = mean_nll(flow, select_data, select_context);
+    flow_.eval();
+    const double val = validate();
     if (std::isfinite(val)) {
       s.best_val = val;
       s.best_step = s.step;
-      s.best = clone_state(flow);
+      s.best = clone_state(flow_);
     }
   }
-  if (s.best.empty()) {
-    flow.eval();
-    throw Error("training gave no finite validation NLL (last: " + format_number(last_val) +
-                "): the model diverged or cannot fit these data; try a lower learning rate, "
-                "fewer layers or a smaller scale bound");
-  }
-  load_named_state(flow, s.best, "best model");
-  flow.eval();
   TrainResult result;
   result.steps_done = s.step;
   result.best_step = s.best_step;
@@ -367,11 +339,25 @@ TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& v
   result.skipped_steps = s.skipped;
   result.stopped_early = stopped_early;
   result.interrupted = interrupted;
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  result.seconds = seconds();
+  for (auto& c : callbacks_) c->on_train_end(*this, result);
+  if (s.best.empty()) {
+    flow_.eval();
+    throw Error("training gave no finite validation NLL (last: " + format_number(last_val) +
+                "): the model diverged or cannot fit these data; try a lower learning rate, "
+                "fewer layers or a smaller scale bound");
+  }
+  load_named_state(flow_, s.best, "best model");
+  flow_.eval();
   return result;
 }
 
+TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& val_data,
+                       const TrainOptions& options, const Tensor& train_context,
+                       const Tensor& val_context) {
+  Trainer trainer(flow, options);
+  return trainer.fit(train_data, val_data, train_context, val_context);
+}
 double bits_per_dim(double mean_nll, int64_t dims) {
   TORCH_CHECK(dims > 0, "bits_per_dim: dims must be positive, got ", dims);
   return mean_nll / (static_cast<double>(dims) * std::log(2.0));

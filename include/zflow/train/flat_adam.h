@@ -34,6 +34,9 @@ class FlatAdam : public torch::optim::Optimizer {
 
   /// One Adam step on every parameter (closure: as torch::optim::Optimizer::step).
   at::Tensor step(LossClosure closure = nullptr) override;
+  /// The flat gradient buffer (every parameter's gradient is a view of it), for an
+  /// all-reduce across processes; changes to it are the gradients the step uses.
+  at::Tensor flat_gradients();
   /// Zeroes all gradients in place (one fill of the flat gradient buffer).
   void zero_grad();
   /// Scales the gradients so that their global 2-norm is at most `max_norm` (the rule of

@@ -1,21 +1,26 @@
 #pragma once
 /// \file
-/// Maximum-likelihood training: minimise the mean negative log-likelihood of minibatches
-/// with Adam or AdamW, a cosine learning-rate decay, gradient-norm clipping, a validation
-/// split with early stopping that keeps the best model, and a guard that skips steps with a
-/// non-finite loss or gradient (and gives up after too many in a row).
+/// Training: minimise an objective (by default the mean negative log-likelihood of
+/// minibatches; train/objective.h) with Adam or AdamW, a cosine learning-rate decay, gradient-norm
+/// clipping, a validation split with early stopping that keeps the best model, and a guard that
+/// skips steps with a non-finite loss or gradient (and gives up after too many in a row).
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "zflow/flows/flow.h"
+#include "zflow/train/callbacks.h"
+#include "zflow/train/gradient_sync.h"
+#include "zflow/train/objective.h"
 #include "zflow/train/progress.h"
 
 namespace zflow::train {
 
-/// Options for train_flow.
+/// Options of the training loop (Trainer, train_flow): the single home of their defaults.
 struct TrainOptions {
   /// Optimizer steps in all (a resumed run continues up to this number).
   int64_t steps = 2000;
@@ -70,7 +75,7 @@ struct TrainResult {
   double final_train_nll = 0;
   int64_t skipped_steps = 0;
   bool stopped_early = false;
-  /// Stopped by `stop_requested` before `steps`.
+  /// Stopped by `stop_requested` (or a callback) before `steps`.
   bool interrupted = false;
   /// A resumed run whose state had already reached `steps`: nothing was trained and the
   /// flow holds the state's best parameters.
@@ -78,11 +83,73 @@ struct TrainResult {
   double seconds = 0;
 };
 
-/// Trains `flow` on data [N, ...] (validation data may be undefined: then the training
-/// loss selects the best model). Contexts are [N, K] or undefined. At the end the flow
-/// holds the best parameters seen and is in eval mode. Throws zflow::Error when training
-/// diverges beyond the guard's patience (the flow is left with the best parameters), and
-/// when no validation gave a finite NLL (there is no model worth keeping).
+/// The training loop, with its seams: the Objective (what is minimised), the GradientSync
+/// (what happens between the backward pass and the update when several processes train
+/// one model) and the callbacks (progress, metrics, the training state, stopping). Every
+/// step: draw a minibatch (with replacement, torch's generator), loss = objective.loss,
+/// backward, synchronise the gradients, clip their norm, guard against a non-finite loss
+/// or gradient, one Adam step at the scheduled learning rate; every `eval_every` steps:
+/// score the validation data, keep the best parameters, maybe stop early. At the end the
+/// flow holds the best parameters and is in eval mode.
+///
+/// Example:
+///
+///     zflow::train::TrainOptions options;
+///     options.steps = 2000;
+///     zflow::train::Trainer trainer(*flow, options);
+///     trainer.set_objective(std::make_shared<zflow::train::MaximumLikelihood>());
+///     trainer.add_callback(std::make_shared<zflow::train::ProgressCallback>(
+///         zflow::train::ProgressOptions{&std::cerr, false, 100, "step"}));
+///     zflow::train::TrainResult result = trainer.fit(train_data, val_data);
+class Trainer {
+ public:
+  /// The options' `progress`, `on_metrics`, `state_path` and `stop_requested` install the
+  /// matching built-in callbacks (ProgressCallback, MetricsCallback, CheckpointCallback,
+  /// StopCallback); ConfigError for invalid options.
+  Trainer(FlowImpl& flow, TrainOptions options);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  /// Replaces the objective (default: MaximumLikelihood).
+  Trainer& set_objective(std::shared_ptr<Objective> objective);
+  /// Replaces the gradient synchronisation (default: LocalGradientSync, one process).
+  Trainer& set_gradient_sync(std::shared_ptr<GradientSync> sync);
+  /// Adds a callback, called after those added before it.
+  Trainer& add_callback(std::shared_ptr<Callback> callback);
+  /// The next fit continues from the training state in `path` (as `resume` with
+  /// `state_path` does), whoever writes the state.
+  Trainer& resume_from(std::string path);
+
+  /// Trains on data [N, ...] (validation data may be undefined: a fixed subset of the
+  /// training data then selects the best model); contexts [N, K] or undefined. Resumes
+  /// from `state_path` when `resume` is set. Throws zflow::Error when training diverges
+  /// beyond the guard's patience (the flow keeps the best parameters) and when no
+  /// validation gave a finite score.
+  TrainResult fit(const Tensor& train_data, const Tensor& val_data = {},
+                  const Tensor& train_context = {}, const Tensor& val_context = {});
+
+  /// Writes the resumable state (weights, best weights, optimizer, generator, counters)
+  /// to `path` as a safetensors file; callable from callbacks during fit.
+  void save_state(const std::string& path);
+
+  FlowImpl& flow() { return flow_; }
+  const TrainOptions& options() const { return options_; }
+  Objective& objective() { return *objective_; }
+  GradientSync& gradient_sync() { return *sync_; }
+
+ private:
+  struct Loop;
+  FlowImpl& flow_;
+  TrainOptions options_;
+  std::shared_ptr<Objective> objective_;
+  std::shared_ptr<GradientSync> sync_;
+  std::vector<std::shared_ptr<Callback>> callbacks_;
+  std::string resume_path_;
+  std::unique_ptr<Loop> loop_;
+};
+
+/// Trainer(flow, options).fit(...): maximum likelihood with the options' callbacks.
 TrainResult train_flow(FlowImpl& flow, const Tensor& train_data, const Tensor& val_data,
                        const TrainOptions& options, const Tensor& train_context = {},
                        const Tensor& val_context = {});

@@ -1,0 +1,94 @@
+#include "zflow/train/callbacks.h"
+
+#include <cmath>
+#include <sstream>
+#include <utility>
+
+#include "zflow/train/trainer.h"
+
+namespace zflow::train {
+
+ProgressCallback::ProgressCallback(ProgressOptions options, int64_t bits_per_dim_dims)
+    : options_(std::move(options)), bits_per_dim_dims_(bits_per_dim_dims) {}
+
+void ProgressCallback::on_train_begin(Trainer& trainer) {
+  progress_.emplace("train", trainer.options().steps, options_);
+  smoothed_ = last_val_ = std::nan("");
+}
+
+void ProgressCallback::on_step_end(Trainer& trainer, const StepRecord& step) {
+  if (step.skipped || !progress_) return;
+  smoothed_ = step.smoothed_loss;
+  last_val_ = step.last_val;
+  // A validation step is drawn after its validation, with the new score.
+  const TrainOptions& o = trainer.options();
+  if (step.step % o.eval_every == 0 || step.step == o.steps) return;
+  progress_->update(step.step, status());
+}
+
+void ProgressCallback::on_validation(Trainer& trainer, const ValidationRecord& validation) {
+  if (!progress_) return;
+  smoothed_ = validation.train_loss;
+  last_val_ = validation.val_loss;
+  progress_->update(validation.step, status());
+}
+
+void ProgressCallback::on_train_end(Trainer& trainer, const TrainResult& result) {
+  if (progress_) progress_->finish(status());
+}
+
+std::string ProgressCallback::status() const {
+  std::ostringstream s;
+  s.precision(4);
+  if (bits_per_dim_dims_ > 0) {
+    s << "bits/dim " << bits_per_dim(smoothed_, bits_per_dim_dims_);
+    if (std::isfinite(last_val_)) s << "  val " << bits_per_dim(last_val_, bits_per_dim_dims_);
+    return s.str();
+  }
+  s << "nll " << smoothed_;
+  if (std::isfinite(last_val_)) s << "  val " << last_val_;
+  return s.str();
+}
+
+MetricsCallback::MetricsCallback(std::function<void(const Json&)> sink, int64_t log_every,
+                                 int64_t bits_per_dim_dims)
+    : sink_(std::move(sink)), log_every_(log_every), bits_per_dim_dims_(bits_per_dim_dims) {}
+
+void MetricsCallback::on_step_end(Trainer& trainer, const StepRecord& step) {
+  if (step.skipped) {
+    sink_({{"event", "skipped_step"}, {"step", step.step}, {"reason", step.fault}});
+  } else if (log_every_ > 0 && step.step % log_every_ == 0) {
+    sink_(
+        {{"step", step.step}, {"loss", step.loss}, {"lr", step.lr}, {"grad_norm", step.grad_norm}});
+  }
+}
+
+void MetricsCallback::on_validation(Trainer& trainer, const ValidationRecord& v) {
+  Json record = {{"step", v.step},
+                 {"train_nll", v.train_loss},
+                 {v.held_out ? "val_nll" : "train_subset_nll", v.val_loss},
+                 {"best_val_nll", v.best_val},
+                 {"lr", v.lr},
+                 {"grad_norm", v.grad_norm},
+                 {"seconds", v.seconds}};
+  if (bits_per_dim_dims_ > 0) {
+    record["train_bpd"] = bits_per_dim(v.train_loss, bits_per_dim_dims_);
+    record[v.held_out ? "val_bpd" : "train_subset_bpd"] =
+        bits_per_dim(v.val_loss, bits_per_dim_dims_);
+  }
+  sink_(record);
+}
+
+CheckpointCallback::CheckpointCallback(std::string path) : path_(std::move(path)) {}
+
+void CheckpointCallback::on_validation(Trainer& trainer, const ValidationRecord& validation) {
+  trainer.save_state(path_);
+}
+
+void CheckpointCallback::on_stop(Trainer& trainer) { trainer.save_state(path_); }
+
+StopCallback::StopCallback(std::function<bool()> predicate) : predicate_(std::move(predicate)) {}
+
+bool StopCallback::stop_requested(Trainer& trainer) { return predicate_ && predicate_(); }
+
+}  // namespace zflow::train
