@@ -248,8 +248,19 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
       record.fault = "non-finite loss";
     } else {
       loss.backward();
-      Tensor gradients = optimizer.flat_gradients();
+      const Tensor flat = optimizer.flat_gradients();
+      Tensor gradients = flat;
       sync_->synchronize_gradients(gradients);
+      // A sync may hand back another tensor (flat = all_reduce(flat) / world) instead of
+      // writing into the buffer: the update uses what it hands back.
+      if (!gradients.is_same(flat)) {
+        TORCH_CHECK(gradients.defined() && gradients.numel() == flat.numel(),
+                    "train: the gradient sync handed back ",
+                    gradients.defined() ? gradients.numel() : 0, " gradients for ", flat.numel(),
+                    " parameters");
+        torch::NoGradGuard no_grad;
+        flat.copy_(gradients.reshape_as(flat));
+      }
       loss_value = sync_->mean(loss_value);
       record.grad_norm = optimizer.clip_grad_norm(
           o.clip_grad_norm > 0 ? o.clip_grad_norm : std::numeric_limits<double>::infinity());
