@@ -139,23 +139,32 @@ void check_trainable(const std::string& source, const std::vector<std::string>& 
   const at::Tensor values = all_values.to(at::kDouble);
   at::Tensor mean = at::zeros({values.size(1)}, at::kDouble);
   at::Tensor std = at::ones({values.size(1)}, at::kDouble);
+  int64_t row = -1, col = -1;
   if (standardize) {
-    const auto fitted = StandardizeImpl::fit(train);
-    mean = at::tensor(fitted->mean_values(), at::kDouble);
-    std = at::tensor(fitted->std_values(), at::kDouble);
+    // A column whose own mean or spread overflows (1e308 and -1e308) has no standardisation
+    // (StandardizeImpl refuses it, and its spread would floor every other column's at
+    // infinity): blame that column's largest value.
+    const at::Tensor rows = train.to(at::kDouble);
+    const at::Tensor own_mean = rows.mean(0);
+    const at::Tensor own_std =
+        rows.size(0) > 1 ? rows.std(0, /*unbiased=*/false) : at::ones_like(own_mean);
+    const at::Tensor broken = (~(at::isfinite(own_mean) & at::isfinite(own_std))).nonzero();
+    if (broken.size(0) > 0) {
+      col = broken[0][0].item<int64_t>();
+      row = values.select(1, col).abs().argmax().item<int64_t>();
+    } else {
+      const auto fitted = StandardizeImpl::fit(train);
+      mean = at::tensor(fitted->mean_values(), at::kDouble);
+      std = at::tensor(fitted->std_values(), at::kDouble);
+    }
   }
   // What the model's first layer sees, in the model's dtype (1e308 is no float32).
-  const at::Tensor z = ((values - mean) / std).to(dtype);
-  // A mean or spread that overflowed makes every row look fine (x / inf = 0): blame the
-  // column's largest value then.
-  const at::Tensor broken = (~(at::isfinite(mean) & at::isfinite(std))).nonzero();
-  int64_t row = -1, col = -1;
-  if (broken.size(0) > 0) {
-    col = broken[0][0].item<int64_t>();
-    row = values.select(1, col).abs().argmax().item<int64_t>();
-  } else if (const at::Tensor bad = (~at::isfinite(z)).nonzero(); bad.size(0) > 0) {
-    row = bad[0][0].item<int64_t>();
-    col = bad[0][1].item<int64_t>();
+  if (row < 0) {
+    const at::Tensor z = ((values - mean) / std).to(dtype);
+    if (const at::Tensor bad = (~at::isfinite(z)).nonzero(); bad.size(0) > 0) {
+      row = bad[0][0].item<int64_t>();
+      col = bad[0][1].item<int64_t>();
+    }
   }
   if (row >= 0) {
     throw DataError(source + ": row " + std::to_string(row + 1) + ", " + column_label(col) +
