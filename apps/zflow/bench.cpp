@@ -321,81 +321,68 @@ std::string grouped(double value) {
   return out;
 }
 
-void run_bench(const BenchArgs& a) {
-  const std::vector<std::string> configs = a.config == "all"
-                                               ? std::vector<std::string>{"maf", "realnvp", "nsf"}
-                                               : std::vector<std::string>{a.config};
-  const int cpus = train::available_cpus();
-  const std::string blas = active_blas();
-
-  std::cerr << "bench: " << kGemmSize << "^3 float32 matrix product on " << cpus << " thread"
-            << (cpus == 1 ? "" : "s") << std::endl;
-  const Budget gemm_budget = a.quick ? Budget{1, 3, 0.2} : Budget{2, 5, 1.0};
-  const GemmRate gemm = measure_gemm(cpus, gemm_budget);
-  const double rate = gemm.best() * 1e9;  // FLOP/s
-
-  std::vector<int> thread_counts;  // as given, without repeats
-  for (int t : a.threads) {
-    if (std::find(thread_counts.begin(), thread_counts.end(), t) == thread_counts.end()) {
-      thread_counts.push_back(t);
-    }
-  }
+/// What a bench run measured, for the JSON and the Markdown reports.
+struct BenchReport {
+  std::vector<std::string> configs;
   std::vector<Result> results;
-  std::vector<bool> kernel_choices;
-  if (a.kernels != "reference") kernel_choices.push_back(true);
-  if (a.kernels != "fused") kernel_choices.push_back(false);
-  for (const auto& config : configs) {
-    for (bool fused : kernel_choices) {
-      for (int threads : thread_counts) results.push_back(run_config(config, threads, fused, a));
-    }
+  GemmRate gemm;
+  double rate = 0;  // FLOP/s
+  int cpus = 1;
+  std::string blas;
+  double floor_s(const Result& r) const { return r.flops_per_step / rate; }
+};
+
+void print_bench_json(const BenchArgs& a, const BenchReport& b) {
+  const auto& results = b.results;
+  const auto& gemm = b.gemm;
+  const int cpus = b.cpus;
+  const std::string& blas = b.blas;
+  auto floor_s = [&b](const Result& r) { return b.floor_s(r); };
+  Json rows = Json::array();
+  for (size_t i = 0; i < results.size(); ++i) {
+    const Result& r = results[i];
+    rows.push_back({{"config", r.config},
+                    {"kernels", r.fused ? "fused" : "reference"},
+                    {"threads", r.threads},
+                    {"parameters", r.parameters},
+                    {"flops_per_step", r.flops_per_step},
+                    {"train_steps_per_s", 1.0 / r.step_s},
+                    {"step_ms", r.step_s * 1e3},
+                    {"forward_ms", r.forward_s * 1e3},
+                    {"backward_ms", r.backward_s * 1e3},
+                    {"optimizer_ms", r.optimizer_s * 1e3},
+                    {"floor_ms", floor_s(r) * 1e3},
+                    {"floor_multiple", r.step_s / floor_s(r)},
+                    {"fastest", fastest(results, r.config) == i},
+                    {"final_loss", r.final_loss},
+                    {"log_prob_samples_per_s", r.log_prob_per_s},
+                    {"sample_samples_per_s", r.sample_per_s},
+                    {"peak_rss_mib", r.peak_mib}});
   }
-  zflow::use_fused_kernels(true);
+  Json out = {{"machine",
+               {{"cpus", cpus},
+                {"cpu_model", cpu_model()},
+                {"blas", blas},
+                {"torch_version", TORCH_VERSION}}},
+              {"gemm_gflops", gemm.best()},
+              {"gemm",
+               {{"size", kGemmSize},
+                {"threads", gemm.threads},
+                {"plain_mm_gflops", gemm.plain_gflops},
+                {"row_split_gflops", gemm.split_gflops}}},
+              {"train_batch", kTrainBatch},
+              {"eval_batch", kEvalBatch},
+              {"quick", a.quick},
+              {"results", rows}};
+  std::cout << out.dump(2) << std::endl;
+}
 
-  auto floor_s = [&](const Result& r) { return r.flops_per_step / rate; };
-
-  if (a.json) {
-    Json rows = Json::array();
-    for (size_t i = 0; i < results.size(); ++i) {
-      const Result& r = results[i];
-      rows.push_back({{"config", r.config},
-                      {"kernels", r.fused ? "fused" : "reference"},
-                      {"threads", r.threads},
-                      {"parameters", r.parameters},
-                      {"flops_per_step", r.flops_per_step},
-                      {"train_steps_per_s", 1.0 / r.step_s},
-                      {"step_ms", r.step_s * 1e3},
-                      {"forward_ms", r.forward_s * 1e3},
-                      {"backward_ms", r.backward_s * 1e3},
-                      {"optimizer_ms", r.optimizer_s * 1e3},
-                      {"floor_ms", floor_s(r) * 1e3},
-                      {"floor_multiple", r.step_s / floor_s(r)},
-                      {"fastest", fastest(results, r.config) == i},
-                      {"final_loss", r.final_loss},
-                      {"log_prob_samples_per_s", r.log_prob_per_s},
-                      {"sample_samples_per_s", r.sample_per_s},
-                      {"peak_rss_mib", r.peak_mib}});
-    }
-    Json out = {{"machine",
-                 {{"cpus", cpus},
-                  {"cpu_model", cpu_model()},
-                  {"blas", blas},
-                  {"torch_version", TORCH_VERSION}}},
-                {"gemm_gflops", gemm.best()},
-                {"gemm",
-                 {{"size", kGemmSize},
-                  {"threads", gemm.threads},
-                  {"plain_mm_gflops", gemm.plain_gflops},
-                  {"row_split_gflops", gemm.split_gflops}}},
-                {"train_batch", kTrainBatch},
-                {"eval_batch", kEvalBatch},
-                {"quick", a.quick},
-                {"results", rows}};
-    std::cout << out.dump(2) << std::endl;
-    return;
-  }
-
-  std::cout << "Machine: " << cpu_model() << ", " << cpus << " CPUs, torch " << TORCH_VERSION
-            << ", " << blas << "\n"
+void print_bench_tables(const BenchReport& b) {
+  const auto& results = b.results;
+  const auto& gemm = b.gemm;
+  auto floor_s = [&b](const Result& r) { return b.floor_s(r); };
+  std::cout << "Machine: " << cpu_model() << ", " << b.cpus << " CPUs, torch " << TORCH_VERSION
+            << ", " << b.blas << "\n"
             << "Matrix-product rate (" << kGemmSize << "^3 float32, " << gemm.threads
             << " threads): " << fixed(gemm.best(), 1) << " GFLOP/s (plain at::mm "
             << fixed(gemm.plain_gflops, 1) << ", rows split over the threads "
@@ -418,8 +405,13 @@ void run_bench(const BenchArgs& a) {
               << r.threads << " | " << fixed(r.forward_s * 1e3, 2) << " | "
               << fixed(r.backward_s * 1e3, 2) << " | " << fixed(r.optimizer_s * 1e3, 2) << " |\n";
   }
+}
+
+void print_bench_summary(const BenchReport& b) {
+  const auto& results = b.results;
+  auto floor_s = [&b](const Result& r) { return b.floor_s(r); };
   std::cout << "\n";
-  for (const auto& config : configs) {
+  for (const auto& config : b.configs) {
     const Result& r = results[fastest(results, config)];
     std::cout << config << ": fastest with " << r.threads << " thread"
               << (r.threads == 1 ? "" : "s") << ", " << fixed(r.step_s * 1e3, 2)
@@ -440,6 +432,42 @@ void run_bench(const BenchArgs& a) {
     }
   }
   std::cout.flush();
+}
+
+void run_bench(const BenchArgs& a) {
+  BenchReport b;
+  b.configs = a.config == "all" ? std::vector<std::string>{"maf", "realnvp", "nsf"}
+                                : std::vector<std::string>{a.config};
+  b.cpus = train::available_cpus();
+  b.blas = active_blas();
+
+  std::cerr << "bench: " << kGemmSize << "^3 float32 matrix product on " << b.cpus << " thread"
+            << (b.cpus == 1 ? "" : "s") << std::endl;
+  const Budget gemm_budget = a.quick ? Budget{1, 3, 0.2} : Budget{2, 5, 1.0};
+  b.gemm = measure_gemm(b.cpus, gemm_budget);
+  b.rate = b.gemm.best() * 1e9;
+
+  std::vector<int> thread_counts;  // as given, without repeats
+  for (int t : a.threads) {
+    if (std::find(thread_counts.begin(), thread_counts.end(), t) == thread_counts.end()) {
+      thread_counts.push_back(t);
+    }
+  }
+  std::vector<bool> kernel_choices;
+  if (a.kernels != "reference") kernel_choices.push_back(true);
+  if (a.kernels != "fused") kernel_choices.push_back(false);
+  for (const auto& config : b.configs) {
+    for (bool fused : kernel_choices) {
+      for (int threads : thread_counts) b.results.push_back(run_config(config, threads, fused, a));
+    }
+  }
+  zflow::use_fused_kernels(true);
+  if (a.json) {
+    print_bench_json(a, b);
+    return;
+  }
+  print_bench_tables(b);
+  print_bench_summary(b);
 }
 
 }  // namespace

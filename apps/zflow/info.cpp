@@ -44,57 +44,117 @@ std::vector<std::string> layer_descriptions(FlowImpl& flow) {
   return out;
 }
 
-void model_info(const InfoArgs& a) {
-  const Model model = load_model(a.model);
+/// What `zflow info --model` shows, gathered once for the text and the JSON forms.
+struct ModelFacts {
+  std::string architecture;
+  std::vector<std::string> layers;
+  int64_t params = 0;
+  std::string written_by;
+  Json embedding;
+  Json context_standardization = nullptr;
+};
+
+ModelFacts model_facts(const Model& model) {
+  ModelFacts f;
   std::ostringstream architecture;
   model.flow->pretty_print(architecture);
-  const std::vector<std::string> layers = layer_descriptions(*model.flow);
-  const int64_t params = count_parameters(*model.flow);
-  const auto written_by = model.metadata.count("zflow_version") ? model.metadata.at("zflow_version")
-                                                                : std::string("unknown");
-  const Json dataset = metadata_json(model, "dataset");
-  const Json train = metadata_json(model, "train");
-  const Json standardization = metadata_json(model, "standardization");
+  f.architecture = architecture.str();
+  f.layers = layer_descriptions(*model.flow);
+  f.params = count_parameters(*model.flow);
+  f.written_by = model.metadata.count("zflow_version") ? model.metadata.at("zflow_version")
+                                                       : std::string("unknown");
   const Json flow_spec = model.flow->spec();
-  const Json embedding = flow_spec.value("embedding", Json());
-  Json context_standardization = nullptr;
+  f.embedding = flow_spec.value("embedding", Json());
   if (flow_spec.contains("context_standardize")) {
     const Json& c = flow_spec["context_standardize"];
-    context_standardization = {{"mean", c.value("mean", Json::array())},
-                               {"std", c.value("std", Json::array())}};
+    f.context_standardization = {{"mean", c.value("mean", Json::array())},
+                                 {"std", c.value("std", Json::array())}};
   }
+  return f;
+}
 
+void print_model_json(const Model& model, const ModelFacts& f) {
+  const ModelCard& card = model.card;
+  Json out = {
+      {"file", model.path},
+      {"zflow_version", kVersion},
+      {"written_by", f.written_by},
+      {"model_card", card.version},
+      {"architecture", f.architecture},
+      {"layers", f.layers},
+      {"base", model.flow->base()->type()},
+      {"parameters", f.params},
+      {"dtype", dtype_name(model.dtype)},
+      {"features", model.features},
+      {"image_shape", model.image() ? Json(model.image_shape) : Json(nullptr)},
+      {"columns", model.columns},
+      {"context_features", model.context_features},
+      {"context_columns", model.conditional() ? Json(model.context_header()) : Json::array()},
+      {"context_standardization", f.context_standardization},
+      {"embedding", f.embedding},
+      {"dataset", card.dataset.empty() ? Json(nullptr) : Json(card.dataset)},
+      {"train", card.train},
+      {"standardization", card.standardization},
+      {"spec", metadata_json(model, "spec")}};
+  std::cout << out.dump(2) << std::endl;
+}
+
+void print_context(const Model& model, const ModelFacts& f) {
+  if (!model.conditional()) {
+    std::cout << "context:      none (unconditional)\n";
+    return;
+  }
+  std::cout << "context:      " << model.describe_context() << "\n";
+  if (f.context_standardization.is_object()) {
+    std::cout << "  standardized: mean " << join_numbers(f.context_standardization["mean"])
+              << ", std " << join_numbers(f.context_standardization["std"]) << "\n";
+  }
+  const Json& e = f.embedding;
+  if (e.is_object()) {
+    std::cout << "  embedding:  " << e.value("type", std::string("mlp")) << " "
+              << model.context_features << " -> " << e.value("features", 0) << " (hidden "
+              << e.value("hidden", 0) << ", " << e.value("layers", 0) << " layer"
+              << (e.value("layers", 0) == 1 ? "" : "s") << ", "
+              << e.value("activation", std::string()) << ")\n";
+  } else {
+    std::cout << "  embedding:  none (the layers see the context directly)\n";
+  }
+}
+
+void print_training(const Model& model) {
+  const Json& train = model.card.train;
+  if (!train.is_object() || !train.contains("result")) return;
+  const Json& r = train["result"];
+  const Json& o = train.value("options", Json::object());
+  std::cout << "training:     " << r.value("steps", 0) << " steps in "
+            << fmt(r.value("seconds", 0.0), 3) << " s; best "
+            << (r.value("validation", std::string()) == "held-out" ? "validation"
+                                                                   : "training-subset")
+            << " NLL " << fmt(json_number(r, "best_val_nll"))
+            << (model.image()
+                    ? " (" +
+                          fmt(train::bits_per_dim(json_number(r, "best_val_nll"), model.features)) +
+                          " bits/dim)"
+                    : std::string())
+            << " at step " << r.value("best_step", 0) << "; " << r.value("skipped_steps", 0)
+            << " skipped steps\n";
+  if (o.is_object()) std::cout << "options:      " << o.dump() << "\n";
+}
+
+void model_info(const InfoArgs& a) {
+  const Model model = load_model(a.model);
+  const ModelFacts f = model_facts(model);
   if (a.json) {
-    Json out = {
-        {"file", model.path},
-        {"zflow_version", kVersion},
-        {"written_by", written_by},
-        {"architecture", architecture.str()},
-        {"layers", layers},
-        {"base", model.flow->base()->type()},
-        {"parameters", params},
-        {"dtype", dtype_name(model.dtype)},
-        {"features", model.features},
-        {"image_shape", model.image() ? Json(model.image_shape) : Json(nullptr)},
-        {"columns", model.columns},
-        {"context_features", model.context_features},
-        {"context_columns", model.conditional() ? Json(model.context_header()) : Json::array()},
-        {"context_standardization", context_standardization},
-        {"embedding", embedding},
-        {"dataset", dataset},
-        {"train", train},
-        {"standardization", standardization},
-        {"spec", metadata_json(model, "spec")}};
-    std::cout << out.dump(2) << std::endl;
+    print_model_json(model, f);
     return;
   }
   std::cout << "model:        " << model.path << "\n"
-            << "zflow:        " << kVersion << " (file written by " << written_by << ")\n"
-            << "architecture: " << architecture.str() << "\n";
-  for (size_t i = 0; i < layers.size(); ++i) {
-    std::cout << "  " << (i + 1 < 10 ? " " : "") << (i + 1) << ". " << layers[i] << "\n";
+            << "zflow:        " << kVersion << " (file written by " << f.written_by << ")\n"
+            << "architecture: " << f.architecture << "\n";
+  for (size_t i = 0; i < f.layers.size(); ++i) {
+    std::cout << "  " << (i + 1 < 10 ? " " : "") << (i + 1) << ". " << f.layers[i] << "\n";
   }
-  std::cout << "parameters:   " << params << "\n"
+  std::cout << "parameters:   " << f.params << "\n"
             << "dtype:        " << dtype_name(model.dtype) << "\n"
             << "features:     " << model.features;
   if (model.image()) std::cout << " (images " << shape_string(model.image_shape) << ")";
@@ -104,41 +164,10 @@ void model_info(const InfoArgs& a) {
     std::cout << " (" << names << ")";
   }
   std::cout << "\n";
-  if (model.conditional()) {
-    std::cout << "context:      " << model.describe_context() << "\n";
-    if (context_standardization.is_object()) {
-      std::cout << "  standardized: mean " << join_numbers(context_standardization["mean"])
-                << ", std " << join_numbers(context_standardization["std"]) << "\n";
-    }
-    if (embedding.is_object()) {
-      std::cout << "  embedding:  " << embedding.value("type", std::string("mlp")) << " "
-                << model.context_features << " -> " << embedding.value("features", 0) << " (hidden "
-                << embedding.value("hidden", 0) << ", " << embedding.value("layers", 0) << " layer"
-                << (embedding.value("layers", 0) == 1 ? "" : "s") << ", "
-                << embedding.value("activation", std::string()) << ")\n";
-    } else {
-      std::cout << "  embedding:  none (the layers see the context directly)\n";
-    }
-  } else {
-    std::cout << "context:      none (unconditional)\n";
-  }
-  if (dataset.is_string()) std::cout << "dataset:      " << dataset.get<std::string>() << "\n";
-  if (train.is_object() && train.contains("result")) {
-    const Json& r = train["result"];
-    const Json& o = train.value("options", Json::object());
-    std::cout
-        << "training:     " << r.value("steps", 0) << " steps in "
-        << fmt(r.value("seconds", 0.0), 3) << " s; best "
-        << (r.value("validation", std::string()) == "held-out" ? "validation" : "training-subset")
-        << " NLL " << fmt(json_number(r, "best_val_nll"))
-        << (model.image()
-                ? " (" + fmt(train::bits_per_dim(json_number(r, "best_val_nll"), model.features)) +
-                      " bits/dim)"
-                : std::string())
-        << " at step " << r.value("best_step", 0) << "; " << r.value("skipped_steps", 0)
-        << " skipped steps\n";
-    if (o.is_object()) std::cout << "options:      " << o.dump() << "\n";
-  }
+  print_context(model, f);
+  if (!model.card.dataset.empty()) std::cout << "dataset:      " << model.card.dataset << "\n";
+  print_training(model);
+  const Json& standardization = model.card.standardization;
   if (standardization.is_object()) {
     std::cout << "standardized: mean " << join_numbers(standardization.value("mean", Json::array()))
               << ", std " << join_numbers(standardization.value("std", Json::array())) << "\n";

@@ -58,29 +58,7 @@ img { image-rendering: pixelated; } .note { color: #a33; }
 ol { font-family: monospace; font-size: 0.9em; }
 )";
 
-}  // namespace
-
-std::string report_html(const Model& model, const ReportOptions& o) {
-  std::ostringstream html;
-  const Json train = metadata_json(model, "train");
-  const Json options = train.is_object() ? train.value("options", Json::object()) : Json::object();
-  const Json result = train.is_object() ? train.value("result", Json::object()) : Json::object();
-  const Json dataset = metadata_json(model, "dataset");
-  const Json model_name = metadata_json(model, "model");
-  char date[32];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M", std::localtime(&now));
-
-  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-       << "<meta name=\"viewport\" content=\"width=device-width\">"
-       << "<title>zflow report: " << escape(model.path) << "</title><style>" << kStyle
-       << "</style></head><body>\n"
-       << "<h1>zflow report</h1><p class=\"sub\">" << escape(model.path) << " · "
-       << (model_name.is_string() ? escape(model_name.get<std::string>()) : std::string("model"))
-       << (dataset.is_string() ? " on " + escape(dataset.get<std::string>()) : std::string())
-       << " · written " << date << " by zflow " << kVersion << "</p>\n";
-
-  // Final metrics.
+void result_section(std::ostream& html, const Model& model, const Json& result) {
   html << "<h2>Result</h2><table>\n";
   if (result.is_object() && result.contains("best_val_nll")) {
     const double best = json_number(result, "best_val_nll");
@@ -104,8 +82,9 @@ std::string report_html(const Model& model, const ReportOptions& o) {
        << row("data", model.image() ? "images " + shape_string(model.image_shape)
                                     : std::to_string(model.features) + " features")
        << "</table>\n";
+}
 
-  // Curves.
+void curves_section(std::ostream& html, const ReportOptions& o) {
   html << "<h2>Training curves</h2>\n";
   if (!o.metrics.empty()) {
     try {
@@ -119,8 +98,9 @@ std::string report_html(const Model& model, const ReportOptions& o) {
     html << "<p class=\"note\">No metrics: train with --metrics FILE (or --report) to get "
             "curves.</p>\n";
   }
+}
 
-  // Pictures.
+void pictures_section(std::ostream& html, const Model& model, const ReportOptions& o) {
   html << "<h2>Pictures</h2>\n";
   try {
     if (model.image()) {
@@ -158,11 +138,9 @@ std::string report_html(const Model& model, const ReportOptions& o) {
   } catch (const Error& e) {
     html << "<p class=\"note\">No pictures: " << escape(e.what()) << "</p>\n";
   }
+}
 
-  html << "<h2>Configuration</h2><table>\n";
-  for (const auto& [key, value] : options.items()) html << row(key, value_text(value));
-  html << "</table>\n";
-
+void architecture_section(std::ostream& html, const Model& model) {
   html << "<h2>Architecture</h2><ol>\n";
   const TransformPtr t = model.flow->transform();
   if (auto composite = std::dynamic_pointer_cast<CompositeTransformImpl>(t)) {
@@ -172,7 +150,36 @@ std::string report_html(const Model& model, const ReportOptions& o) {
   } else {
     html << "<li>" << escape(t->describe()) << "</li>\n";
   }
-  html << "</ol>\n</body></html>\n";
+  html << "</ol>\n";
+}
+
+}  // namespace
+
+std::string report_html(const Model& model, const ReportOptions& o) {
+  std::ostringstream html;
+  const Json& train = model.card.train;
+  const Json options = train.is_object() ? train.value("options", Json::object()) : Json::object();
+  const Json result = train.is_object() ? train.value("result", Json::object()) : Json::object();
+  char date[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M", std::localtime(&now));
+
+  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+       << "<meta name=\"viewport\" content=\"width=device-width\">"
+       << "<title>zflow report: " << escape(model.path) << "</title><style>" << kStyle
+       << "</style></head><body>\n"
+       << "<h1>zflow report</h1><p class=\"sub\">" << escape(model.path) << " · "
+       << (model.card.model.empty() ? std::string("model") : escape(model.card.model))
+       << (model.card.dataset.empty() ? std::string() : " on " + escape(model.card.dataset))
+       << " · written " << date << " by zflow " << kVersion << "</p>\n";
+  result_section(html, model, result);
+  curves_section(html, o);
+  pictures_section(html, model, o);
+  html << "<h2>Configuration</h2><table>\n";
+  for (const auto& [key, value] : options.items()) html << row(key, value_text(value));
+  html << "</table>\n";
+  architecture_section(html, model);
+  html << "</body></html>\n";
   return html.str();
 }
 

@@ -104,9 +104,6 @@ void validate(const TrainArgs& a) {
     throw ConfigError("--tail-bound must be a positive number (got " + fmt(a.builder.tail_bound) +
                       ")");
   }
-  if (a.builder.bins < 2) {
-    throw ConfigError("--bins must be at least 2 (got " + std::to_string(a.builder.bins) + ")");
-  }
   if (a.embedding > 0 && a.context_columns.empty()) {
     throw ConfigError("--embedding needs --context-columns (it embeds the context)");
   }
