@@ -3,6 +3,20 @@
 /// Ready-made architectures, returned as flow specs (so that what is built can be saved,
 /// printed and rebuilt): RealNVP, NICE, Glow, MAF, IAF, NSF, and the multi-scale image
 /// models Glow and RealNVP.
+///
+/// Papers: NICE, Dinh et al. 2014 (https://arxiv.org/abs/1410.8516); RealNVP, Dinh et al.
+/// 2017 (https://arxiv.org/abs/1605.08803); Glow, Kingma & Dhariwal 2018
+/// (https://arxiv.org/abs/1807.03039); MAF, Papamakarios et al. 2017
+/// (https://arxiv.org/abs/1705.07057); IAF, Kingma et al. 2016
+/// (https://arxiv.org/abs/1606.04934); NSF, Durkan et al. 2019
+/// (https://arxiv.org/abs/1906.04032).
+///
+/// Example:
+///
+///     zflow::BuilderOptions options;
+///     options.layers = 4;
+///     options.bins = 16;
+///     zflow::FlowPtr flow = zflow::make_flow(zflow::build_flow_spec("nsf-coupling", 2, options));
 
 #include <cstdint>
 #include <string>

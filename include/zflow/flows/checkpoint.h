@@ -2,7 +2,15 @@
 /// \file
 /// One file per model, in the safetensors format: every parameter and buffer under its
 /// module path, and in "__metadata__" the flow's spec (JSON), the standardisation, the
-/// zflow version and any user entries. See docs/conventions.md.
+/// zflow version and any user entries (`zflow train` writes its model card there,
+/// flows/model_card.h). Safetensors: https://github.com/huggingface/safetensors. See
+/// docs/conventions.md.
+///
+/// Example:
+///
+///     zflow::save_checkpoint("model.safetensors", *flow, {{"note", "first try"}});
+///     zflow::Checkpoint back = zflow::load_checkpoint("model.safetensors");
+///     at::Tensor logp = back.flow->log_prob(x);    // the same model, in eval mode
 
 #include <map>
 #include <string>

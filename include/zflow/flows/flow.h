@@ -17,6 +17,16 @@ namespace zflow {
 /// Conditional flows: the context c [B, K] is optionally standardised (fixed statistics),
 /// then optionally embedded by an MLP into [B, E]; the result is what every transform and
 /// the base receive as their context.
+///
+/// Papamakarios et al. 2021, "Normalizing Flows for Probabilistic Modeling and Inference",
+/// eq. 2-3 (https://arxiv.org/abs/1912.02762); conditional flows as in Winkler et al. 2019,
+/// "Learning Likelihoods with Conditional Normalizing Flows" (https://arxiv.org/abs/1912.00042).
+///
+/// Example:
+///
+///     zflow::FlowPtr flow = zflow::make_flow(zflow::build_flow_spec("maf", 3, {}));
+///     at::Tensor logp = flow->log_prob(x);          // [B], x: [B, 3]
+///     at::Tensor samples = flow->sample(1000);      // [1000, 3], noise → data
 class FlowImpl : public DistributionImpl {
  public:
   /// `context_features` is K (0: unconditional); `context_standardize` and `embedding`

@@ -3,6 +3,13 @@
 /// Building transforms, distributions and flows from JSON specs. Every built-in type is
 /// registered here explicitly (no static-initialisation tricks, which a static library
 /// would drop); applications can add their own types with register_transform.
+///
+/// Example:
+///
+///     zflow::FlowPtr flow = zflow::make_flow(zflow::Json::parse(R"({"type": "flow",
+///         "transform": {"type": "composite", "layers": [{"type": "permutation", "features": 2}]},
+///         "base": {"type": "standard_normal", "shape": [2]}})"));
+///     zflow::Json again = flow->spec();   // the same spec: save, print, rebuild
 
 #include <functional>
 #include <string>

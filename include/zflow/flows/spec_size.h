@@ -4,6 +4,11 @@
 /// can ask for 10^12 hidden units or 10^9 layers, which LibTorch would only discover in its
 /// allocator, or not at all. make_flow, make_transform and make_distribution run these
 /// checks first; the ready-made builders run them on their options.
+///
+/// Example:
+///
+///     zflow::SpecSize size = zflow::estimate_spec_size(spec);  // parameters and bytes
+///     zflow::check_spec_size(spec);   // ConfigError naming the field before any allocation
 
 #include <cstdint>
 #include <string>

@@ -5,7 +5,19 @@
 /// views), so a step is one fused pass over all the weights instead of about ten
 /// operations per parameter tensor, zeroing the gradients is one memset and the global
 /// gradient norm one reduction. Same update as torch::optim::Adam / AdamW (Kingma & Ba
-/// 2015, Algorithm 1; Loshchilov & Hutter 2019 for the decoupled weight decay).
+/// 2015, Algorithm 1, https://arxiv.org/abs/1412.6980; Loshchilov & Hutter 2019 for the
+/// decoupled weight decay, https://arxiv.org/abs/1711.05101):
+///
+///     m ← β₁m + (1 − β₁)g,  v ← β₂v + (1 − β₂)g²,  θ ← θ − lr · m̂ / (√v̂ + ε),
+///     m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ).
+///
+/// Example:
+///
+///     zflow::train::FlatAdam adam(flow->parameters(), {/*lr=*/1e-3});
+///     adam.zero_grad();
+///     (-flow->log_prob(x).mean()).backward();
+///     adam.clip_grad_norm(5.0);
+///     adam.step();
 
 #include <cstdint>
 #include <vector>

@@ -2,6 +2,12 @@
 /// \file
 /// Progress reporting for long work: a one-line bar with rate and ETA, redrawn in place
 /// when the stream is a terminal; a plain line every `every` steps otherwise (logs, CI).
+///
+/// Example:
+///
+///     zflow::train::Progress progress("sample", n, {&std::cerr,
+///     zflow::train::stderr_is_terminal()}); for (int64_t i = 1; i <= n; ++i) progress.update(i);
+///     progress.finish();
 
 #include <chrono>
 #include <cstdint>

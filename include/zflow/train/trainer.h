@@ -1,9 +1,12 @@
 #pragma once
 /// \file
 /// Training: minimise an objective (by default the mean negative log-likelihood of
-/// minibatches; train/objective.h) with Adam or AdamW, a cosine learning-rate decay, gradient-norm
-/// clipping, a validation split with early stopping that keeps the best model, and a guard that
-/// skips steps with a non-finite loss or gradient (and gives up after too many in a row).
+/// minibatches; train/objective.h) with Adam or AdamW (Kingma & Ba 2015,
+/// https://arxiv.org/abs/1412.6980), a linear warm-up then a cosine learning-rate decay
+/// (Loshchilov & Hutter 2017, https://arxiv.org/abs/1608.03983), a cosine learning-rate decay,
+/// gradient-norm clipping, a validation split with early stopping that keeps the best model, and a
+/// guard that skips steps with a non-finite loss or gradient (and gives up after too many in a
+/// row).
 
 #include <cstdint>
 #include <functional>
