@@ -5,6 +5,7 @@
 #include "zflow/core/error.h"
 #include "zflow/flows/spec_size.h"
 #include "zflow/transforms/coupling.h"
+#include "zflow/transforms/transformer.h"
 
 namespace zflow {
 
@@ -99,8 +100,9 @@ void check(const std::string& name, int64_t features, const BuilderOptions& o) {
   require_positive(name + ": layers", o.layers);
   require_positive(name + ": hidden", o.hidden);
   if (o.depth < 0) throw ConfigError(name + ": depth must be >= 0");
-  if (o.bins < 1) throw ConfigError(name + ": bins must be >= 1");
-  if (!(o.tail_bound > 0)) throw ConfigError(name + ": tail bound must be positive");
+  if (name == "nsf-coupling" || name == "nsf-autoregressive") {
+    SplineTransformerOptions().bins(o.bins).tail_bound(o.tail_bound).validate(name);
+  }
   if (o.context_features < 0) throw ConfigError(name + ": context features must be >= 0");
 }
 

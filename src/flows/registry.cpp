@@ -54,27 +54,33 @@ Table<TransformFactory>& transform_table() {
       return std::make_shared<InverseTransformImpl>(
           make_transform(spec_required<Json>(s, "transform")));
     };
-    f["affine_coupling"] = [](const Json& s) -> TransformPtr {
+    // Every default below comes from the transform's Options struct.
+    auto coupling_conditioner = [](const Json& s) {
+      return nn::mlp_conditioner_from_spec(spec_optional<Json>(s, "conditioner", Json()));
+    };
+    f["affine_coupling"] = [=](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"mask", "conditioner", "context_features", "scale_bound"});
-      return std::make_shared<AffineCouplingImpl>(spec_required<std::vector<int64_t>>(s, "mask"),
-                                                  spec_optional<Json>(s, "conditioner", Json()),
-                                                  spec_optional<int64_t>(s, "context_features", 0),
-                                                  spec_optional<double>(s, "scale_bound", 3.0));
+      AffineCouplingOptions o(spec_required<std::vector<int64_t>>(s, "mask"));
+      o.conditioner(coupling_conditioner(s))
+          .context_features(spec_optional(s, "context_features", o.context_features()))
+          .scale_bound(spec_optional(s, "scale_bound", o.scale_bound()));
+      return std::make_shared<AffineCouplingImpl>(o);
     };
-    f["spline_coupling"] = [](const Json& s) -> TransformPtr {
+    f["spline_coupling"] = [=](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"mask", "conditioner", "context_features", "bins", "tail_bound"});
-      return std::make_shared<SplineCouplingImpl>(spec_required<std::vector<int64_t>>(s, "mask"),
-                                                  spec_optional<Json>(s, "conditioner", Json()),
-                                                  spec_optional<int64_t>(s, "context_features", 0),
-                                                  spec_optional<int64_t>(s, "bins", 8),
-                                                  spec_optional<double>(s, "tail_bound", 3.0));
+      SplineCouplingOptions o(spec_required<std::vector<int64_t>>(s, "mask"));
+      o.conditioner(coupling_conditioner(s))
+          .context_features(spec_optional(s, "context_features", o.context_features()))
+          .bins(spec_optional(s, "bins", o.bins()))
+          .tail_bound(spec_optional(s, "tail_bound", o.tail_bound()));
+      return std::make_shared<SplineCouplingImpl>(o);
     };
-    f["additive_coupling"] = [](const Json& s) -> TransformPtr {
+    f["additive_coupling"] = [=](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"mask", "conditioner", "context_features"});
-      return std::make_shared<AdditiveCouplingImpl>(
-          spec_required<std::vector<int64_t>>(s, "mask"),
-          spec_optional<Json>(s, "conditioner", Json()),
-          spec_optional<int64_t>(s, "context_features", 0));
+      AdditiveCouplingOptions o(spec_required<std::vector<int64_t>>(s, "mask"));
+      o.conditioner(coupling_conditioner(s))
+          .context_features(spec_optional(s, "context_features", o.context_features()));
+      return std::make_shared<AdditiveCouplingImpl>(o);
     };
     const std::vector<std::string> autoregressive_fields = {"features", "made", "context_features",
                                                             "inverse_autoregressive"};
@@ -82,27 +88,36 @@ Table<TransformFactory>& transform_table() {
       v.insert(v.end(), more);
       return v;
     };
+    // The fields every autoregressive layer shares.
+    auto autoregressive = [](auto options, const Json& s, bool always_inverse) {
+      options.conditioner(nn::made_conditioner_from_spec(spec_optional<Json>(s, "made", Json())))
+          .context_features(spec_optional(s, "context_features", options.context_features()))
+          .inverse_autoregressive(
+              always_inverse ||
+              spec_optional(s, "inverse_autoregressive", options.inverse_autoregressive()));
+      return options;
+    };
     // MAF reads the direction from the spec; IAF is the same map with its fast direction
     // on the sampling side, so its type fixes inverse_autoregressive = true.
     auto affine_autoregressive = [=](bool always_inverse) {
       return [=](const Json& s) -> TransformPtr {
         reject_unknown_fields(s, with(autoregressive_fields, {"scale_bound"}));
-        return std::make_shared<MaskedAffineAutoregressiveImpl>(
-            spec_required<int64_t>(s, "features"), spec_optional<Json>(s, "made", Json()),
-            spec_optional<int64_t>(s, "context_features", 0),
-            spec_optional<double>(s, "scale_bound", 3.0),
-            always_inverse || spec_optional<bool>(s, "inverse_autoregressive", false));
+        auto o =
+            autoregressive(MaskedAffineAutoregressiveOptions(spec_required<int64_t>(s, "features")),
+                           s, always_inverse);
+        o.scale_bound(spec_optional(s, "scale_bound", o.scale_bound()));
+        return std::make_shared<MaskedAffineAutoregressiveImpl>(o);
       };
     };
     f["masked_affine_autoregressive"] = affine_autoregressive(false);
     f["inverse_autoregressive"] = affine_autoregressive(true);
     f["masked_spline_autoregressive"] = [=](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, with(autoregressive_fields, {"bins", "tail_bound"}));
-      return std::make_shared<MaskedSplineAutoregressiveImpl>(
-          spec_required<int64_t>(s, "features"), spec_optional<Json>(s, "made", Json()),
-          spec_optional<int64_t>(s, "context_features", 0), spec_optional<int64_t>(s, "bins", 8),
-          spec_optional<double>(s, "tail_bound", 3.0),
-          spec_optional<bool>(s, "inverse_autoregressive", false));
+      auto o = autoregressive(
+          MaskedSplineAutoregressiveOptions(spec_required<int64_t>(s, "features")), s, false);
+      o.bins(spec_optional(s, "bins", o.bins()))
+          .tail_bound(spec_optional(s, "tail_bound", o.tail_bound()));
+      return std::make_shared<MaskedSplineAutoregressiveImpl>(o);
     };
     f["permutation"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"indices", "features", "kind", "seed"});
@@ -147,20 +162,22 @@ Table<TransformFactory>& transform_table() {
     };
     f["squeeze"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"factor"});
-      return std::make_shared<SqueezeImpl>(spec_optional<int64_t>(s, "factor", 2));
+      return std::make_shared<SqueezeImpl>(spec_optional(s, "factor", SqueezeOptions().factor()));
     };
     f["conv_coupling"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s,
                             {"channels", "mask", "flip", "hidden", "transformer", "scale_bound"});
-      return std::make_shared<ConvCouplingImpl>(
-          spec_required<int64_t>(s, "channels"), spec_optional<std::string>(s, "mask", "channel"),
-          spec_optional<bool>(s, "flip", false), spec_optional<int64_t>(s, "hidden", 512),
-          spec_optional<std::string>(s, "transformer", "affine"),
-          spec_optional<double>(s, "scale_bound", 3.0));
+      ConvCouplingOptions o(spec_required<int64_t>(s, "channels"));
+      o.mask(spec_optional(s, "mask", o.mask()))
+          .flip(spec_optional(s, "flip", o.flip()))
+          .conditioner(nn::conv_conditioner_from_spec(s))
+          .transformer(spec_optional(s, "transformer", o.transformer()))
+          .scale_bound(spec_optional(s, "scale_bound", o.scale_bound()));
+      return std::make_shared<ConvCouplingImpl>(o);
     };
     f["dequantize"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"bits"});
-      return std::make_shared<DequantizeImpl>(spec_optional<int64_t>(s, "bits", 8));
+      return std::make_shared<DequantizeImpl>(spec_optional(s, "bits", DequantizeOptions().bits()));
     };
     f["multiscale"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"shape", "levels", "scale_bound"});
@@ -168,9 +185,9 @@ Table<TransformFactory>& transform_table() {
       if (!levels.is_array()) throw ConfigError("multiscale: 'levels' must be an array");
       std::vector<TransformPtr> built;
       for (const auto& level : levels) built.push_back(make_transform(level));
-      return std::make_shared<MultiscaleImpl>(spec_required<std::vector<int64_t>>(s, "shape"),
-                                              std::move(built),
-                                              spec_optional<double>(s, "scale_bound", 3.0));
+      MultiscaleOptions o(spec_required<std::vector<int64_t>>(s, "shape"), std::move(built));
+      o.scale_bound(spec_optional(s, "scale_bound", o.scale_bound()));
+      return std::make_shared<MultiscaleImpl>(o);
     };
     f["logit"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"lower", "upper", "eps"});

@@ -22,14 +22,21 @@ std::pair<Tensor, Tensor> default_init(int64_t out, int64_t in, int64_t kernel) 
 
 ConvNetImpl::ConvNetImpl(int64_t in_channels, int64_t out_channels, int64_t hidden_channels,
                          bool zero_init_last)
-    : in_channels_(in_channels), out_channels_(out_channels), hidden_channels_(hidden_channels) {
+    : ConvNetImpl(ConvNetOptions(in_channels, out_channels)
+                      .hidden_channels(hidden_channels)
+                      .zero_init_last(zero_init_last)) {}
+
+ConvNetImpl::ConvNetImpl(const ConvNetOptions& options)
+    : in_channels_(options.in_channels()),
+      out_channels_(options.out_channels()),
+      hidden_channels_(options.hidden_channels()) {
   require_positive("conv conditioner: input channels", in_channels_);
   require_positive("conv conditioner: output channels", out_channels_);
   require_positive("conv conditioner: hidden channels", hidden_channels_);
   auto [w1, b1] = default_init(hidden_channels_, in_channels_, 3);
   auto [w2, b2] = default_init(hidden_channels_, hidden_channels_, 1);
   auto [w3, b3] = default_init(out_channels_, hidden_channels_, 3);
-  if (zero_init_last) {
+  if (options.zero_init_last()) {
     w3.zero_();
     b3.zero_();
   }
@@ -49,6 +56,8 @@ Tensor ConvNetImpl::forward(const Tensor& inputs) {
   return at::conv2d(h, weight3_, bias3_, 1, 1);
 }
 
+Tensor ConvNetImpl::condition(const Tensor& inputs, const Tensor&) { return forward(inputs); }
+
 void ConvNetImpl::pretty_print(std::ostream& stream) const {
   stream << "convnet(" << in_channels_ << " → " << hidden_channels_ << " → " << hidden_channels_
          << " → " << out_channels_ << ")";
@@ -63,6 +72,21 @@ ZeroConvImpl::ZeroConvImpl(int64_t in_channels, int64_t out_channels) {
 
 Tensor ZeroConvImpl::forward(const Tensor& inputs) {
   return at::conv2d(inputs, weight_, bias_, 1, 1);
+}
+
+ConditionerFactoryPtr conv_conditioner(const ConvNetOptions& options) {
+  return conditioner_factory(
+      [options](int64_t in, int64_t out, int64_t) -> ConditionerPtr {
+        return std::make_shared<ConvNetImpl>(
+            ConvNetOptions(options).in_channels(in).out_channels(out));
+      },
+      {{"hidden", options.hidden_channels()}});
+}
+
+ConditionerFactoryPtr conv_conditioner_from_spec(const Json& spec) {
+  ConvNetOptions options(0, 0);
+  options.hidden_channels(spec_optional<int64_t>(spec, "hidden", options.hidden_channels()));
+  return conv_conditioner(options);
 }
 
 }  // namespace zflow::nn

@@ -170,18 +170,39 @@ MADEOptions made_options_from_spec(const Json& spec, int64_t features, int64_t p
                                    int64_t context_features) {
   const Json s = spec.is_null() ? Json::object({{"type", "made"}}) : spec;
   reject_unknown_fields(s, {"hidden", "ordering", "seed", "residual", "activation"});
-  return MADEOptions(features, params_per_feature)
-      .hidden(spec_optional<std::vector<int64_t>>(s, "hidden", {64, 64}))
-      .ordering(spec_optional<std::string>(s, "ordering", "natural"))
-      .seed(spec_optional<uint64_t>(s, "seed", 0))
-      .residual(spec_optional<bool>(s, "residual", false))
-      .activation(spec_optional<std::string>(s, "activation", "relu"))
+  const MADEOptions defaults(features, params_per_feature);
+  return MADEOptions(defaults)
+      .hidden(spec_optional<std::vector<int64_t>>(s, "hidden", defaults.hidden()))
+      .ordering(spec_optional<std::string>(s, "ordering", defaults.ordering()))
+      .seed(spec_optional<uint64_t>(s, "seed", defaults.seed()))
+      .residual(spec_optional<bool>(s, "residual", defaults.residual()))
+      .activation(spec_optional<std::string>(s, "activation", defaults.activation()))
       .context_features(context_features);
 }
 
 Json made_spec(const MADEOptions& o) {
   return {{"type", "made"},   {"hidden", o.hidden()},     {"ordering", o.ordering()},
           {"seed", o.seed()}, {"residual", o.residual()}, {"activation", o.activation()}};
+}
+
+ConditionerFactoryPtr made_conditioner(const MADEOptions& options) {
+  return conditioner_factory(
+      [options](int64_t in, int64_t out, int64_t context) -> ConditionerPtr {
+        require_positive("made: features", in);
+        if (out % in != 0) {
+          throw ConfigError("made: " + std::to_string(out) +
+                            " outputs are not a whole number per " + "each of the " +
+                            std::to_string(in) + " features");
+        }
+        return std::make_shared<MADEImpl>(
+            MADEOptions(options).features(in).params_per_feature(out / in).context_features(
+                context));
+      },
+      made_spec(options));
+}
+
+ConditionerFactoryPtr made_conditioner_from_spec(const Json& spec) {
+  return made_conditioner(made_options_from_spec(spec, 0, 0, 0));
 }
 
 }  // namespace zflow::nn

@@ -119,10 +119,11 @@ MLPOptions mlp_options_from_spec(const Json& spec, int64_t in_features, int64_t 
   if (type != "mlp" && type != "resmlp") {
     throw ConfigError("unknown conditioner type '" + type + "' (choose mlp or resmlp)");
   }
-  return MLPOptions(in_features, out_features)
-      .hidden_features(spec_optional<int64_t>(s, "hidden", 64))
-      .num_layers(spec_optional<int64_t>(s, "layers", 2))
-      .activation(spec_optional<std::string>(s, "activation", "relu"))
+  const MLPOptions defaults(in_features, out_features);
+  return MLPOptions(defaults)
+      .hidden_features(spec_optional<int64_t>(s, "hidden", defaults.hidden_features()))
+      .num_layers(spec_optional<int64_t>(s, "layers", defaults.num_layers()))
+      .activation(spec_optional<std::string>(s, "activation", defaults.activation()))
       .residual(type == "resmlp")
       .context_features(context_features);
 }
@@ -132,6 +133,19 @@ Json mlp_spec(const MLPOptions& options) {
           {"hidden", options.hidden_features()},
           {"layers", options.num_layers()},
           {"activation", options.activation()}};
+}
+
+ConditionerFactoryPtr mlp_conditioner(const MLPOptions& options) {
+  return conditioner_factory(
+      [options](int64_t in, int64_t out, int64_t context) -> ConditionerPtr {
+        return std::make_shared<MLPImpl>(
+            MLPOptions(options).in_features(in).out_features(out).context_features(context));
+      },
+      mlp_spec(options));
+}
+
+ConditionerFactoryPtr mlp_conditioner_from_spec(const Json& spec) {
+  return mlp_conditioner(mlp_options_from_spec(spec, 0, 0, 0));
 }
 
 }  // namespace zflow::nn

@@ -1,44 +1,60 @@
 #include "zflow/transforms/autoregressive.h"
 
+#include <sstream>
+
 #include <ATen/ATen.h>
 
 #include "zflow/core/error.h"
-#include "zflow/functional/affine.h"
 
 namespace zflow {
 
-AutoregressiveTransformImpl::AutoregressiveTransformImpl(std::string type, int64_t features,
-                                                         int64_t params_per_feature,
-                                                         const Json& made, int64_t context_features,
-                                                         bool inverse_autoregressive)
+AutoregressiveTransformImpl::AutoregressiveTransformImpl(
+    std::string type, int64_t features, TransformerPtr transformer,
+    const nn::ConditionerFactoryPtr& conditioner, int64_t context_features,
+    bool inverse_autoregressive)
     : TransformImpl(std::move(type)),
       features_(features),
       context_features_(context_features),
-      inverse_autoregressive_(inverse_autoregressive) {
+      inverse_autoregressive_(inverse_autoregressive),
+      transformer_(std::move(transformer)) {
+  TORCH_CHECK(transformer_ != nullptr && conditioner != nullptr, this->type(),
+              ": needs a transformer and a conditioner factory");
   require_positive(this->type() + ": features", features_);
-  auto options = nn::made_options_from_spec(made, features_, params_per_feature, context_features_);
-  made_spec_ = nn::made_spec(options);
-  made_ = register_module("made", nn::MADE(options));
+  conditioner_spec_ = conditioner->spec();
+  conditioner_ = register_module(
+      "made", conditioner->make(features_, features_ * transformer_->params_per_feature(),
+                                context_features_));
 }
 
-Json AutoregressiveTransformImpl::base_spec() const {
-  return {{"type", type()},
-          {"features", features_},
-          {"made", made_spec_},
-          {"context_features", context_features_},
-          {"inverse_autoregressive", inverse_autoregressive_}};
+Json AutoregressiveTransformImpl::spec() const {
+  Json s = {{"type", type()},
+            {"features", features_},
+            {"made", conditioner_spec_},
+            {"context_features", context_features_},
+            {"inverse_autoregressive", inverse_autoregressive_}};
+  s.update(transformer_->spec());
+  return s;
+}
+
+nn::MADE AutoregressiveTransformImpl::made() const {
+  return nn::MADE(std::dynamic_pointer_cast<nn::MADEImpl>(conditioner_));
 }
 
 std::string AutoregressiveTransformImpl::describe() const {
   std::ostringstream s;
   s << type()
     << (inverse_autoregressive_ ? " (IAF: one-pass sampling)" : " (MAF: one-pass density)") << ", ";
-  made_->pretty_print(s);
+  conditioner_->pretty_print(s);
   return s.str();
 }
 
+Tensor AutoregressiveTransformImpl::parameters(const Tensor& inputs, const Tensor& context) {
+  return conditioner_->condition(inputs, context)
+      .view({inputs.size(0), features_, transformer_->params_per_feature()});
+}
+
 TransformOutput AutoregressiveTransformImpl::one_pass(const Tensor& inputs, const Tensor& context) {
-  return transformer(inputs, made_->forward(inputs, context), false);
+  return transformer_->apply(inputs, parameters(inputs, context), false);
 }
 
 TransformOutput AutoregressiveTransformImpl::sequential(const Tensor& inputs,
@@ -49,7 +65,7 @@ TransformOutput AutoregressiveTransformImpl::sequential(const Tensor& inputs,
   Tensor outputs = at::zeros_like(inputs);
   TransformOutput result;
   for (int64_t pass = 0; pass < features_; ++pass) {
-    result = transformer(inputs, made_->forward(outputs, context), true);
+    result = transformer_->apply(inputs, parameters(outputs, context), true);
     outputs = result.outputs;
   }
   return result;
@@ -71,53 +87,22 @@ TransformOutput AutoregressiveTransformImpl::inverse_impl(const Tensor& inputs,
 
 // ---------------------------------------------------------------------------------------
 
-MaskedAffineAutoregressiveImpl::MaskedAffineAutoregressiveImpl(int64_t features, const Json& made,
-                                                               int64_t context_features,
-                                                               double scale_bound,
-                                                               bool inverse_autoregressive)
-    : AutoregressiveTransformImpl("masked_affine_autoregressive", features, 2, made,
-                                  context_features, inverse_autoregressive),
-      scale_bound_(scale_bound) {
-  if (!(scale_bound_ > 0))
-    throw ConfigError("masked_affine_autoregressive: scale_bound must be positive");
-}
+MaskedAffineAutoregressiveImpl::MaskedAffineAutoregressiveImpl(
+    const MaskedAffineAutoregressiveOptions& o)
+    : AutoregressiveTransformImpl("masked_affine_autoregressive", o.features(),
+                                  std::make_shared<AffineTransformer>(
+                                      AffineTransformerOptions().scale_bound(o.scale_bound()),
+                                      "masked_affine_autoregressive"),
+                                  o.conditioner(), o.context_features(),
+                                  o.inverse_autoregressive()) {}
 
-TransformOutput MaskedAffineAutoregressiveImpl::transformer(const Tensor& inputs,
-                                                            const Tensor& params, bool inverse) {
-  auto r = functional::affine_packed(inputs, params, scale_bound_, inverse);
-  return {r.outputs, r.logabsdet};
-}
-
-Json MaskedAffineAutoregressiveImpl::spec() const {
-  Json s = base_spec();
-  s["scale_bound"] = scale_bound_;
-  return s;
-}
-
-MaskedSplineAutoregressiveImpl::MaskedSplineAutoregressiveImpl(int64_t features, const Json& made,
-                                                               int64_t context_features,
-                                                               int64_t bins, double tail_bound,
-                                                               bool inverse_autoregressive)
-    : AutoregressiveTransformImpl("masked_spline_autoregressive", features,
-                                  functional::spline_param_count(bins), made, context_features,
-                                  inverse_autoregressive),
-      bins_(bins) {
-  spline_.tail_bound = tail_bound;
-  functional::check_spline_settings(type(), bins_, spline_);
-}
-
-TransformOutput MaskedSplineAutoregressiveImpl::transformer(const Tensor& inputs,
-                                                            const Tensor& params, bool inverse) {
-  auto r = functional::rational_quadratic_spline(
-      inputs, functional::identity_offset(params, bins_, spline_), inverse, spline_);
-  return {r.outputs, r.logabsdet.sum(1)};
-}
-
-Json MaskedSplineAutoregressiveImpl::spec() const {
-  Json s = base_spec();
-  s["bins"] = bins_;
-  s["tail_bound"] = spline_.tail_bound;
-  return s;
-}
+MaskedSplineAutoregressiveImpl::MaskedSplineAutoregressiveImpl(
+    const MaskedSplineAutoregressiveOptions& o)
+    : AutoregressiveTransformImpl(
+          "masked_spline_autoregressive", o.features(),
+          std::make_shared<SplineTransformer>(
+              SplineTransformerOptions().bins(o.bins()).tail_bound(o.tail_bound()),
+              "masked_spline_autoregressive"),
+          o.conditioner(), o.context_features(), o.inverse_autoregressive()) {}
 
 }  // namespace zflow

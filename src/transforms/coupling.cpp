@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 
 #include "zflow/core/error.h"
-#include "zflow/functional/affine.h"
 
 namespace zflow {
 
@@ -19,13 +18,15 @@ std::vector<int64_t> half_mask(int64_t features, bool even) {
 }
 
 CouplingTransformImpl::CouplingTransformImpl(std::string type, std::vector<int64_t> mask,
-                                             int64_t params_per_feature, const Json& conditioner,
+                                             TransformerPtr transformer,
+                                             const nn::ConditionerFactoryPtr& conditioner,
                                              int64_t context_features)
     : TransformImpl(std::move(type)),
       mask_(std::move(mask)),
-      params_per_feature_(params_per_feature),
-      conditioner_spec_(conditioner),
+      transformer_(std::move(transformer)),
       context_features_(context_features) {
+  TORCH_CHECK(transformer_ != nullptr && conditioner != nullptr, this->type(),
+              ": needs a transformer and a conditioner factory");
   std::vector<int64_t> identity, transformed;
   for (size_t i = 0; i < mask_.size(); ++i) {
     if (mask_[i] != 0 && mask_[i] != 1) {
@@ -47,18 +48,21 @@ CouplingTransformImpl::CouplingTransformImpl(std::string type, std::vector<int64
     return true;
   };
   blocks_ = consecutive(identity) && consecutive(transformed);
-  auto options = nn::mlp_options_from_spec(
-      conditioner_spec_, static_cast<int64_t>(identity.size()),
-      static_cast<int64_t>(transformed.size()) * params_per_feature_, context_features_);
-  conditioner_spec_ = nn::mlp_spec(options);
-  conditioner_ = register_module("conditioner", nn::MLP(options));
+  conditioner_spec_ = conditioner->spec();
+  conditioner_ =
+      register_module("conditioner", conditioner->make(static_cast<int64_t>(identity.size()),
+                                                       static_cast<int64_t>(transformed.size()) *
+                                                           transformer_->params_per_feature(),
+                                                       context_features_));
 }
 
-Json CouplingTransformImpl::base_spec() const {
-  return {{"type", type()},
-          {"mask", mask_},
-          {"conditioner", conditioner_spec_},
-          {"context_features", context_features_}};
+Json CouplingTransformImpl::spec() const {
+  Json s = {{"type", type()},
+            {"mask", mask_},
+            {"conditioner", conditioner_spec_},
+            {"context_features", context_features_}};
+  s.update(transformer_->spec());
+  return s;
 }
 
 std::string CouplingTransformImpl::describe() const {
@@ -67,7 +71,7 @@ std::string CouplingTransformImpl::describe() const {
   for (auto m : mask_) s << m;
   s << ", ";
   conditioner_->pretty_print(s);
-  s << ")";
+  s << transformer_->describe() << ")";
   return s.str();
 }
 
@@ -81,9 +85,9 @@ TransformOutput CouplingTransformImpl::apply(const Tensor& inputs, const Tensor&
     const int64_t t_start = transform_index_.values()[0];
     const Tensor x_id = inputs.narrow(1, id_start, identity_index_.size());
     const Tensor x_t = inputs.narrow(1, t_start, transform_index_.size());
-    const Tensor params =
-        conditioner_->forward(x_id, context).view({batch, x_t.size(1), params_per_feature_});
-    auto part = transform_part(x_t, params, inverse);
+    const Tensor params = conditioner_->condition(x_id, context)
+                              .view({batch, x_t.size(1), transformer_->params_per_feature()});
+    auto part = transformer_->apply(x_t, params, inverse);
     if (identity_index_.size() == 0) return part;
     return {
         t_start > id_start ? at::cat({x_id, part.outputs}, 1) : at::cat({part.outputs, x_id}, 1),
@@ -93,9 +97,9 @@ TransformOutput CouplingTransformImpl::apply(const Tensor& inputs, const Tensor&
   const Tensor& transform_index = transform_index_.on(inputs.device());
   const Tensor x_id = inputs.index_select(1, identity_index);
   const Tensor x_t = inputs.index_select(1, transform_index);
-  const Tensor params =
-      conditioner_->forward(x_id, context).view({batch, x_t.size(1), params_per_feature_});
-  auto part = transform_part(x_t, params, inverse);
+  const Tensor params = conditioner_->condition(x_id, context)
+                            .view({batch, x_t.size(1), transformer_->params_per_feature()});
+  auto part = transformer_->apply(x_t, params, inverse);
   return {inputs.index_copy(1, transform_index, part.outputs), part.logabsdet};
 }
 
@@ -109,37 +113,15 @@ TransformOutput CouplingTransformImpl::inverse_impl(const Tensor& inputs, const 
 
 // ---------------------------------------------------------------------------------------
 
-AffineCouplingImpl::AffineCouplingImpl(std::vector<int64_t> mask, const Json& conditioner,
-                                       int64_t context_features, double scale_bound)
-    : CouplingTransformImpl("affine_coupling", std::move(mask), 2, conditioner, context_features),
-      scale_bound_(scale_bound) {
-  if (!(scale_bound_ > 0)) throw ConfigError("affine_coupling: scale_bound must be positive");
-}
+AffineCouplingImpl::AffineCouplingImpl(const AffineCouplingOptions& o)
+    : CouplingTransformImpl(
+          "affine_coupling", o.mask(),
+          std::make_shared<AffineTransformer>(
+              AffineTransformerOptions().scale_bound(o.scale_bound()), "affine_coupling"),
+          o.conditioner(), o.context_features()) {}
 
-TransformOutput AffineCouplingImpl::transform_part(const Tensor& x_t, const Tensor& params,
-                                                   bool inverse) {
-  auto r = functional::affine_packed(x_t, params, scale_bound_, inverse);
-  return {r.outputs, r.logabsdet};
-}
-
-Json AffineCouplingImpl::spec() const {
-  Json s = base_spec();
-  s["scale_bound"] = scale_bound_;
-  return s;
-}
-
-AdditiveCouplingImpl::AdditiveCouplingImpl(std::vector<int64_t> mask, const Json& conditioner,
-                                           int64_t context_features)
-    : CouplingTransformImpl("additive_coupling", std::move(mask), 1, conditioner,
-                            context_features) {}
-
-TransformOutput AdditiveCouplingImpl::transform_part(const Tensor& x_t, const Tensor& params,
-                                                     bool inverse) {
-  const Tensor shift = params.select(2, 0);
-  Tensor zero = at::zeros({x_t.size(0)}, x_t.options());
-  return {inverse ? x_t - shift : x_t + shift, zero};
-}
-
-Json AdditiveCouplingImpl::spec() const { return base_spec(); }
+AdditiveCouplingImpl::AdditiveCouplingImpl(const AdditiveCouplingOptions& o)
+    : CouplingTransformImpl("additive_coupling", o.mask(), std::make_shared<AdditiveTransformer>(),
+                            o.conditioner(), o.context_features()) {}
 
 }  // namespace zflow

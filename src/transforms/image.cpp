@@ -1,11 +1,11 @@
 #include "zflow/transforms/image.h"
 
 #include <cmath>
+#include <sstream>
 
 #include <ATen/ATen.h>
 
 #include "zflow/core/error.h"
-#include "zflow/functional/affine.h"
 
 namespace zflow {
 
@@ -23,8 +23,10 @@ Tensor zero_logabsdet(const Tensor& inputs) {
 
 // ---- squeeze --------------------------------------------------------------------------------
 
-SqueezeImpl::SqueezeImpl(int64_t factor) : TransformImpl("squeeze"), factor_(factor) {
-  if (factor_ < 2) throw ConfigError("squeeze: factor must be >= 2, got " + std::to_string(factor));
+SqueezeImpl::SqueezeImpl(const SqueezeOptions& options)
+    : TransformImpl("squeeze"), factor_(options.factor()) {
+  if (factor_ < 2)
+    throw ConfigError("squeeze: factor must be >= 2, got " + std::to_string(factor_));
 }
 
 std::vector<int64_t> SqueezeImpl::forward_shape(const std::vector<int64_t>& s) const {
@@ -73,80 +75,69 @@ std::string SqueezeImpl::describe() const {
 
 // ---- convolutional coupling -------------------------------------------------------------------
 
-ConvCouplingImpl::ConvCouplingImpl(int64_t channels, std::string mask, bool flip,
-                                   int64_t hidden_channels, std::string transformer,
-                                   double scale_bound)
-    : TransformImpl("conv_coupling"),
-      channels_(channels),
-      mask_(std::move(mask)),
-      flip_(flip),
-      hidden_(hidden_channels),
-      transformer_(std::move(transformer)),
-      scale_bound_(scale_bound) {
-  require_positive("conv_coupling: channels", channels_);
-  require_positive("conv_coupling: hidden", hidden_);
-  if (mask_ != "channel" && mask_ != "checkerboard") {
-    throw ConfigError("conv_coupling: mask must be 'channel' or 'checkerboard', got '" + mask_ +
-                      "'");
+namespace {
+
+TransformerPtr conv_transformer(const ConvCouplingOptions& o) {
+  if (o.transformer() == "affine") {
+    return std::make_shared<AffineTransformer>(
+        AffineTransformerOptions().scale_bound(o.scale_bound()), "conv_coupling");
   }
-  if (transformer_ != "affine" && transformer_ != "additive") {
-    throw ConfigError("conv_coupling: transformer must be 'affine' or 'additive', got '" +
-                      transformer_ + "'");
+  if (o.transformer() == "additive") {
+    AffineTransformerOptions().scale_bound(o.scale_bound()).validate("conv_coupling");
+    return std::make_shared<AdditiveTransformer>();
   }
-  if (!(scale_bound_ > 0) || !std::isfinite(scale_bound_)) {
-    throw ConfigError("conv_coupling: scale_bound must be a positive number");
+  throw ConfigError("conv_coupling: transformer must be 'affine' or 'additive', got '" +
+                    o.transformer() + "'");
+}
+
+}  // namespace
+
+ConvCouplingImpl::ConvCouplingImpl(const ConvCouplingOptions& options)
+    : TransformImpl("conv_coupling"), options_(options) {
+  const int64_t channels = options_.channels();
+  require_positive("conv_coupling: channels", channels);
+  TORCH_CHECK(options_.conditioner() != nullptr, "conv_coupling: needs a conditioner factory");
+  if (options_.mask() != "channel" && options_.mask() != "checkerboard") {
+    throw ConfigError("conv_coupling: mask must be 'channel' or 'checkerboard', got '" +
+                      options_.mask() + "'");
   }
-  const int64_t per_feature = transformer_ == "affine" ? 2 : 1;
-  if (mask_ == "channel") {
-    if (channels_ < 2) {
-      throw ConfigError("conv_coupling: a channel mask needs at least 2 channels, got " +
-                        std::to_string(channels_) + " (squeeze first, or use 'checkerboard')");
+  checkerboard_ = options_.mask() == "checkerboard";
+  transformer_ = conv_transformer(options_);
+  conditioner_spec_ = options_.conditioner()->spec();
+  for (const auto& [key, value] : conditioner_spec_.items()) {
+    if (key == "type" || key == "channels" || key == "mask" || key == "flip" ||
+        key == "transformer" || key == "scale_bound") {
+      throw ConfigError("conv_coupling: the conditioner's spec field '" + key +
+                        "' is one of the layer's own");
     }
-    identity_channels_ = channels_ / 2;
+  }
+  const int64_t per_feature = transformer_->params_per_feature();
+  if (!checkerboard_) {
+    if (channels < 2) {
+      throw ConfigError("conv_coupling: a channel mask needs at least 2 channels, got " +
+                        std::to_string(channels) + " (squeeze first, or use 'checkerboard')");
+    }
+    identity_channels_ = channels / 2;
     conditioner_ = register_module(
-        "conditioner",
-        nn::ConvNet(identity_channels_, (channels_ - identity_channels_) * per_feature, hidden_));
+        "conditioner", options_.conditioner()->make(
+                           identity_channels_, (channels - identity_channels_) * per_feature, 0));
   } else {
-    conditioner_ =
-        register_module("conditioner", nn::ConvNet(channels_, channels_ * per_feature, hidden_));
+    conditioner_ = register_module(
+        "conditioner", options_.conditioner()->make(channels, channels * per_feature, 0));
   }
-}
-
-void ConvCouplingImpl::check(const Tensor& inputs) const {
-  TORCH_CHECK(inputs.dim() == 4 && inputs.size(1) == channels_, "conv_coupling: expected [B, ",
-              channels_, ", H, W], got ", inputs.sizes());
-}
-
-TransformOutput ConvCouplingImpl::transform_part(const Tensor& x, const Tensor& params,
-                                                 const Tensor& mask, bool inverse) const {
-  if (transformer_ == "additive") {
-    const Tensor shift = mask.defined() ? params * mask : params;
-    return {inverse ? x - shift : x + shift, Tensor()};
-  }
-  const int64_t c = params.size(1) / 2;
-  Tensor shift = params.narrow(1, 0, c);
-  Tensor raw_log_scale = params.narrow(1, c, c);
-  if (mask.defined()) {
-    // Off the mask the shift and log-scale are exactly 0 (tanh(0) = 0): identity there.
-    shift = shift * mask;
-    raw_log_scale = raw_log_scale * mask;
-  }
-  auto r = functional::affine(x, shift, raw_log_scale, scale_bound_, inverse);
-  return {r.outputs, r.logabsdet};
 }
 
 TransformOutput ConvCouplingImpl::apply_channel(const Tensor& inputs, bool inverse) {
   const int64_t c_id = identity_channels_;
-  const int64_t c_t = channels_ - c_id;
+  const int64_t c_t = options_.channels() - c_id;
   // With flip the identity half is the last ⌊C/2⌋ channels.
-  const Tensor identity = flip_ ? inputs.narrow(1, c_t, c_id) : inputs.narrow(1, 0, c_id);
-  const Tensor part = flip_ ? inputs.narrow(1, 0, c_t) : inputs.narrow(1, c_id, c_t);
-  auto out = transform_part(part, conditioner_->forward(identity), Tensor(), inverse);
-  Tensor outputs =
-      flip_ ? at::cat({out.outputs, identity}, 1) : at::cat({identity, out.outputs}, 1);
-  Tensor logabsdet =
-      out.logabsdet.defined() ? sum_except_batch(out.logabsdet) : zero_logabsdet(inputs);
-  return {outputs, logabsdet};
+  const bool flip = options_.flip();
+  const Tensor identity = flip ? inputs.narrow(1, c_t, c_id) : inputs.narrow(1, 0, c_id);
+  const Tensor part = flip ? inputs.narrow(1, 0, c_t) : inputs.narrow(1, c_id, c_t);
+  auto out = transformer_->apply_image(part, conditioner_->condition(identity, Tensor()), Tensor(),
+                                       inverse);
+  Tensor outputs = flip ? at::cat({out.outputs, identity}, 1) : at::cat({identity, out.outputs}, 1);
+  return {outputs, out.logabsdet};
 }
 
 TransformOutput ConvCouplingImpl::apply_checkerboard(const Tensor& inputs, bool inverse) {
@@ -154,16 +145,15 @@ TransformOutput ConvCouplingImpl::apply_checkerboard(const Tensor& inputs, bool 
   // 1 on the transformed pixels: (i + j + flip) odd.
   const Tensor i = at::arange(h, inputs.options()).view({h, 1});
   const Tensor j = at::arange(w, inputs.options()).view({1, w});
-  const Tensor mask = at::remainder(i + j + (flip_ ? 0.0 : 1.0), 2.0).view({1, 1, h, w});
-  auto out = transform_part(inputs, conditioner_->forward(inputs * (1 - mask)), mask, inverse);
-  Tensor logabsdet =
-      out.logabsdet.defined() ? sum_except_batch(out.logabsdet) : zero_logabsdet(inputs);
-  return {out.outputs, logabsdet};
+  const Tensor mask = at::remainder(i + j + (options_.flip() ? 0.0 : 1.0), 2.0).view({1, 1, h, w});
+  return transformer_->apply_image(inputs, conditioner_->condition(inputs * (1 - mask), Tensor()),
+                                   mask, inverse);
 }
 
 TransformOutput ConvCouplingImpl::apply(const Tensor& inputs, bool inverse) {
-  check(inputs);
-  return mask_ == "channel" ? apply_channel(inputs, inverse) : apply_checkerboard(inputs, inverse);
+  TORCH_CHECK(inputs.dim() == 4 && inputs.size(1) == options_.channels(),
+              "conv_coupling: expected [B, ", options_.channels(), ", H, W], got ", inputs.sizes());
+  return checkerboard_ ? apply_checkerboard(inputs, inverse) : apply_channel(inputs, inverse);
 }
 
 TransformOutput ConvCouplingImpl::forward_impl(const Tensor& inputs, const Tensor&) {
@@ -175,25 +165,31 @@ TransformOutput ConvCouplingImpl::inverse_impl(const Tensor& inputs, const Tenso
 }
 
 Json ConvCouplingImpl::spec() const {
-  return {{"type", "conv_coupling"},
-          {"channels", channels_},
-          {"mask", mask_},
-          {"flip", flip_},
-          {"hidden", hidden_},
-          {"transformer", transformer_},
-          {"scale_bound", scale_bound_}};
+  Json s = {{"type", "conv_coupling"},
+            {"channels", options_.channels()},
+            {"mask", options_.mask()},
+            {"flip", options_.flip()},
+            {"transformer", options_.transformer()},
+            {"scale_bound", options_.scale_bound()}};
+  s.update(conditioner_spec_);
+  return s;
 }
 
 std::string ConvCouplingImpl::describe() const {
-  return "conv_coupling(" + transformer_ + ", " + mask_ + (flip_ ? " flipped" : "") + ", " +
-         std::to_string(channels_) + " channels, hidden " + std::to_string(hidden_) + ")";
+  std::ostringstream s;
+  s << "conv_coupling(" << options_.transformer() << ", " << options_.mask()
+    << (options_.flip() ? " flipped" : "") << ", " << options_.channels() << " channels, ";
+  conditioner_->pretty_print(s);
+  s << ")";
+  return s.str();
 }
 
 // ---- dequantisation ------------------------------------------------------------------------
 
-DequantizeImpl::DequantizeImpl(int64_t bits) : TransformImpl("dequantize"), bits_(bits) {
+DequantizeImpl::DequantizeImpl(const DequantizeOptions& options)
+    : TransformImpl("dequantize"), bits_(options.bits()) {
   if (bits_ < 1 || bits_ > 16) {
-    throw ConfigError("dequantize: bits must be in 1..16, got " + std::to_string(bits));
+    throw ConfigError("dequantize: bits must be in 1..16, got " + std::to_string(bits_));
   }
 }
 

@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 
 #include "zflow/core/error.h"
-#include "zflow/functional/affine.h"
 
 namespace zflow {
 
@@ -25,20 +24,16 @@ std::vector<int64_t> batched(int64_t batch, const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-MultiscaleImpl::MultiscaleImpl(std::vector<int64_t> shape, std::vector<TransformPtr> levels,
-                               double scale_bound)
+MultiscaleImpl::MultiscaleImpl(const MultiscaleOptions& options)
     : TransformImpl("multiscale"),
-      shape_(std::move(shape)),
-      levels_(std::move(levels)),
-      scale_bound_(scale_bound) {
+      shape_(options.shape()),
+      levels_(options.levels()),
+      prior_(AffineTransformerOptions().scale_bound(options.scale_bound()), "multiscale") {
   if (shape_.size() != 3) {
     throw ConfigError("multiscale: shape must be [C, H, W], got " + shape_string(shape_));
   }
   for (auto s : shape_) require_positive("multiscale: shape entries", s);
   if (levels_.empty()) throw ConfigError("multiscale: needs at least one level");
-  if (!(scale_bound_ > 0) || !std::isfinite(scale_bound_)) {
-    throw ConfigError("multiscale: scale_bound must be a positive number");
-  }
   std::vector<int64_t> current = shape_;
   for (size_t i = 0; i < levels_.size(); ++i) {
     TORCH_CHECK(levels_[i] != nullptr, "multiscale: level ", i, " is null");
@@ -121,12 +116,9 @@ TransformOutput MultiscaleImpl::forward_impl(const Tensor& inputs, const Tensor&
     const Tensor y = h.narrow(1, kept, h.size(1) - kept);
     h = h.narrow(1, 0, kept);
     // ε = (y − μ(h)) · exp(−log σ(h)): the learned prior as an affine map.
-    const Tensor params = priors_[i]->forward(h);
-    const int64_t f = y.size(1);
-    auto eps = functional::affine(y, params.narrow(1, 0, f), params.narrow(1, f, f), scale_bound_,
-                                  /*inverse=*/true);
+    auto eps = prior_.apply_image(y, priors_[i]->forward(h), Tensor(), /*inverse=*/true);
     parts.push_back(eps.outputs);
-    total = total + sum_except_batch(eps.logabsdet);
+    total = total + eps.logabsdet;
   }
   parts.push_back(h);
   return {join_latent(parts), total};
@@ -139,11 +131,8 @@ TransformOutput MultiscaleImpl::inverse_impl(const Tensor& inputs, const Tensor&
   for (size_t k = levels_.size(); k-- > 0;) {
     if (k + 1 < levels_.size()) {
       // y = μ(h) + σ(h) · ε, then the factored channels rejoin.
-      const Tensor params = priors_[k]->forward(h);
-      const int64_t f = parts[k].size(1);
-      auto y = functional::affine(parts[k], params.narrow(1, 0, f), params.narrow(1, f, f),
-                                  scale_bound_, /*inverse=*/false);
-      total = total + sum_except_batch(y.logabsdet);
+      auto y = prior_.apply_image(parts[k], priors_[k]->forward(h), Tensor(), /*inverse=*/false);
+      total = total + y.logabsdet;
       h = at::cat({h, y.outputs}, 1);
     }
     auto out = levels_[k]->inverse(h, context);
@@ -156,8 +145,10 @@ TransformOutput MultiscaleImpl::inverse_impl(const Tensor& inputs, const Tensor&
 Json MultiscaleImpl::spec() const {
   Json levels = Json::array();
   for (const auto& level : levels_) levels.push_back(level->spec());
-  return {
-      {"type", "multiscale"}, {"shape", shape_}, {"levels", levels}, {"scale_bound", scale_bound_}};
+  return {{"type", "multiscale"},
+          {"shape", shape_},
+          {"levels", levels},
+          {"scale_bound", prior_.options().scale_bound()}};
 }
 
 std::string MultiscaleImpl::describe() const {

@@ -30,7 +30,15 @@ class SplineTest : public ::testing::Test {
   void SetUp() override { torch::manual_seed(2024); }
 };
 
-Json mlp() { return {{"type", "mlp"}, {"hidden", 16}, {"layers", 2}, {"activation", "tanh"}}; }
+// A spline coupling with a small tanh MLP conditioner.
+SplineCoupling spline(std::vector<int64_t> mask, int64_t context, int64_t bins, double bound) {
+  return SplineCoupling(SplineCouplingOptions(std::move(mask))
+                            .conditioner(nn::mlp_conditioner(
+                                nn::MLPOptions(0, 0).hidden_features(16).activation("tanh")))
+                            .context_features(context)
+                            .bins(bins)
+                            .tail_bound(bound));
+}
 
 void randomize(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
@@ -49,7 +57,7 @@ at::Tensor autograd_logabsdet(TransformImpl& t, const at::Tensor& x) {
 }
 
 TEST_F(SplineTest, SplineCouplingRoundTripAndJacobian) {
-  SplineCoupling t(std::vector<int64_t>{1, 0, 1, 0}, mlp(), 0, kBins, kBound);
+  SplineCoupling t = spline(std::vector<int64_t>{1, 0, 1, 0}, 0, kBins, kBound);
   t->to(at::kDouble);
   randomize(*t);
   at::Tensor x = at::randn({6, 4}, opts(at::kDouble)) * 2;
@@ -75,7 +83,7 @@ TEST_F(SplineTest, SplineCouplingRoundTripAndJacobian) {
   }
 
   // With a context: round trip, Jacobian, and the output depends on the context.
-  SplineCoupling tc(std::vector<int64_t>{1, 1, 1, 0}, mlp(), 3, kBins, kBound);
+  SplineCoupling tc = spline(std::vector<int64_t>{1, 1, 1, 0}, 3, kBins, kBound);
   tc->to(at::kDouble);
   randomize(*tc);
   at::Tensor ctx = at::randn({6, 3}, opts(at::kDouble));
@@ -85,7 +93,7 @@ TEST_F(SplineTest, SplineCouplingRoundTripAndJacobian) {
             1e-6);
 
   // Float32.
-  SplineCoupling t32(std::vector<int64_t>{0, 1, 1, 0}, mlp(), 0, 5, 2.0);
+  SplineCoupling t32 = spline(std::vector<int64_t>{0, 1, 1, 0}, 0, 5, 2.0);
   randomize(*t32);
   at::Tensor x32 = at::randn({6, 4}) * 2;
   auto f32 = t32->forward(x32);
@@ -96,7 +104,7 @@ TEST_F(SplineTest, SplineCouplingRoundTripAndJacobian) {
 
 TEST_F(SplineTest, SplineCouplingStartsAsTheIdentity) {
   for (int64_t bins : {1, 2, 8, 32}) {
-    SplineCoupling t(std::vector<int64_t>{1, 0, 1, 0}, mlp(), 0, bins, kBound);
+    SplineCoupling t = spline(std::vector<int64_t>{1, 0, 1, 0}, 0, bins, kBound);
     t->to(at::kDouble);
     at::Tensor x = at::randn({64, 4}, opts(at::kDouble)) * 2.5;
     auto fwd = t->forward(x);
@@ -109,7 +117,7 @@ TEST_F(SplineTest, SplineCouplingStartsAsTheIdentity) {
 }
 
 TEST_F(SplineTest, SplineCouplingSpec) {
-  SplineCoupling t(std::vector<int64_t>{1, 1, 0}, mlp(), 2, 6, 4.5);
+  SplineCoupling t = spline(std::vector<int64_t>{1, 1, 0}, 2, 6, 4.5);
   Json s = t->spec();
   EXPECT_EQ(s["type"], "spline_coupling");
   EXPECT_EQ(s["bins"], 6);
@@ -120,9 +128,9 @@ TEST_F(SplineTest, SplineCouplingSpec) {
   at::Tensor x = at::randn({3, 3});
   at::Tensor ctx = at::randn({3, 2});
   EXPECT_EQ(t->forward(x, ctx).outputs.sizes(), x.sizes());
-  EXPECT_THROW(SplineCoupling(std::vector<int64_t>{1, 0}, mlp(), 0, 0, 3.0), ConfigError);
-  EXPECT_THROW(SplineCoupling(std::vector<int64_t>{1, 0}, mlp(), 0, 8, 0.0), ConfigError);
-  EXPECT_THROW(SplineCoupling(std::vector<int64_t>{1, 0}, mlp(), 0, 2000, 3.0), ConfigError);
+  EXPECT_THROW(spline(std::vector<int64_t>{1, 0}, 0, 0, 3.0), ConfigError);
+  EXPECT_THROW(spline(std::vector<int64_t>{1, 0}, 0, 8, 0.0), ConfigError);
+  EXPECT_THROW(spline(std::vector<int64_t>{1, 0}, 0, 2000, 3.0), ConfigError);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "zflow/core/spec.h"
+#include "zflow/nn/conditioner.h"
 
 namespace zflow::nn {
 
@@ -66,10 +67,13 @@ struct MADEOptions {
 };
 
 /// The MADE conditioner: inputs [B, D] (+ context [B, K]) → parameters [B, D, P].
-class MADEImpl : public torch::nn::Module {
+class MADEImpl : public ConditionerImpl {
  public:
   explicit MADEImpl(MADEOptions options);
   Tensor forward(const Tensor& inputs, const Tensor& context = {});
+  Tensor condition(const Tensor& inputs, const Tensor& context) override {
+    return forward(inputs, context);
+  }
   void pretty_print(std::ostream& stream) const override;
   /// Position of each input in the autoregressive order (1-based degrees).
   const std::vector<int64_t>& input_degrees() const { return input_degrees_; }
@@ -89,5 +93,11 @@ MADEOptions made_options_from_spec(const Json& spec, int64_t features, int64_t p
                                    int64_t context_features);
 /// The spec of `options` (without sizes).
 Json made_spec(const MADEOptions& options);
+
+/// A factory of MADE conditioners with the settings of `options` (sizes ignored): make(D,
+/// D·P, K) builds MADEOptions(D, P) with context K. The default: MADEOptions' defaults.
+ConditionerFactoryPtr made_conditioner(const MADEOptions& options = MADEOptions(0, 0));
+/// The factory of a MADE spec (made_options_from_spec's; null for the defaults).
+ConditionerFactoryPtr made_conditioner_from_spec(const Json& spec);
 
 }  // namespace zflow::nn

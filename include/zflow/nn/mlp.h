@@ -14,6 +14,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "zflow/core/spec.h"
+#include "zflow/nn/conditioner.h"
 
 namespace zflow::nn {
 
@@ -42,12 +43,15 @@ struct MLPOptions {
 };
 
 /// A multilayer perceptron conditioner.
-class MLPImpl : public torch::nn::Module {
+class MLPImpl : public ConditionerImpl {
  public:
   explicit MLPImpl(MLPOptions options);
   void reset();
   /// inputs [B, in_features], context [B, context_features] or undefined → [B, out_features].
   Tensor forward(const Tensor& inputs, const Tensor& context = {});
+  Tensor condition(const Tensor& inputs, const Tensor& context) override {
+    return forward(inputs, context);
+  }
   void pretty_print(std::ostream& stream) const override;
 
   MLPOptions options;
@@ -66,6 +70,12 @@ MLPOptions mlp_options_from_spec(const Json& spec, int64_t in_features, int64_t 
 
 /// The spec of `options` (without sizes).
 Json mlp_spec(const MLPOptions& options);
+
+/// A factory of MLP conditioners with the settings of `options` (its sizes are ignored:
+/// each layer gives its own). The default: MLPOptions' defaults.
+ConditionerFactoryPtr mlp_conditioner(const MLPOptions& options = MLPOptions(0, 0));
+/// The factory of a conditioner spec (mlp_options_from_spec's; null for the defaults).
+ConditionerFactoryPtr mlp_conditioner_from_spec(const Json& spec);
 
 /// Applies a named activation; ConfigError for an unknown name.
 Tensor apply_activation(const std::string& name, const Tensor& x);

@@ -1,43 +1,64 @@
 #pragma once
 /// \file
-/// Coupling layers (NICE, Dinh et al. 2014; RealNVP, Dinh et al. 2017). A binary mask splits
-/// the features: those with mask 0 pass unchanged and, with the context, feed the
-/// conditioner; those with mask 1 are transformed elementwise with the conditioner's output.
-/// The Jacobian is triangular, so log|det J| is the sum of the elementwise log-derivatives.
+/// Coupling layers (NICE, Dinh, Krueger & Bengio 2014, https://arxiv.org/abs/1410.8516;
+/// RealNVP, Dinh, Sohl-Dickstein & Bengio 2017, https://arxiv.org/abs/1605.08803). A binary
+/// mask splits the features into an identity part x_A (mask 0) and a transformed part x_B
+/// (mask 1):
+///
+///     z_A = x_A,   z_B = τ(x_B; c(x_A, context)),   log|det J| = Σ_{i∈B} log|τ'(x_i; θ_i)|,
+///
+/// with c a conditioner (nn/conditioner.h: an MLP by default) and τ an element-wise
+/// transformer (transforms/transformer.h): affine, additive or a rational-quadratic spline
+/// (transforms/spline_coupling.h). The Jacobian is triangular; both directions take one
+/// conditioner pass. The conditioner's last layer starts at zero: every layer starts as the
+/// identity.
+///
+/// Example:
+///
+///     auto layer = zflow::AffineCoupling(
+///         zflow::AffineCouplingOptions(zflow::half_mask(4, true))
+///             .conditioner(zflow::nn::mlp_conditioner(
+///                 zflow::nn::MLPOptions(0, 0).hidden_features(128).residual(true)))
+///             .scale_bound(2.0));
+///     auto [z, logabsdet] = layer->forward(at::randn({16, 4}));  // logabsdet [16]
+///     zflow::Json spec = layer->spec();  // make_transform(spec) rebuilds it
 
 #include <cstdint>
 #include <vector>
 
+#include <torch/arg.h>
+
 #include "zflow/core/index.h"
 #include "zflow/core/transform.h"
 #include "zflow/nn/mlp.h"
+#include "zflow/transforms/transformer.h"
 
 namespace zflow {
 
-/// Shared machinery: the mask, the index buffers and the conditioner.
+/// A coupling layer: a mask, a conditioner and an element-wise transformer. The concrete
+/// layers below fix the transformer and the registry type.
 class CouplingTransformImpl : public TransformImpl {
  public:
-  /// `mask[i]` is 1 for transformed features, 0 for identity features; both sets non-empty.
-  /// `params_per_feature` conditioner outputs per transformed feature.
-  CouplingTransformImpl(std::string type, std::vector<int64_t> mask, int64_t params_per_feature,
-                        const Json& conditioner, int64_t context_features);
+  /// `mask[i]` is 1 for transformed features, 0 for identity features; it transforms at
+  /// least one feature and keeps one (or there is a context). The conditioner is built by
+  /// `conditioner` for (identity features, transformed features · P, context_features).
+  CouplingTransformImpl(std::string type, std::vector<int64_t> mask, TransformerPtr transformer,
+                        const nn::ConditionerFactoryPtr& conditioner, int64_t context_features);
 
   const std::vector<int64_t>& mask() const { return mask_; }
+  const ElementwiseTransformer& transformer() const { return *transformer_; }
+  /// {type, mask, conditioner, context_features} and the transformer's fields.
+  Json spec() const override;
   std::string describe() const override;
 
  protected:
-  /// Common spec fields: mask, conditioner, context_features.
-  Json base_spec() const;
-  /// y_t from x_t and the conditioner's params [B, Dt, P]: returns {y_t, logabsdet [B]}.
-  virtual TransformOutput transform_part(const Tensor& x_t, const Tensor& params, bool inverse) = 0;
-
   TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;
   TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context) override;
 
  private:
   TransformOutput apply(const Tensor& inputs, const Tensor& context, bool inverse);
   std::vector<int64_t> mask_;
-  int64_t params_per_feature_;
+  TransformerPtr transformer_;
   Json conditioner_spec_;
   int64_t context_features_;
   IndexList identity_index_;
@@ -45,36 +66,45 @@ class CouplingTransformImpl : public TransformImpl {
   /// Both index lists are consecutive runs (half masks): the parts are then taken with
   /// narrow and joined with cat, cheaper forward and backward than index_select/index_copy.
   bool blocks_ = false;
-  nn::MLP conditioner_{nullptr};
+  nn::ConditionerPtr conditioner_;
 };
 
-/// Affine coupling (RealNVP): z_t = x_t · exp(s) + t, with the log-scale softly bounded,
-/// s = b · tanh(ŝ / b), so that no layer can scale by more than e^±b and deep stacks
-/// cannot blow up. The conditioner's last layer starts at zero: the layer starts as the
-/// identity.
+/// Options of AffineCoupling ("affine_coupling").
+struct AffineCouplingOptions {
+  /// `mask`: 1 for transformed features, 0 for the ones the conditioner reads.
+  explicit AffineCouplingOptions(std::vector<int64_t> mask) : mask_(std::move(mask)) {}
+  TORCH_ARG(std::vector<int64_t>, mask);
+  /// The conditioner network (default: an MLP with MLPOptions' defaults).
+  TORCH_ARG(nn::ConditionerFactoryPtr, conditioner) = nn::mlp_conditioner();
+  /// Size of the context vector (0 = none).
+  TORCH_ARG(int64_t, context_features) = 0;
+  /// Bound b of the soft-clamped log-scale (AffineTransformerOptions).
+  TORCH_ARG(double, scale_bound) = AffineTransformerOptions().scale_bound();
+};
+
+/// Affine coupling (RealNVP): z_B = x_B · exp(s) + t, s = b · tanh(ŝ / b), so that no layer
+/// can scale by more than e^±b and deep stacks cannot blow up.
 class AffineCouplingImpl : public CouplingTransformImpl {
  public:
-  AffineCouplingImpl(std::vector<int64_t> mask, const Json& conditioner,
-                     int64_t context_features = 0, double scale_bound = 3.0);
-  Json spec() const override;
-
- protected:
-  TransformOutput transform_part(const Tensor& x_t, const Tensor& params, bool inverse) override;
-
- private:
-  double scale_bound_;
+  explicit AffineCouplingImpl(const AffineCouplingOptions& options);
 };
 TORCH_MODULE(AffineCoupling);
 
-/// Additive coupling (NICE): z_t = x_t + t; volume preserving (log|det J| = 0).
+/// Options of AdditiveCoupling ("additive_coupling").
+struct AdditiveCouplingOptions {
+  /// `mask`: 1 for transformed features, 0 for the ones the conditioner reads.
+  explicit AdditiveCouplingOptions(std::vector<int64_t> mask) : mask_(std::move(mask)) {}
+  TORCH_ARG(std::vector<int64_t>, mask);
+  /// The conditioner network (default: an MLP with MLPOptions' defaults).
+  TORCH_ARG(nn::ConditionerFactoryPtr, conditioner) = nn::mlp_conditioner();
+  /// Size of the context vector (0 = none).
+  TORCH_ARG(int64_t, context_features) = 0;
+};
+
+/// Additive coupling (NICE): z_B = x_B + t; volume preserving (log|det J| = 0).
 class AdditiveCouplingImpl : public CouplingTransformImpl {
  public:
-  AdditiveCouplingImpl(std::vector<int64_t> mask, const Json& conditioner,
-                       int64_t context_features = 0);
-  Json spec() const override;
-
- protected:
-  TransformOutput transform_part(const Tensor& x_t, const Tensor& params, bool inverse) override;
+  explicit AdditiveCouplingImpl(const AdditiveCouplingOptions& options);
 };
 TORCH_MODULE(AdditiveCoupling);
 

@@ -1,10 +1,11 @@
 #pragma once
 /// \file
-/// The multi-scale architecture of RealNVP (Dinh et al. 2017, §3.6) with Glow's learned
-/// prior for the factored-out channels (Kingma & Dhariwal 2018, §3 and their code's
-/// split2d). Level i runs its transform (typically squeeze, then flow steps); after every
-/// level but the last, half of the channels are factored out: the first ⌊C/2⌋ channels h
-/// go on to the next level, the other ones y are modelled by N(μ(h), σ(h)²) with μ and
+/// The multi-scale architecture of RealNVP (Dinh, Sohl-Dickstein & Bengio 2017, §3.6,
+/// https://arxiv.org/abs/1605.08803) with Glow's learned prior for the factored-out
+/// channels (Kingma & Dhariwal 2018, §3 and their code's split2d,
+/// https://arxiv.org/abs/1807.03039). Level i runs its transform (typically squeeze, then flow
+/// steps); after every level but the last, half of the channels are factored out: the first ⌊C/2⌋
+/// channels h go on to the next level, the other ones y are modelled by N(μ(h), σ(h)²) with μ and
 /// log σ from a zero-initialised 3×3 convolution of h.
 ///
 /// To keep "transform + standard normal base" exact, the learned Gaussian is written as a
@@ -17,20 +18,40 @@
 /// split_latent() returns the parts in their own shapes and join_latent() reassembles
 /// them, so encode → edit parts → decode is exact.
 
+/// Example:
+///
+///     std::vector<zflow::TransformPtr> levels = {
+///         zflow::make_transform({{"type", "squeeze"}}),   // [1, 8, 8] → [4, 4, 4]
+///         zflow::make_transform({{"type", "squeeze"}})};  // [2, 4, 4] → [8, 2, 2]
+///     auto ms = zflow::Multiscale(zflow::MultiscaleOptions({1, 8, 8}, levels));
+///     auto [z, logabsdet] = ms->forward(at::rand({5, 1, 8, 8}));  // z [5, 1, 8, 8]
+///     auto parts = ms->split_latent(z);  // [5, 2, 4, 4] and [5, 8, 2, 2]
+
 #include <cstdint>
 #include <vector>
 
 #include "zflow/core/transform.h"
 #include "zflow/nn/conv.h"
+#include "zflow/transforms/transformer.h"
 
 namespace zflow {
 
+/// Options of Multiscale ("multiscale").
+struct MultiscaleOptions {
+  MultiscaleOptions(std::vector<int64_t> shape, std::vector<TransformPtr> levels)
+      : shape_(std::move(shape)), levels_(std::move(levels)) {}
+  /// The event shape [C, H, W] of the inputs.
+  TORCH_ARG(std::vector<int64_t>, shape);
+  /// The levels, applied in order (at least one); each but the last must output at least 2
+  /// channels.
+  TORCH_ARG(std::vector<TransformPtr>, levels);
+  /// Bound b of the learned priors' log σ, log σ = b·tanh(ŝ/b) (AffineTransformerOptions).
+  TORCH_ARG(double, scale_bound) = AffineTransformerOptions().scale_bound();
+};
+
 class MultiscaleImpl : public TransformImpl {
  public:
-  /// `shape` is the event shape [C, H, W] of the inputs; `levels` are applied in order;
-  /// `scale_bound` b bounds the learned priors' log σ softly, log σ = b·tanh(ŝ/b).
-  MultiscaleImpl(std::vector<int64_t> shape, std::vector<TransformPtr> levels,
-                 double scale_bound = 3.0);
+  explicit MultiscaleImpl(const MultiscaleOptions& options);
 
   Json spec() const override;
   std::string describe() const override;
@@ -55,7 +76,8 @@ class MultiscaleImpl : public TransformImpl {
   std::vector<int64_t> shape_;
   std::vector<TransformPtr> levels_;
   std::vector<nn::ZeroConv> priors_;
-  double scale_bound_;
+  /// The learned priors as affine maps of the factored-out channels.
+  AffineTransformer prior_;
   std::vector<std::vector<int64_t>> latent_shapes_;
 };
 TORCH_MODULE(Multiscale);
