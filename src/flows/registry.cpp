@@ -124,13 +124,9 @@ Table<TransformFactory>& transform_table() {
       if (s.contains("indices")) {
         return std::make_shared<PermutationImpl>(spec_required<std::vector<int64_t>>(s, "indices"));
       }
-      const auto features = spec_required<int64_t>(s, "features");
-      require_positive("permutation: features", features);
-      const auto kind = spec_optional<std::string>(s, "kind", "reverse");
-      if (kind == "reverse") return PermutationImpl::reverse(features);
-      if (kind == "random")
-        return PermutationImpl::random(features, spec_optional<uint64_t>(s, "seed", 0));
-      throw ConfigError("permutation: kind must be 'reverse' or 'random', got '" + kind + "'");
+      PermutationOptions o(spec_required<int64_t>(s, "features"));
+      o.kind(spec_optional(s, "kind", o.kind())).seed(spec_optional(s, "seed", o.seed()));
+      return std::make_shared<PermutationImpl>(o);
     };
     f["actnorm"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"features"});
@@ -138,9 +134,10 @@ Table<TransformFactory>& transform_table() {
     };
     f["lu_linear"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"features", "diagonal", "seed"});
-      return std::make_shared<LULinearImpl>(spec_required<int64_t>(s, "features"),
-                                            spec_optional<std::string>(s, "diagonal", "softplus"),
-                                            spec_optional<uint64_t>(s, "seed", 0));
+      LULinearOptions o(spec_required<int64_t>(s, "features"));
+      o.diagonal(spec_optional(s, "diagonal", o.diagonal()))
+          .seed(spec_optional(s, "seed", o.seed()));
+      return std::make_shared<LULinearImpl>(o);
     };
     f["elementwise_affine"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"features"});
@@ -148,17 +145,19 @@ Table<TransformFactory>& transform_table() {
     };
     f["standardize"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"mean", "std"});
-      return std::make_shared<StandardizeImpl>(spec_required<std::vector<double>>(s, "mean"),
-                                               spec_required<std::vector<double>>(s, "std"));
+      return std::make_shared<StandardizeImpl>(
+          StandardizeOptions(spec_required<std::vector<double>>(s, "mean"),
+                             spec_required<std::vector<double>>(s, "std")));
     };
     f["log_tails"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"bound"});
-      return std::make_shared<LogTailsImpl>(spec_optional<double>(s, "bound", 4.0));
+      return std::make_shared<LogTailsImpl>(spec_optional(s, "bound", LogTailsOptions().bound()));
     };
     f["sigmoid"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"lower", "upper"});
-      return std::make_shared<SigmoidImpl>(spec_optional<double>(s, "lower", 0.0),
-                                           spec_optional<double>(s, "upper", 1.0));
+      SigmoidOptions o;
+      o.lower(spec_optional(s, "lower", o.lower())).upper(spec_optional(s, "upper", o.upper()));
+      return std::make_shared<SigmoidImpl>(o);
     };
     f["squeeze"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"factor"});
@@ -191,9 +190,11 @@ Table<TransformFactory>& transform_table() {
     };
     f["logit"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"lower", "upper", "eps"});
-      return std::make_shared<LogitImpl>(spec_optional<double>(s, "lower", 0.0),
-                                         spec_optional<double>(s, "upper", 1.0),
-                                         spec_optional<double>(s, "eps", 1e-6));
+      LogitOptions o;
+      o.lower(spec_optional(s, "lower", o.lower()))
+          .upper(spec_optional(s, "upper", o.upper()))
+          .eps(spec_optional(s, "eps", o.eps()));
+      return std::make_shared<LogitImpl>(o);
     };
   });
   return table;

@@ -9,6 +9,11 @@
 #include <set>
 #include <vector>
 
+#include "zflow/nn/conv.h"
+#include "zflow/nn/made.h"
+#include "zflow/nn/mlp.h"
+#include "zflow/transforms/transformer.h"
+
 namespace zflow {
 
 namespace {
@@ -102,7 +107,8 @@ class Walker {
     } else if (type == "conv_coupling") {
       // 3x3 convolution in, 1x1 hidden, 3x3 out to (up to) twice the channels.
       const double channels = integer(spec, "channels", 1);
-      const double hidden = integer(spec, "hidden", 512);
+      const double hidden =
+          integer(spec, "hidden", static_cast<double>(nn::ConvNetOptions(0, 0).hidden_channels()));
       size.elements += 9 * channels * hidden + hidden * hidden + 18 * hidden * channels +
                        2 * hidden + 2 * channels;
     } else if (type == "standard_normal") {
@@ -168,7 +174,9 @@ class Walker {
   }
 
   /// Parameters per feature of a rational-quadratic spline: widths, heights, derivatives.
-  static double spline_params(const Json& spec) { return 3 * integer(spec, "bins", 8) + 1; }
+  static double spline_params(const Json& spec) {
+    return 3 * integer(spec, "bins", static_cast<double>(SplineTransformerOptions().bins())) + 1;
+  }
 
   void for_each(const Json& specs) {
     if (!specs.is_array()) return;
@@ -178,8 +186,9 @@ class Walker {
   /// An MLP conditioner ("mlp" or "resmlp") from `in` to `out` features.
   void dense(double in, double out, const Json& net) {
     const Json s = net.is_object() ? net : Json::object();
-    const double hidden = integer(s, "hidden", 64);
-    const double layers = integer(s, "layers", 2);
+    const nn::MLPOptions defaults(0, 0);
+    const double hidden = integer(s, "hidden", static_cast<double>(defaults.hidden_features()));
+    const double layers = integer(s, "layers", static_cast<double>(defaults.num_layers()));
     const double blocks = spec_type(s) == "resmlp" ? 2 * layers : std::max(layers - 1, 0.0);
     size.elements += (in + 1) * hidden + blocks * (hidden + 1) * hidden + (hidden + 1) * out;
     size.modules += 2 + blocks;
@@ -188,7 +197,8 @@ class Walker {
   /// A MADE: masked layers through `hidden` widths, each weight with its mask.
   void made(double features, double per_feature, double context, const Json& net) {
     const Json s = net.is_object() ? net : Json::object();
-    std::vector<double> widths = {64, 64};
+    const auto default_widths = nn::MADEOptions(0, 0).hidden();
+    std::vector<double> widths(default_widths.begin(), default_widths.end());
     const auto it = s.find("hidden");
     if (it != s.end() && it->is_array()) {
       widths.clear();

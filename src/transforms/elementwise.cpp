@@ -35,8 +35,8 @@ double values_per_sample(const Tensor& inputs) {
 
 }  // namespace
 
-ElementwiseAffineImpl::ElementwiseAffineImpl(int64_t features)
-    : TransformImpl("elementwise_affine"), features_(features) {
+ElementwiseAffineImpl::ElementwiseAffineImpl(const ElementwiseAffineOptions& options)
+    : TransformImpl("elementwise_affine"), features_(options.features()) {
   require_positive("elementwise_affine: features", features_);
   log_scale = register_parameter("log_scale", at::zeros({features_}, at::kFloat));
   shift = register_parameter("shift", at::zeros({features_}, at::kFloat));
@@ -62,8 +62,8 @@ std::string ElementwiseAffineImpl::describe() const {
 
 // ---------------------------------------------------------------------------------------
 
-StandardizeImpl::StandardizeImpl(std::vector<double> mean, std::vector<double> std)
-    : TransformImpl("standardize"), mean_(std::move(mean)), std_(std::move(std)) {
+StandardizeImpl::StandardizeImpl(const StandardizeOptions& options)
+    : TransformImpl("standardize"), mean_(options.mean()), std_(options.std()) {
   if (mean_.empty() || mean_.size() != std_.size()) {
     throw ConfigError("standardize: mean and std must be non-empty and of equal length");
   }
@@ -112,8 +112,8 @@ std::string StandardizeImpl::describe() const {
 
 // ---------------------------------------------------------------------------------------
 
-SigmoidImpl::SigmoidImpl(double lower, double upper)
-    : TransformImpl("sigmoid"), lower_(lower), upper_(upper) {
+SigmoidImpl::SigmoidImpl(const SigmoidOptions& options)
+    : TransformImpl("sigmoid"), lower_(options.lower()), upper_(options.upper()) {
   check_interval(type(), lower_, upper_);
 }
 
@@ -142,7 +142,8 @@ std::string SigmoidImpl::describe() const {
   return "sigmoid onto (" + std::to_string(lower_) + ", " + std::to_string(upper_) + ")";
 }
 
-LogTailsImpl::LogTailsImpl(double bound) : TransformImpl("log_tails"), bound_(bound) {
+LogTailsImpl::LogTailsImpl(const LogTailsOptions& options)
+    : TransformImpl("log_tails"), bound_(options.bound()) {
   if (!(bound_ > 0) || !std::isfinite(bound_)) {
     throw ConfigError("log_tails: bound must be a positive number");
   }
@@ -172,8 +173,11 @@ std::string LogTailsImpl::describe() const {
   return std::string("log_tails(beyond ±") + buf + ")";
 }
 
-LogitImpl::LogitImpl(double lower, double upper, double eps)
-    : TransformImpl("logit"), lower_(lower), upper_(upper), eps_(eps) {
+LogitImpl::LogitImpl(const LogitOptions& options)
+    : TransformImpl("logit"),
+      lower_(options.lower()),
+      upper_(options.upper()),
+      eps_(options.eps()) {
   check_interval(type(), lower_, upper_);
   if (!(eps_ >= 0 && eps_ < 0.5)) throw ConfigError("logit: eps must be in [0, 0.5)");
 }

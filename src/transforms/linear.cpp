@@ -9,11 +9,11 @@
 
 namespace zflow {
 
-LULinearImpl::LULinearImpl(int64_t features, std::string diagonal, uint64_t seed)
+LULinearImpl::LULinearImpl(const LULinearOptions& options)
     : TransformImpl("lu_linear"),
-      features_(features),
-      diagonal_kind_(std::move(diagonal)),
-      seed_(seed) {
+      features_(options.features()),
+      diagonal_kind_(options.diagonal()),
+      seed_(options.seed()) {
   require_positive("lu_linear: features", features_);
   if (diagonal_kind_ != "exp" && diagonal_kind_ != "softplus") {
     throw ConfigError("lu_linear: diagonal must be 'exp' or 'softplus', got '" + diagonal_kind_ +

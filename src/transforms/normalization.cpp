@@ -6,7 +6,8 @@
 
 namespace zflow {
 
-ActNormImpl::ActNormImpl(int64_t features) : TransformImpl("actnorm"), features_(features) {
+ActNormImpl::ActNormImpl(const ActNormOptions& options)
+    : TransformImpl("actnorm"), features_(options.features()) {
   require_positive("actnorm: features", features_);
   log_scale = register_parameter("log_scale", at::zeros({features_}, at::kFloat));
   shift = register_parameter("shift", at::zeros({features_}, at::kFloat));

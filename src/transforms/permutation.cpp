@@ -6,6 +6,17 @@
 
 namespace zflow {
 
+std::vector<int64_t> PermutationOptions::indices() const {
+  require_positive("permutation: features", features());
+  if (kind() == "random") return random_permutation(features(), seed());
+  if (kind() != "reverse") {
+    throw ConfigError("permutation: kind must be 'reverse' or 'random', got '" + kind() + "'");
+  }
+  std::vector<int64_t> p(static_cast<size_t>(features()));
+  for (int64_t i = 0; i < features(); ++i) p[i] = features() - 1 - i;
+  return p;
+}
+
 PermutationImpl::PermutationImpl(std::vector<int64_t> indices)
     : TransformImpl("permutation"), indices_(std::move(indices)) {
   const auto n = static_cast<int64_t>(indices_.size());
@@ -24,13 +35,11 @@ PermutationImpl::PermutationImpl(std::vector<int64_t> indices)
 }
 
 std::shared_ptr<PermutationImpl> PermutationImpl::reverse(int64_t features) {
-  std::vector<int64_t> p(static_cast<size_t>(features));
-  for (int64_t i = 0; i < features; ++i) p[i] = features - 1 - i;
-  return std::make_shared<PermutationImpl>(p);
+  return std::make_shared<PermutationImpl>(PermutationOptions(features).kind("reverse"));
 }
 
 std::shared_ptr<PermutationImpl> PermutationImpl::random(int64_t features, uint64_t seed) {
-  return std::make_shared<PermutationImpl>(random_permutation(features, seed));
+  return std::make_shared<PermutationImpl>(PermutationOptions(features).kind("random").seed(seed));
 }
 
 TransformOutput PermutationImpl::forward_impl(const Tensor& inputs, const Tensor&) {

@@ -1,10 +1,21 @@
 #pragma once
 /// \file
 /// MADE: masked autoencoder for distribution estimation (Germain, Gregor, Murray &
-/// Larochelle 2015). A feed-forward network whose weight masks make output i depend only
-/// on the inputs that come before i in an ordering, so a single pass yields the parameters
-/// of every autoregressive conditional p(x_i | x_<i). The masks are built once, from
-/// integer "degrees", and stored as buffers.
+/// Larochelle 2015, https://arxiv.org/abs/1502.03509). A feed-forward network whose weight
+/// masks make output i depend only on the inputs that come before i in an ordering,
+///
+///     θ_i = MADE(x)_i depends on x_j only for degree(j) < degree(i),
+///
+/// so a single pass yields the parameters of every autoregressive conditional p(x_i | x_<i)
+/// (MAF, Papamakarios et al. 2017, https://arxiv.org/abs/1705.07057). The masks are built
+/// once, from integer "degrees", and stored as buffers.
+///
+/// Example:
+///
+///     zflow::nn::MADE made(zflow::nn::MADEOptions(4, 2).hidden({64, 64}).ordering("reversed"));
+///     at::Tensor theta = made->forward(at::randn({16, 4}));  // [16, 4, 2], zero at first
+///     // As an autoregressive layer's conditioner: sizes come from the layer.
+///     auto factory = zflow::nn::made_conditioner(zflow::nn::MADEOptions(0, 0).hidden({128}));
 
 #include <cstdint>
 #include <string>

@@ -2,7 +2,23 @@
 /// \file
 /// Conditioner networks: a plain MLP and a residual MLP. A conditioner maps the part of
 /// the input a layer keeps fixed (plus the optional context) to the parameters of the
-/// transformation of the other part.
+/// transformation of the other part:
+///
+///     plain:     h_l = act(W_l h_{l−1} + b_l),             θ = W_out h_L + b_out
+///     residual:  h ← h + W₂ act(W₁ act(h)) per block        (He, Zhang, Ren & Sun 2016,
+///                                                            https://arxiv.org/abs/1512.03385)
+///
+/// with [x, context] as h_0 and W_out, b_out zero at first (the layer starts as the
+/// identity). The coupling layers of RealNVP (Dinh et al. 2017,
+/// https://arxiv.org/abs/1605.08803) and NSF (Durkan et al. 2019,
+/// https://arxiv.org/abs/1906.04032) use these.
+///
+/// Example:
+///
+///     zflow::nn::MLP net(zflow::nn::MLPOptions(2, 6).hidden_features(128).activation("gelu"));
+///     at::Tensor theta = net->forward(at::randn({16, 2}));  // [16, 6], zero at first
+///     // As a coupling's conditioner: sizes come from the layer.
+///     auto factory = zflow::nn::mlp_conditioner(zflow::nn::MLPOptions(0, 0).residual(true));
 
 #include <cstdint>
 #include <string>

@@ -1,19 +1,41 @@
 #pragma once
 /// \file
-/// Elementwise transforms: learnable affine, fixed standardisation, and the sigmoid/logit
-/// pair for data on a bounded interval.
+/// Element-wise transforms with no conditioner:
+///
+///     elementwise_affine:  z = x · exp(s) + t        (learned s, t; NICE's scaling layer,
+///                                                      Dinh et al. 2014,
+///                                                      https://arxiv.org/abs/1410.8516)
+///     standardize:         z = (x − μ) / σ            (fixed μ, σ)
+///     sigmoid:             z = a + (b − a) · σ(x)     onto (a, b)
+///     logit:               z = logit((x − a)/(b − a)) (RealNVP's preprocessing, Dinh et al.
+///                                                      2017, https://arxiv.org/abs/1605.08803)
+///     log_tails:           z = y within ±b, sign(y) · b · (1 + ln(|y|/b)) beyond
+///
+/// Example:
+///
+///     auto logit = zflow::Logit(zflow::LogitOptions().lower(0.0).upper(255.0));
+///     auto [z, logabsdet] = logit->forward(at::rand({8, 3}) * 255);  // onto the real line
+///     auto tails = zflow::LogTails(4.0);  // the last layer of every ready-made flow
 
 #include <cstdint>
 #include <vector>
+
+#include <torch/arg.h>
 
 #include "zflow/core/transform.h"
 
 namespace zflow {
 
 /// z = x · exp(log_scale) + shift with learnable per-feature parameters (start: identity).
+struct ElementwiseAffineOptions {
+  /* implicit */ ElementwiseAffineOptions(int64_t features) : features_(features) {}
+  /// Number of features D (positive).
+  TORCH_ARG(int64_t, features);
+};
+
 class ElementwiseAffineImpl : public TransformImpl {
  public:
-  explicit ElementwiseAffineImpl(int64_t features);
+  explicit ElementwiseAffineImpl(const ElementwiseAffineOptions& options);
   Json spec() const override;
   std::string describe() const override;
   Tensor log_scale;
@@ -30,9 +52,20 @@ TORCH_MODULE(ElementwiseAffine);
 
 /// z = (x − mean) / std with fixed statistics, fitted on training data: it lets a flow
 /// work in the user's own units, and its log|det J| = −Σ log std is part of log p(x).
+struct StandardizeOptions {
+  StandardizeOptions(std::vector<double> mean, std::vector<double> std)
+      : mean_(std::move(mean)), std_(std::move(std)) {}
+  /// Per-feature means (finite; as many as `std`, at least one).
+  TORCH_ARG(std::vector<double>, mean);
+  /// Per-feature standard deviations (positive and finite).
+  TORCH_ARG(std::vector<double>, std);
+};
+
 class StandardizeImpl : public TransformImpl {
  public:
-  StandardizeImpl(std::vector<double> mean, std::vector<double> std);
+  explicit StandardizeImpl(const StandardizeOptions& options);
+  StandardizeImpl(std::vector<double> mean, std::vector<double> std)
+      : StandardizeImpl(StandardizeOptions(std::move(mean), std::move(std))) {}
   /// Fits mean and standard deviation per column of data [N, D] (std floored at 1e-12
   /// relative to the largest, so constant columns stay invertible).
   static std::shared_ptr<StandardizeImpl> fit(const Tensor& data);
@@ -54,9 +87,15 @@ class StandardizeImpl : public TransformImpl {
 TORCH_MODULE(Standardize);
 
 /// z = lower + (upper − lower) · sigmoid(x): maps the real line onto (lower, upper).
+struct SigmoidOptions {
+  /// The interval (lower, upper): finite, lower < upper.
+  TORCH_ARG(double, lower) = 0.0;
+  TORCH_ARG(double, upper) = 1.0;
+};
+
 class SigmoidImpl : public TransformImpl {
  public:
-  explicit SigmoidImpl(double lower = 0.0, double upper = 1.0);
+  explicit SigmoidImpl(const SigmoidOptions& options = {});
   Json spec() const override;
   std::string describe() const override;
 
@@ -73,9 +112,17 @@ TORCH_MODULE(Sigmoid);
 /// z = logit((x − lower) / (upper − lower)): maps data on (lower, upper) onto the real
 /// line. Inputs are clamped to [eps, 1 − eps] after rescaling so that values exactly on
 /// the bounds give finite outputs.
+struct LogitOptions {
+  /// The interval (lower, upper) of the data: finite, lower < upper.
+  TORCH_ARG(double, lower) = 0.0;
+  TORCH_ARG(double, upper) = 1.0;
+  /// Rescaled inputs are clamped to [eps, 1 − eps]; 0 ≤ eps < 0.5.
+  TORCH_ARG(double, eps) = 1e-6;
+};
+
 class LogitImpl : public TransformImpl {
  public:
-  explicit LogitImpl(double lower = 0.0, double upper = 1.0, double eps = 1e-6);
+  explicit LogitImpl(const LogitOptions& options = {});
   Json spec() const override;
   std::string describe() const override;
 
@@ -101,9 +148,15 @@ TORCH_MODULE(Logit);
 /// a Gaussian base then charges |z|²/2: 10^5 nats and more for plausible points. Through these
 /// tails it charges about (b ln |z|)² / 2, so an outlier's NLL grows like the square of its
 /// distance from the data, as a Gaussian in the data's own space would.
+struct LogTailsOptions {
+  /* implicit */ LogTailsOptions(double bound = 4.0) : bound_(bound) {}
+  /// Where the tails begin, b (positive and finite).
+  TORCH_ARG(double, bound);
+};
+
 class LogTailsImpl : public TransformImpl {
  public:
-  explicit LogTailsImpl(double bound = 4.0);
+  explicit LogTailsImpl(const LogTailsOptions& options = {});
   Json spec() const override;
   std::string describe() const override;
 

@@ -1,20 +1,38 @@
 #pragma once
 /// \file
-/// ActNorm (Kingma & Dhariwal 2018, Glow §3.1): a per-feature (per-channel for images)
-/// affine map z = x · exp(log_scale) + shift whose parameters are initialised from the
-/// first batch seen in training mode, so that its outputs start with zero mean and unit
-/// variance (features whose spread is below kMinSpread are divided by kMinSpread instead).
+/// ActNorm (Kingma & Dhariwal 2018, Glow §3.1, https://arxiv.org/abs/1807.03039): a
+/// per-feature (per-channel for images) affine map
+///
+///     z = x · exp(log_scale) + shift,   log|det J| = (H·W ·) Σ log_scale,
+///
+/// whose parameters are initialised from the first batch seen in training mode, so that its
+/// outputs start with zero mean and unit variance (features whose spread is below
+/// kMinSpread are divided by kMinSpread instead).
+///
+/// Example:
+///
+///     auto norm = zflow::ActNorm(3);
+///     norm->train();
+///     auto [z, logabsdet] = norm->forward(at::randn({64, 3}) * 5 + 2);  // z: mean 0, std 1
 
 #include <cstdint>
+
+#include <torch/arg.h>
 
 #include "zflow/core/transform.h"
 
 namespace zflow {
 
 /// ActNorm over [B, D] or [B, C, H, W] inputs (features = D or C).
+struct ActNormOptions {
+  /* implicit */ ActNormOptions(int64_t features) : features_(features) {}
+  /// Number of features D (channels C on images; positive).
+  TORCH_ARG(int64_t, features);
+};
+
 class ActNormImpl : public TransformImpl {
  public:
-  explicit ActNormImpl(int64_t features);
+  explicit ActNormImpl(const ActNormOptions& options);
   Json spec() const override;
   std::string describe() const override;
   /// Whether the data-dependent initialisation has happened (saved with the model).
