@@ -39,12 +39,13 @@ struct TrainArgs {
   std::string context_columns;
   int64_t embedding = 0;
   std::string header = "auto";
-  int64_t n = 20000;
+  // Points drawn from a built-in dataset (docs/benchmarks.md, "Defaults of zflow train").
+  int64_t n = 50000;
   // Whether --n was given (image data: all images unless it was).
   bool n_given = false;
   // Whether --warmup was given (image models warm up by default).
   bool warmup_given = false;
-  // Empty: realnvp for tabular data, glow for images.
+  // Empty: kDefaultTabularModel (nsf-coupling) for tabular data, glow for images.
   std::string model;
   std::string spec_file;
   BuilderOptions builder;
@@ -71,7 +72,7 @@ void check_model_choice(TrainArgs& a, bool images) {
     return out;
   };
   if (!a.spec_file.empty()) return;
-  if (a.model.empty()) a.model = images ? "glow" : "realnvp";
+  if (a.model.empty()) a.model = images ? kDefaultImageModel : kDefaultTabularModel;
   bool image_model = false;
   for (const auto& [name, description] : image_builder_names()) image_model |= name == a.model;
   bool tabular_model = false;
@@ -456,7 +457,7 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
   models.push_back("realnvp-image");
 
   sub->add_option("--model", a->model,
-                  "Architecture (default: realnvp for tabular data, glow for images)")
+                  "Architecture (default: nsf-coupling for tabular data, glow for images)")
       ->check(CLI::IsMember(models));
   sub->add_option("--spec", a->spec_file, "A JSON flow spec to train instead of a ready-made model")
       ->check(CLI::ExistingFile);
@@ -464,8 +465,9 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
       ->check(positive())
       ->capture_default_str();
   sub->add_option("--hidden", a->builder.hidden,
-                  "Hidden width of the conditioners (images: hidden channels)")
-      ->check(positive())
+                  "Hidden width of the conditioners (images: hidden channels; 0: 128 for tabular "
+                  "models, 64 channels for images)")
+      ->check(non_negative())
       ->capture_default_str();
   sub->add_option("--depth", a->builder.depth, "Hidden layers per conditioner")
       ->check(non_negative())

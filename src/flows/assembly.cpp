@@ -41,11 +41,12 @@ Json with_context(Json spec, int64_t k, const std::vector<double>& context_mean,
     if (spec.contains("embedding")) {
       throw ConfigError(where + "the spec has an embedding already; drop --embedding");
     }
-    spec["embedding"] = {{"type", "mlp"},
-                         {"features", r.embedding},
-                         {"hidden", r.builder.hidden},
-                         {"layers", 1},
-                         {"activation", r.builder.activation}};
+    spec["embedding"] = {
+        {"type", "mlp"},
+        {"features", r.embedding},
+        {"hidden", r.builder.hidden > 0 ? r.builder.hidden : kDefaultTabularHidden},
+        {"layers", 1},
+        {"activation", r.builder.activation}};
   }
   return spec;
 }

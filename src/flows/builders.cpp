@@ -123,7 +123,9 @@ std::vector<std::pair<std::string, std::string>> builder_names() {
            "NSF-AR: autoregressive rational-quadratic splines + LU linear (Durkan et al. 2019)"}};
 }
 
-Json build_flow_spec(const std::string& name, int64_t features, const BuilderOptions& o) {
+Json build_flow_spec(const std::string& name, int64_t features, const BuilderOptions& options) {
+  BuilderOptions o = options;
+  if (o.hidden == 0) o.hidden = kDefaultTabularHidden;
   check(name, features, o);
   if (o.layers > 2) {
     // Two layers hold one of each alternating kind; the full list is built only if it fits.
@@ -261,7 +263,9 @@ std::vector<std::pair<std::string, std::string>> image_builder_names() {
 }
 
 Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& shape,
-                           const BuilderOptions& o) {
+                           const BuilderOptions& options) {
+  BuilderOptions o = options;
+  if (o.hidden == 0) o.hidden = kDefaultImageHidden;
   if (shape.size() != 3) {
     throw ConfigError(name + ": image models need an event shape [C, H, W], got " +
                       shape_string(shape));

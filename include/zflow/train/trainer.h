@@ -24,13 +24,15 @@
 namespace zflow::train {
 
 /// Options of the training loop (Trainer, train_flow): the single home of their defaults.
+/// Steps, batch size and learning rate were chosen with the builders' defaults by
+/// measurement (docs/benchmarks.md, "Defaults of zflow train").
 struct TrainOptions {
   /// Optimizer steps in all (a resumed run continues up to this number).
-  int64_t steps = 2000;
+  int64_t steps = 5000;
   /// Minibatch size.
-  int64_t batch_size = 256;
+  int64_t batch_size = 512;
   /// Peak learning rate.
-  double lr = 1e-3;
+  double lr = 2e-3;
   /// "adam" or "adamw".
   std::string optimizer = "adam";
   /// Weight decay (decoupled for AdamW, L2 for Adam).
