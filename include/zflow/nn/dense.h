@@ -8,6 +8,13 @@
 /// autograd's per-operation graph nodes, saved-variable bookkeeping or transposes.
 /// `dense_stack_reference` is the same function in plain autograd operations; tests check
 /// that the two agree.
+///
+/// Example:
+///
+///     std::vector<at::Tensor> w = {at::randn({32, 4}), at::randn({2, 32})};
+///     std::vector<at::Tensor> b = {at::zeros({32}), at::zeros({2})};
+///     zflow::nn::DenseLayers layers{w, b, {}, "relu"};
+///     at::Tensor y = zflow::nn::dense_stack(x, layers);   // x [B, 4] → y [B, 2]
 
 #include <string>
 
