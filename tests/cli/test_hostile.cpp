@@ -227,8 +227,8 @@ TEST_F(HostileTest, ResumingAFinishedRunChangesNothing) {
 class SignalTest : public HostileTest {
  protected:
   const std::string train_ =
-      "\"$Z\" train --data data.csv --steps 5000 --eval-every 25 --layers 2 --hidden 8 "
-      "--threads 1 --quiet --seed 5 ";
+      "\"$Z\" train --data data.csv --model realnvp --steps 5000 --eval-every 25 --layers 2 "
+      "--hidden 8 --batch-size 256 --threads 1 --quiet --seed 5 ";
 
   void expect_saved_and_resumable(const std::string& signal, int code) {
     const Outcome r =
