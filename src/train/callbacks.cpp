@@ -21,8 +21,7 @@ void ProgressCallback::on_step_end(Trainer& trainer, const StepRecord& step) {
   smoothed_ = step.smoothed_loss;
   last_val_ = step.last_val;
   // A validation step is drawn after its validation, with the new score.
-  const TrainOptions& o = trainer.options();
-  if (step.step % o.eval_every == 0 || step.step == o.steps) return;
+  if (trainer.validates_after(step.step)) return;
   progress_->update(step.step, status());
 }
 

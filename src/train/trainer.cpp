@@ -296,7 +296,7 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
     record.last_val = last_val;
     for (auto& c : callbacks_) c->on_step_end(*this, record);
 
-    if (done % o.eval_every == 0 || done == o.steps) {
+    if (validates_after(done)) {
       flow_.eval();
       last_val = validate();
       flow_.train();

@@ -138,6 +138,12 @@ class Trainer {
   /// to `path` as a safetensors file; callable from callbacks during fit.
   void save_state(const std::string& path);
 
+  /// Whether the loop validates once `steps_done` steps are done (every `eval_every`
+  /// steps and after the last).
+  bool validates_after(int64_t steps_done) const {
+    return steps_done % options_.eval_every == 0 || steps_done == options_.steps;
+  }
+
   FlowImpl& flow() { return flow_; }
   const TrainOptions& options() const { return options_; }
   Objective& objective() { return *objective_; }
