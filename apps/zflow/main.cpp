@@ -19,6 +19,7 @@
 #include <c10/util/Exception.h>
 
 #include "common.h"
+#include "distributed.h"
 #include "signals.h"
 #include "zflow/core/error.h"
 #include "zflow/version.h"
@@ -64,6 +65,7 @@ int fail(const std::string& message, int code) {
 
 int main(int argc, char** argv) {
   keep_freed_memory();
+  zflow::cli::set_program_arguments(argc, argv);
   zflow::cli::remove_temporary_files_on_signals();
   CLI::App app{"zflow: train, sample and evaluate normalizing flows on tabular data and images",
                "zflow"};
@@ -109,6 +111,8 @@ int main(int argc, char** argv) {
       return app.exit(e);  // --help, --version
     }
     return fail(std::string(e.what()) + " (see 'zflow --help')", 2);
+  } catch (const zflow::cli::WorkersFailed& e) {
+    return e.code();  // each worker printed its own error line
   } catch (const zflow::cli::Interrupted& e) {
     std::cout.flush();
     std::cerr << "zflow: " << one_line(e.what()) << std::endl;

@@ -14,12 +14,14 @@
 #include <c10/core/GradMode.h>
 
 #include "common.h"
+#include "distributed.h"
 #include "figures.h"
 #include "outputs.h"
 #include "report.h"
 #include "signals.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
+#include "zflow/distributed/launch.h"
 #include "zflow/flows/assembly.h"
 #include "zflow/flows/builders.h"
 #include "zflow/flows/checkpoint.h"
@@ -62,6 +64,8 @@ struct TrainArgs {
   std::string out = "model.safetensors";
   std::string state;
   bool quiet = false;
+  bool threads_given = false;
+  DistributedArgs dist;
 };
 
 /// Fills in the default model and rejects a tabular model for images or the converse.
@@ -135,7 +139,8 @@ Json options_json(const TrainArgs& a, const Data& data) {
             {"dtype", a.dtype},
             {"device", a.device},
             {"standardize", !a.no_standardize},
-            {"resume", a.train.resume}};
+            {"resume", a.train.resume},
+            {"processes", std::max(a.dist.nproc, 1)}};
   if (a.spec_file.empty()) {
     o["layers"] = a.builder.layers;
     o["hidden"] = a.builder.hidden;
@@ -266,13 +271,17 @@ void announce(const TrainArgs& a, const RunData& d, int64_t params) {
                     ? ", " + std::to_string(d.split.val.size(0)) + " for validation"
                     : std::string(", no validation set"))
             << "), " << a.threads << " thread" << (a.threads == 1 ? "" : "s")
+            << (a.dist.nproc > 1 ? " in each of " + std::to_string(a.dist.nproc) + " processes"
+                                 : std::string())
             << (a.train.resume ? ", resuming from " + a.state : std::string()) << "\n";
 }
 
 /// Metrics as JSON lines as they arrive (appended when resuming), kept for the report.
 class MetricsSink {
  public:
-  explicit MetricsSink(const TrainArgs& a) : keep_(!a.report.empty()) {
+  /// Only the leading process (rank 0) keeps and writes the metrics.
+  MetricsSink(const TrainArgs& a, bool leader) : keep_(leader && !a.report.empty()) {
+    if (!leader) return;
     if (a.train.resume && keep_ && !a.metrics.empty()) records = read_metrics(a.metrics);
     if (!a.metrics.empty()) file_ = std::make_unique<io::LineAppender>(a.metrics, a.train.resume);
   }
@@ -291,7 +300,7 @@ class MetricsSink {
 /// SIGINT/SIGTERM, which stop at the next step (the state and the best model so far are
 /// then saved; the exit code says which signal it was).
 train::TrainResult fit(const TrainArgs& a, const RunData& d, FlowImpl& flow, at::ScalarType dtype,
-                       MetricsSink& metrics) {
+                       MetricsSink& metrics, const DistributedRun& run) {
   train::TrainOptions options = a.train;
   // Deep image flows at full learning rate from the first step can throw a batch's loss up
   // by orders of magnitude (seen with Glow on Fashion-MNIST); a short warm-up avoids it.
@@ -299,28 +308,39 @@ train::TrainResult fit(const TrainArgs& a, const RunData& d, FlowImpl& flow, at:
   options.state_path = "";  // the checkpoint callback below writes it
   options.seed = static_cast<uint64_t>(a.seed);
   train::Trainer trainer(flow, options);
+  if (run.sync) trainer.set_gradient_sync(run.sync);
   const int64_t bpd_dims = d.images ? d.features : 0;
-  if (!a.quiet) {
+  // Rank 0 alone prints and writes; every process stops on a signal to any of them.
+  if (!a.quiet && run.leader()) {
     trainer.add_callback(std::make_shared<train::ProgressCallback>(
         train::ProgressOptions{&std::cerr, train::stderr_is_terminal(),
                                std::max<int64_t>(options.steps / 20, 1), "step"},
         bpd_dims));
   }
-  trainer.add_callback(std::make_shared<train::MetricsCallback>(
-      [&metrics](const Json& record) { metrics(record); }, options.log_every, bpd_dims));
-  trainer.add_callback(std::make_shared<train::CheckpointCallback>(a.state));
+  if (run.leader()) {
+    trainer.add_callback(std::make_shared<train::MetricsCallback>(
+        [&metrics](const Json& record) { metrics(record); }, options.log_every, bpd_dims));
+    trainer.add_callback(std::make_shared<train::CheckpointCallback>(a.state));
+  }
   trainer.add_callback(
       std::make_shared<train::StopCallback>([] { return StopSignals::received() != 0; }));
-  // The model and the whole data set go to the device once; batches are taken there.
-  const at::Device device(a.device);
+  // On a CUDA GPU the model and the whole data set go to the device once and batches are
+  // taken there (with several processes, each uses the GPU of its local rank). On the CPU
+  // the training data stay as read (a memory-mapped .npy file is not copied) and each
+  // minibatch is gathered and converted.
+  const at::Device device = a.device == "cuda" && run.sync
+                                ? at::Device(at::kCUDA, static_cast<int8_t>(run.launch.local_rank))
+                                : at::Device(a.device);
   flow.to(device);
   auto on_device = [dtype, device](const at::Tensor& t) {
     return t.defined() ? t.to(device, dtype).contiguous() : at::Tensor();
   };
-  // Resuming reads the state from the same file the checkpoint callback writes.
+  auto train_rows = [&](const at::Tensor& t) { return device.is_cpu() ? t : on_device(t); };
+  // Resuming reads the state from the same file the checkpoint callback writes (every
+  // process reads it: it must be on a file system they share).
   if (a.train.resume) trainer.resume_from(a.state);
-  return trainer.fit(on_device(d.split.train), on_device(d.split.val),
-                     on_device(d.split.train_context), on_device(d.split.val_context));
+  return trainer.fit(train_rows(d.split.train), on_device(d.split.val),
+                     train_rows(d.split.train_context), on_device(d.split.val_context));
 }
 
 /// The model card: what later commands (and people) need to know of the run.
@@ -373,7 +393,7 @@ void print_summary(const TrainArgs& a, const RunData& d, int64_t params,
 }
 
 /// Checks what can be checked before reading any data, and fills in the derived options.
-void prepare(TrainArgs& a) {
+void prepare(TrainArgs& a, bool leader) {
   validate(a);
   if (a.state.empty()) a.state = a.out + ".state";
   if (a.state == a.out) throw ConfigError("--state and --out must be different files");
@@ -382,7 +402,7 @@ void prepare(TrainArgs& a) {
       {{"--data", a.data}, {"--spec", a.spec_file}});
   a.train.cosine = !a.no_cosine;
   const std::string blas = active_blas();
-  if (is_reference_blas(blas)) {
+  if (leader && is_reference_blas(blas)) {
     std::cerr << "zflow: warning: the slow " << blas
               << " is active; install OpenBLAS (libopenblas0-pthread) for much faster training\n";
   }
@@ -392,20 +412,38 @@ void prepare(TrainArgs& a) {
   }
   const bool images = data::is_image_source(a.data);
   check_model_choice(a, images);
+  // Processes on one machine share its CPUs: by default each takes its part of them.
+  const int local_processes = std::max(1, distributed::detect_launch().local_world_size);
+  const int processes = std::max(local_processes, a.dist.nproc);
+  if (!a.threads_given && processes > 1) {
+    a.threads = std::max(1, train::available_cpus() / processes);
+  }
   a.threads = apply_threads(a.threads, images ? Workload::other : Workload::tabular);
 }
 
 void run_train(TrainArgs& a) {
-  prepare(a);
+  if (should_launch_workers(a.dist)) {
+    prepare(a, true);  // a usage error is reported once, not by every worker
+    const int code = run_local_workers(a.dist);
+    if (code != 0) throw WorkersFailed(code);
+    return;
+  }
+  const bool leader = distributed::detect_launch().rank == 0;
+  prepare(a, leader);
+  const DistributedRun run = join_distributed_run(a.dist, a.device);
+  if (a.dist.nproc == 0) a.dist.nproc = run.launch.world_size;
+  if (!leader) a.quiet = true;
   const at::ScalarType dtype = a.dtype == "float64" ? at::kDouble : at::kFloat;
   const RunData d = load_run_data(a, dtype);
   AssembledSpec assembled;
   FlowPtr flow = build_flow(a, d, dtype, assembled);
   const int64_t params = count_parameters(*flow);
-  MetricsSink metrics(a);
+  MetricsSink metrics(a, leader);
   if (!a.quiet) announce(a, d, params);
   StopSignals signals;
-  const train::TrainResult result = fit(a, d, *flow, dtype, metrics);
+  const train::TrainResult result = fit(a, d, *flow, dtype, metrics, run);
+  // Rank 0 alone writes the model, the report and the summary.
+  if (!leader) return;
   if (result.already_finished) {
     std::cerr << "zflow: the run in " << a.state << " already reached step " << result.steps_done
               << " of " << a.train.steps << "; nothing to do, " << a.out
@@ -595,6 +633,7 @@ void add_train(CLI::App& app) {
   add_model_options(sub, a.get());
   add_optimisation_options(sub, a.get());
   add_run_options(sub, a.get());
+  add_distributed_options(sub, &a->dist);
   auto group = [sub](const char* name, std::initializer_list<const char*> options) {
     for (const char* o : options) sub->get_option(o)->group(name);
   };
@@ -607,10 +646,13 @@ void add_train(CLI::App& app) {
                          "--patience", "--max-nonfinite", "--seed"});
   group("Run",
         {"--threads", "--metrics", "--report", "--log-every", "--state", "--resume", "--quiet"});
+  group("Distributed (docs/distributed.md)",
+        {"--nproc", "--master", "--dist-backend", "--dist-timeout"});
 
   sub->callback([a, sub] {
     a->n_given = sub->get_option("--n")->count() > 0;
     a->warmup_given = sub->get_option("--warmup")->count() > 0;
+    a->threads_given = sub->get_option("--threads")->count() > 0;
     run_train(*a);
   });
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <iomanip>
 #include <limits>
+#include <mutex>
 #include <sstream>
 #include <utility>
 
@@ -11,8 +12,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "train_state.h"
+#include "zflow/core/batch_shard.h"
 #include "zflow/core/error.h"
 #include "zflow/flows/checkpoint.h"
+#include "zflow/train/batch_order.h"
 #include "zflow/train/flat_adam.h"
 
 namespace zflow::train {
@@ -57,6 +60,51 @@ std::string format_number(double value) {
   std::ostringstream s;
   s << std::setprecision(4) << value;
   return s.str();
+}
+
+/// Rows `rows` of `source` (undefined stays undefined), as `like`'s dtype and device: the
+/// training data may stay where they are (a memory-mapped file) and in their own dtype,
+/// and only each minibatch is gathered and converted.
+Tensor take_rows(const Tensor& source, const Tensor& rows, const at::TensorOptions& like) {
+  if (!source.defined()) return {};
+  return source.index_select(0, rows.to(source.device())).to(like.device(), like.dtype());
+}
+
+/// Whether a layer still waits for its data-dependent initialisation (ActNorm's
+/// "initialized" buffer is 0 until its first training batch).
+bool has_pending_initialization(FlowImpl& flow) {
+  for (const auto& item : flow.named_buffers()) {
+    const std::string& name = item.key();
+    const std::string suffix = "initialized";
+    if (name.size() >= suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        item.value().numel() == 1 && item.value().item<double>() == 0.0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/// Runs `work` with torch's CPU generator seeded by `seed`, then puts the generator back
+/// as it was: what `work` draws does not shift the training stream.
+template <typename Work>
+auto with_generator_seed(uint64_t seed, Work&& work) {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  Tensor saved;
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    saved = generator.get_state();
+    generator.set_current_seed(seed);
+  }
+  struct Restore {
+    at::Generator& generator;
+    const Tensor& saved;
+    ~Restore() {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_state(saved);
+    }
+  } restore{generator, saved};
+  return work();
 }
 
 }  // namespace
@@ -177,8 +225,31 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
       has_val
           ? val_context
           : (train_context.defined() ? train_context.narrow(0, 0, select_data.size(0)) : Tensor());
-  auto validate = [&] {
-    return sync_->mean(objective_->validation_loss(flow_, select_data, select_context));
+  const int rank = sync_->rank();
+  const int world = sync_->world_size();
+  // Validation is sharded: each process scores a contiguous share, weighted so that the
+  // mean over processes is the mean over all rows. Its random draws (dequantization noise)
+  // come from a generator seeded by the step and the rank and leave the training stream
+  // untouched, so that validating does not change the training.
+  auto validate = [&](int64_t step) {
+    return with_generator_seed(
+        o.seed ^ (0x5851F42D4C957F2DULL * static_cast<uint64_t>(step + 1)) ^
+            static_cast<uint64_t>(rank) << 48,
+        [&] {
+          if (!select_data.defined()) {
+            return sync_->mean(objective_->validation_loss(flow_, Tensor(), Tensor()));
+          }
+          const int64_t rows = select_data.size(0);
+          const auto [offset, count] = shard(rows, rank, world);
+          double part = 0.0;
+          if (count > 0) {
+            const Tensor ctx =
+                select_context.defined() ? select_context.narrow(0, offset, count) : Tensor();
+            part = objective_->validation_loss(flow_, select_data.narrow(0, offset, count), ctx) *
+                   static_cast<double>(count) * world / static_cast<double>(rows);
+          }
+          return sync_->mean(part);
+        });
   };
 
   if (o.resume && resume_path_.empty()) {
@@ -204,6 +275,34 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     generator.set_current_seed(o.seed);
   }
+  if (!resume_path_.empty() &&
+      sync_->mean(static_cast<double>(s.step)) != static_cast<double>(s.step)) {
+    throw ConfigError(
+        "the processes resumed from training states at different steps: every "
+        "process must read the same state file");
+  }
+  const int64_t n = uses_data ? train_data.size(0) : o.batch_size;
+  if (o.batch_size < world) {
+    throw ConfigError("the batch size (" + std::to_string(o.batch_size) +
+                      ") must be at least the number of processes (" + std::to_string(world) +
+                      "): each process takes a share of every batch");
+  }
+  BatchOrder order(std::max<int64_t>(n, 1), o.batch_size, o.seed);
+  const at::TensorOptions param_options =
+      flow_.parameters().empty()
+          ? (train_data.defined() ? train_data.options() : at::TensorOptions(at::kFloat))
+          : flow_.parameters()[0].options();
+  flow_.train();
+  if (resume_path_.empty() && uses_data && has_pending_initialization(flow_)) {
+    // Data-dependent initialisation (ActNorm) on the whole first global batch, in every
+    // process alike: a process initialising on its own share would start from different
+    // parameters than one process training alone.
+    torch::NoGradGuard no_grad;
+    const Tensor rows = order.rows(0);
+    BatchShardScope whole({rows.size(0), 0});
+    flow_.log_prob(take_rows(train_data, rows, param_options),
+                   take_rows(train_context, rows, param_options));
+  }
   sync_->broadcast_parameters(flow_);
   loop_->done = s.step;
 
@@ -213,8 +312,6 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
   int64_t consecutive_bad = 0;
   bool stopped_early = false;
   bool interrupted = false;
-  const int64_t n = uses_data ? train_data.size(0) : o.batch_size;
-  flow_.train();
 
   for (; s.step < o.steps; ++s.step) {
     loop_->done = s.step;
@@ -226,19 +323,28 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
     }
     const double lr = learning_rate(o, s.step);
     optimizer.set_lr(lr);
+    // This process's share of the global batch (all of it in one process).
+    const int64_t global_rows = order.batch_size();
+    const auto [offset, count] = shard(global_rows, rank, world);
     Batch batch;
-    batch.size = std::min(o.batch_size, std::max<int64_t>(n, 1));
+    batch.size = count;
     batch.step = s.step;
     if (uses_data) {
-      const Tensor index = at::randint(n, {batch.size}, at::TensorOptions(at::kLong));
-      batch.data = train_data.index_select(0, index.to(train_data.device()));
-      if (train_context.defined()) {
-        batch.context = train_context.index_select(0, index.to(train_context.device()));
-      }
+      const Tensor rows = order.rows(s.step).narrow(0, offset, count);
+      batch.data = take_rows(train_data, rows, param_options);
+      batch.context = take_rows(train_context, rows, param_options);
     }
 
     optimizer.zero_grad();
-    Tensor loss = objective_->loss(flow_, batch);
+    Tensor loss;
+    {
+      BatchShardScope share({global_rows, offset});
+      loss = objective_->loss(flow_, batch);
+    }
+    // The loss is a mean over this process's rows; weighted by its share of the batch,
+    // the mean over processes (what the gradient sync takes) is the global batch's mean.
+    const double weight = static_cast<double>(count) * world / static_cast<double>(global_rows);
+    if (weight != 1.0) loss = loss * weight;
     double loss_value = loss.item<double>();
     StepRecord record;
     record.step = s.step + 1;
@@ -298,7 +404,7 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
 
     if (validates_after(done)) {
       flow_.eval();
-      last_val = validate();
+      last_val = validate(done);
       flow_.train();
       ValidationRecord v;
       // A NaN or infinite validation never becomes the best model.
@@ -335,7 +441,7 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
     // Stopped before the first validation: the weights as they are are the best so far
     // (the saved state is unchanged by this; resuming goes on as if uninterrupted).
     flow_.eval();
-    const double val = validate();
+    const double val = validate(s.step);
     if (std::isfinite(val)) {
       s.best_val = val;
       s.best_step = s.step;

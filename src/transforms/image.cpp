@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include "zflow/core/batch_shard.h"
 #include "zflow/core/error.h"
 
 namespace zflow {
@@ -206,7 +207,8 @@ TransformOutput DequantizeImpl::forward_impl(const Tensor& inputs, const Tensor&
   // 4·10⁻⁵ nats per dimension in float32 (10⁻¹³ in float64).
   const int mantissa = inputs.scalar_type() == at::kDouble ? 53 : 24;
   const double width = 1.0 - std::ldexp(1.0, static_cast<int>(bits_) + 1 - mantissa);
-  Tensor noise = at::rand_like(inputs) * width;
+  // One draw per example, the same whichever process of a data-parallel run holds it.
+  Tensor noise = rand_per_example(inputs) * width;
   return {(inputs + noise) / levels, logabsdet(inputs)};
 }
 

@@ -29,7 +29,7 @@ namespace zflow::train {
 struct TrainOptions {
   /// Optimizer steps in all (a resumed run continues up to this number).
   int64_t steps = 5000;
-  /// Minibatch size.
+  /// Minibatch size (with several processes: the global batch, split over them).
   int64_t batch_size = 512;
   /// Peak learning rate.
   double lr = 2e-3;
@@ -50,7 +50,8 @@ struct TrainOptions {
   int64_t patience = 0;
   /// Give up after this many consecutive steps with a non-finite loss or gradient.
   int64_t max_nonfinite = 20;
-  /// Seed of the minibatch order (torch's generator is seeded with it).
+  /// Seed of the minibatch order (train/batch_order.h); torch's generator is also seeded
+  /// with it, for what the objective and the layers draw.
   uint64_t seed = 0;
   /// Write a metrics record every this many steps (0: only at evaluations).
   int64_t log_every = 0;
@@ -91,11 +92,15 @@ struct TrainResult {
 /// The training loop, with its seams: the Objective (what is minimised), the GradientSync
 /// (what happens between the backward pass and the update when several processes train
 /// one model) and the callbacks (progress, metrics, the training state, stopping). Every
-/// step: draw a minibatch (with replacement, torch's generator), loss = objective.loss,
-/// backward, synchronise the gradients, clip their norm, guard against a non-finite loss
-/// or gradient, one Adam step at the scheduled learning rate; every `eval_every` steps:
-/// score the validation data, keep the best parameters, maybe stop early. At the end the
-/// flow holds the best parameters and is in eval mode.
+/// step: take the step's minibatch (epochs of a seeded permutation, train/batch_order.h;
+/// with several processes, this process's slice of it), loss = objective.loss, backward,
+/// synchronise the gradients, clip their norm, guard against a non-finite loss or
+/// gradient, one Adam step at the scheduled learning rate; every `eval_every` steps: score
+/// the validation data (sharded over the processes), keep the best parameters, maybe stop
+/// early. At the end the flow holds the best parameters and is in eval mode. Before the
+/// first step, layers with a data-dependent initialisation (ActNorm) are initialised on
+/// the first global batch. The training data may have another dtype or device than the
+/// flow (a memory-mapped .npy file): each minibatch is gathered and converted.
 ///
 /// Example:
 ///
