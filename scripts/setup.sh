@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libtorch-dev libopenblas0-pthread libgloo-dev
+  libtorch-dev libopenblas0-pthread libgloo-dev python3-torch
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libstb-dev zlib1g-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev libxml2-dev
   dataset-fashion-mnist time chromium

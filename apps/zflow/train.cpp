@@ -343,6 +343,24 @@ train::TrainResult fit(const TrainArgs& a, const RunData& d, FlowImpl& flow, at:
                      train_rows(d.split.train_context), on_device(d.split.val_context));
 }
 
+/// fit, and when a distributed run fails midway (a process died), rank 0 saves the best
+/// model so far with `save` and says so in the error.
+template <typename Save>
+train::TrainResult fit_or_keep_best(const TrainArgs& a, const RunData& d, FlowImpl& flow,
+                                    at::ScalarType dtype, MetricsSink& metrics,
+                                    const DistributedRun& run, Save&& save) {
+  try {
+    return fit(a, d, flow, dtype, metrics, run);
+  } catch (const train::TrainingAborted& e) {
+    if (!run.sync || !run.leader() || e.result().best_step == 0) throw;
+    save(e.result());
+    throw Error(std::string(e.what()) + " at step " + std::to_string(e.result().steps_done + 1) +
+                "; saved the best model so far (step " + std::to_string(e.result().best_step) +
+                ") to " + a.out + "; the training state is in " + a.state +
+                ": continue with --resume");
+  }
+}
+
 /// The model card: what later commands (and people) need to know of the run.
 ModelCard model_card(const TrainArgs& a, const RunData& d, const AssembledSpec& assembled,
                      const train::TrainResult& result) {
@@ -441,7 +459,10 @@ void run_train(TrainArgs& a) {
   MetricsSink metrics(a, leader);
   if (!a.quiet) announce(a, d, params);
   StopSignals signals;
-  const train::TrainResult result = fit(a, d, *flow, dtype, metrics, run);
+  const train::TrainResult result =
+      fit_or_keep_best(a, d, *flow, dtype, metrics, run, [&](const train::TrainResult& partial) {
+        save_checkpoint(a.out, *flow, model_card(a, d, assembled, partial).to_metadata());
+      });
   // Rank 0 alone writes the model, the report and the summary.
   if (!leader) return;
   if (result.already_finished) {
@@ -483,7 +504,7 @@ void add_train_data_options(CLI::App* sub, TrainArgs* a) {
   sub->add_option("--header", a->header, "Whether the CSV has a header row")
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();
-  sub->add_option("--n", a->n, "Points drawn for a built-in dataset (images: use the first n)")
+  sub->add_option("-n,--n", a->n, "Points drawn for a built-in dataset (images: use the first n)")
       ->check(positive())
       ->capture_default_str();
   sub->add_option("--out,-o", a->out, "Model file to write (safetensors)")->capture_default_str();

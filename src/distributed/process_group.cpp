@@ -1,6 +1,10 @@
 #include "zflow/distributed/process_group.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -148,6 +152,32 @@ auto gloo_default_device(long) -> decltype(G::createDefaultDevice()) {
   return G::createDefaultDevice();
 }
 
+/// Sends this process's stderr to /dev/null while it lives. c10d reports a failed bind or
+/// connect through its own logging as well as by the exception that zflow turns into one
+/// clear line; without this, two or three lines of log would precede that line.
+class QuietStderr {
+ public:
+  QuietStderr() {
+    std::fflush(stderr);
+    saved_ = ::dup(2);
+    const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved_ >= 0 && null >= 0) ::dup2(null, 2);
+    if (null >= 0) ::close(null);
+  }
+  ~QuietStderr() {
+    std::fflush(stderr);
+    if (saved_ >= 0) {
+      ::dup2(saved_, 2);
+      ::close(saved_);
+    }
+  }
+  QuietStderr(const QuietStderr&) = delete;
+  QuietStderr& operator=(const QuietStderr&) = delete;
+
+ private:
+  int saved_ = -1;
+};
+
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
 }
@@ -178,6 +208,7 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const LaunchInfo& launch, Millisecond
   options.timeout = timeout;
   c10::intrusive_ptr<c10d::Store> store;
   try {
+    QuietStderr quiet;
     store = c10::make_intrusive<c10d::TCPStore>(launch.master_addr, options);
   } catch (const std::exception& e) {
     const std::string text = message_of(e);
@@ -291,6 +322,7 @@ std::shared_ptr<ProcessGroupSync> ProcessGroupSync::connect(const LaunchInfo& la
   c10::intrusive_ptr<c10d::Store> store = rendezvous(launch, timeout);
   check_world_size(*store, launch);
   try {
+    QuietStderr quiet;
     if (backend == "gloo") {
       auto gloo_options = c10d::ProcessGroupGloo::Options::create();
       gloo_options->timeout = timeout;
@@ -311,10 +343,11 @@ std::shared_ptr<ProcessGroupSync> ProcessGroupSync::connect(const LaunchInfo& la
     }
 #endif
   } catch (const std::exception& e) {
-    throw Error("rank " + std::to_string(launch.rank) + " could not connect to the other " +
-                std::to_string(launch.world_size - 1) + " process" +
-                (launch.world_size == 2 ? "" : "es") + " within " +
-                std::to_string(timeout.count() / 1000) + " s (" + message_of(e) +
+    throw Error("rank " + std::to_string(launch.rank) + " could not connect to " +
+                (launch.world_size == 2
+                     ? std::string("the other process")
+                     : "the other " + std::to_string(launch.world_size - 1) + " processes") +
+                " within " + std::to_string(timeout.count() / 1000) + " s (" + message_of(e) +
                 "): were all of them started, with the same world size?");
   }
   std::shared_ptr<ProcessGroupSync> sync(new ProcessGroupSync(std::move(impl)));

@@ -313,125 +313,144 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
   bool stopped_early = false;
   bool interrupted = false;
 
-  for (; s.step < o.steps; ++s.step) {
-    loop_->done = s.step;
-    bool stop = false;
-    for (auto& c : callbacks_) stop = c->stop_requested(*this) || stop;
-    if (sync_->any(stop)) {
-      interrupted = true;
-      break;
-    }
-    const double lr = learning_rate(o, s.step);
-    optimizer.set_lr(lr);
-    // This process's share of the global batch (all of it in one process).
-    const int64_t global_rows = order.batch_size();
-    const auto [offset, count] = shard(global_rows, rank, world);
-    Batch batch;
-    batch.size = count;
-    batch.step = s.step;
-    if (uses_data) {
-      const Tensor rows = order.rows(s.step).narrow(0, offset, count);
-      batch.data = take_rows(train_data, rows, param_options);
-      batch.context = take_rows(train_context, rows, param_options);
-    }
-
-    optimizer.zero_grad();
-    Tensor loss;
-    {
-      BatchShardScope share({global_rows, offset});
-      loss = objective_->loss(flow_, batch);
-    }
-    // The loss is a mean over this process's rows; weighted by its share of the batch,
-    // the mean over processes (what the gradient sync takes) is the global batch's mean.
-    const double weight = static_cast<double>(count) * world / static_cast<double>(global_rows);
-    if (weight != 1.0) loss = loss * weight;
-    double loss_value = loss.item<double>();
-    StepRecord record;
-    record.step = s.step + 1;
-    record.lr = lr;
-    record.grad_norm = std::numeric_limits<double>::quiet_NaN();
-    if (sync_->any(!std::isfinite(loss_value))) {
-      record.fault = "non-finite loss";
-    } else {
-      loss.backward();
-      const Tensor flat = optimizer.flat_gradients();
-      Tensor gradients = flat;
-      sync_->synchronize_gradients(gradients);
-      // A sync may hand back another tensor (flat = all_reduce(flat) / world) instead of
-      // writing into the buffer: the update uses what it hands back.
-      if (!gradients.is_same(flat)) {
-        TORCH_CHECK(gradients.defined() && gradients.numel() == flat.numel(),
-                    "train: the gradient sync handed back ",
-                    gradients.defined() ? gradients.numel() : 0, " gradients for ", flat.numel(),
-                    " parameters");
-        torch::NoGradGuard no_grad;
-        flat.copy_(gradients.reshape_as(flat));
-      }
-      loss_value = sync_->mean(loss_value);
-      record.grad_norm = optimizer.clip_grad_norm(
-          o.clip_grad_norm > 0 ? o.clip_grad_norm : std::numeric_limits<double>::infinity());
-      if (!std::isfinite(record.grad_norm)) record.fault = "non-finite gradient";
-    }
-    record.loss = loss_value;
-    if (!record.fault.empty()) {
-      // The guard: skip the update so one bad batch cannot destroy the weights.
-      optimizer.zero_grad();
-      ++s.skipped;
-      ++consecutive_bad;
-      record.skipped = true;
-      record.smoothed_loss = train_nll_avg;
-      record.last_val = last_val;
-      for (auto& c : callbacks_) c->on_step_end(*this, record);
-      if (consecutive_bad >= o.max_nonfinite) {
-        load_named_state(flow_, s.best.empty() ? clone_state(flow_) : s.best, "best model");
-        flow_.eval();
-        throw Error("training diverged: " + std::to_string(consecutive_bad) +
-                    " steps in a row had a " + record.fault + " (at step " +
-                    std::to_string(s.step + 1) +
-                    "); try a lower learning rate or a smaller scale bound");
-      }
-      continue;
-    }
-    optimizer.step();
-    consecutive_bad = 0;
-    train_nll_avg =
-        std::isnan(train_nll_avg) ? loss_value : 0.95 * train_nll_avg + 0.05 * loss_value;
-    const int64_t done = s.step + 1;
-    loop_->done = done;
-    record.smoothed_loss = train_nll_avg;
-    record.last_val = last_val;
-    for (auto& c : callbacks_) c->on_step_end(*this, record);
-
-    if (validates_after(done)) {
-      flow_.eval();
-      last_val = validate(done);
-      flow_.train();
-      ValidationRecord v;
-      // A NaN or infinite validation never becomes the best model.
-      v.improved = std::isfinite(last_val) && (last_val < s.best_val || s.best.empty());
-      if (v.improved) {
-        s.best_val = last_val;
-        s.best_step = done;
-        s.best = clone_state(flow_);
-        s.evals_without_improvement = 0;
-      } else {
-        ++s.evals_without_improvement;
-      }
-      v.step = done;
-      v.train_loss = train_nll_avg;
-      v.val_loss = last_val;
-      v.best_val = s.best_val;
-      v.held_out = has_val;
-      v.lr = lr;
-      v.grad_norm = record.grad_norm;
-      v.seconds = seconds();
-      for (auto& c : callbacks_) c->on_validation(*this, v);
-      if (o.patience > 0 && s.evals_without_improvement >= o.patience) {
-        stopped_early = true;
-        s.step = done;
+  try {
+    for (; s.step < o.steps; ++s.step) {
+      loop_->done = s.step;
+      bool stop = false;
+      for (auto& c : callbacks_) stop = c->stop_requested(*this) || stop;
+      if (sync_->any(stop)) {
+        interrupted = true;
         break;
       }
+      const double lr = learning_rate(o, s.step);
+      optimizer.set_lr(lr);
+      // This process's share of the global batch (all of it in one process).
+      const int64_t global_rows = order.batch_size();
+      const auto [offset, count] = shard(global_rows, rank, world);
+      Batch batch;
+      batch.size = count;
+      batch.step = s.step;
+      if (uses_data) {
+        const Tensor rows = order.rows(s.step).narrow(0, offset, count);
+        batch.data = take_rows(train_data, rows, param_options);
+        batch.context = take_rows(train_context, rows, param_options);
+      }
+
+      optimizer.zero_grad();
+      Tensor loss;
+      {
+        BatchShardScope share({global_rows, offset});
+        loss = objective_->loss(flow_, batch);
+      }
+      // The loss is a mean over this process's rows; weighted by its share of the batch,
+      // the mean over processes (what the gradient sync takes) is the global batch's mean.
+      const double weight = static_cast<double>(count) * world / static_cast<double>(global_rows);
+      if (weight != 1.0) loss = loss * weight;
+      double loss_value = loss.item<double>();
+      StepRecord record;
+      record.step = s.step + 1;
+      record.lr = lr;
+      record.grad_norm = std::numeric_limits<double>::quiet_NaN();
+      if (sync_->any(!std::isfinite(loss_value))) {
+        record.fault = "non-finite loss";
+      } else {
+        loss.backward();
+        const Tensor flat = optimizer.flat_gradients();
+        Tensor gradients = flat;
+        sync_->synchronize_gradients(gradients);
+        // A sync may hand back another tensor (flat = all_reduce(flat) / world) instead of
+        // writing into the buffer: the update uses what it hands back.
+        if (!gradients.is_same(flat)) {
+          TORCH_CHECK(gradients.defined() && gradients.numel() == flat.numel(),
+                      "train: the gradient sync handed back ",
+                      gradients.defined() ? gradients.numel() : 0, " gradients for ", flat.numel(),
+                      " parameters");
+          torch::NoGradGuard no_grad;
+          flat.copy_(gradients.reshape_as(flat));
+        }
+        loss_value = sync_->mean(loss_value);
+        record.grad_norm = optimizer.clip_grad_norm(
+            o.clip_grad_norm > 0 ? o.clip_grad_norm : std::numeric_limits<double>::infinity());
+        if (!std::isfinite(record.grad_norm)) record.fault = "non-finite gradient";
+      }
+      record.loss = loss_value;
+      if (!record.fault.empty()) {
+        // The guard: skip the update so one bad batch cannot destroy the weights.
+        optimizer.zero_grad();
+        ++s.skipped;
+        ++consecutive_bad;
+        record.skipped = true;
+        record.smoothed_loss = train_nll_avg;
+        record.last_val = last_val;
+        for (auto& c : callbacks_) c->on_step_end(*this, record);
+        if (consecutive_bad >= o.max_nonfinite) {
+          load_named_state(flow_, s.best.empty() ? clone_state(flow_) : s.best, "best model");
+          flow_.eval();
+          throw Error("training diverged: " + std::to_string(consecutive_bad) +
+                      " steps in a row had a " + record.fault + " (at step " +
+                      std::to_string(s.step + 1) +
+                      "); try a lower learning rate or a smaller scale bound");
+        }
+      } else {
+        optimizer.step();
+        consecutive_bad = 0;
+        train_nll_avg =
+            std::isnan(train_nll_avg) ? loss_value : 0.95 * train_nll_avg + 0.05 * loss_value;
+        record.smoothed_loss = train_nll_avg;
+        record.last_val = last_val;
+      }
+      const int64_t done = s.step + 1;
+      loop_->done = done;
+      if (!record.skipped) {
+        for (auto& c : callbacks_) c->on_step_end(*this, record);
+      }
+
+      // A skipped step is still a step: the validation schedule holds (the last step
+      // validates even when its batch was skipped).
+      if (validates_after(done)) {
+        flow_.eval();
+        last_val = validate(done);
+        flow_.train();
+        ValidationRecord v;
+        // A NaN or infinite validation never becomes the best model.
+        v.improved = std::isfinite(last_val) && (last_val < s.best_val || s.best.empty());
+        if (v.improved) {
+          s.best_val = last_val;
+          s.best_step = done;
+          s.best = clone_state(flow_);
+          s.evals_without_improvement = 0;
+        } else {
+          ++s.evals_without_improvement;
+        }
+        v.step = done;
+        v.train_loss = train_nll_avg;
+        v.val_loss = last_val;
+        v.best_val = s.best_val;
+        v.held_out = has_val;
+        v.lr = lr;
+        v.grad_norm = record.grad_norm;
+        v.seconds = seconds();
+        for (auto& c : callbacks_) c->on_validation(*this, v);
+        if (o.patience > 0 && s.evals_without_improvement >= o.patience) {
+          stopped_early = true;
+          s.step = done;
+          break;
+        }
+      }
     }
+  } catch (const std::exception& e) {
+    // The flow keeps the best parameters so far, for the caller to save.
+    TrainResult partial;
+    partial.steps_done = s.step;
+    partial.best_step = s.best.empty() ? 0 : s.best_step;
+    partial.best_val_nll = s.best_val;
+    partial.final_train_nll = train_nll_avg;
+    partial.skipped_steps = s.skipped;
+    partial.seconds = seconds();
+    if (!s.best.empty()) load_named_state(flow_, s.best, "best model");
+    flow_.eval();
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    throw TrainingAborted(c10_error ? c10_error->what_without_backtrace() : e.what(), partial);
   }
   loop_->done = s.step;
   if (stopped_early || interrupted) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "zflow/core/error.h"
 #include "zflow/flows/flow.h"
 #include "zflow/train/callbacks.h"
 #include "zflow/train/gradient_sync.h"
@@ -89,6 +90,20 @@ struct TrainResult {
   double seconds = 0;
 };
 
+/// Training stopped by a failure during the loop (a collective that lost a process, a
+/// divergence beyond the guard's patience): the message says why, `result` what was done,
+/// and the flow holds the best parameters so far (those of `result.best_step`; none when
+/// it is 0), so that a caller can still save them.
+class TrainingAborted : public Error {
+ public:
+  TrainingAborted(const std::string& message, TrainResult result)
+      : Error(message), result_(result) {}
+  const TrainResult& result() const { return result_; }
+
+ private:
+  TrainResult result_;
+};
+
 /// The training loop, with its seams: the Objective (what is minimised), the GradientSync
 /// (what happens between the backward pass and the update when several processes train
 /// one model) and the callbacks (progress, metrics, the training state, stopping). Every
@@ -135,7 +150,8 @@ class Trainer {
   /// training data then selects the best model); contexts [N, K] or undefined. Resumes
   /// from `state_path` when `resume` is set. Throws zflow::Error when training diverges
   /// beyond the guard's patience (the flow keeps the best parameters) and when no
-  /// validation gave a finite score.
+  /// validation gave a finite score; TrainingAborted (the flow holding the best parameters
+  /// so far) when a step fails, e.g. a gradient sync that lost a process.
   TrainResult fit(const Tensor& train_data, const Tensor& val_data = {},
                   const Tensor& train_context = {}, const Tensor& val_context = {});
 
