@@ -1,5 +1,10 @@
 #include "zflow/io/table.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -15,8 +20,10 @@
 #include <sstream>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 #include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
 
 #include "zflow/core/error.h"
 #include "zflow/io/atomic_file.h"
@@ -213,6 +220,70 @@ bool host_is_little_endian() {
 
 void byte_swap(char* data, size_t count, size_t item_size) {
   for (size_t i = 0; i < count; ++i) std::reverse(data + i * item_size, data + (i + 1) * item_size);
+}
+
+/// A private, copy-on-write mapping of a whole file (PROT_READ | PROT_WRITE, MAP_PRIVATE):
+/// writes change the process's own copy of a page, never the file. Unmapped when destroyed,
+/// unless handed to a tensor first.
+class FileMapping {
+ public:
+  FileMapping() = default;
+  FileMapping(const FileMapping&) = delete;
+  FileMapping& operator=(const FileMapping&) = delete;
+  ~FileMapping() {
+    if (base_ != nullptr) ::munmap(base_, length_);
+  }
+
+  /// Maps `path` when it is a non-empty regular file. Not mapped (the caller reads the file
+  /// as a stream instead) for "-", a pipe, a device, an empty file, or where open or mmap
+  /// fail; a failure to open is reported by that reading, with its usual message. Anything
+  /// but a regular file is never opened here: a pipe opened twice would lose what its
+  /// writer sent to the first reader.
+  void map(const std::string& path) {
+    struct stat st {};
+    if (path == "-" || ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    // O_NONBLOCK: should the path have become a pipe since stat, opening it does not wait.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        static_cast<uint64_t>(st.st_size) <= std::numeric_limits<size_t>::max()) {
+      const auto length = static_cast<size_t>(st.st_size);
+      void* base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+      if (base != MAP_FAILED) base_ = base, length_ = length;
+    }
+    ::close(fd);  // the mapping keeps the file
+  }
+
+  bool mapped() const { return base_ != nullptr; }
+  std::string_view bytes() const { return {static_cast<const char*>(base_), length_}; }
+
+  /// Hints the kernel about the coming accesses (read ahead for a scan, or not); a hint only.
+  void advise(int advice) const {
+    if (base_ != nullptr) ::madvise(base_, length_, advice);
+  }
+
+  /// A float64 tensor of `sizes` over the mapped bytes from `offset`, which then owns the
+  /// mapping: its deleter unmaps it once the tensor and all its views are gone. (Should
+  /// from_blob throw, the mapping is left mapped rather than risk unmapping it twice.)
+  at::Tensor into_tensor(size_t offset, at::IntArrayRef sizes) {
+    void* const base = std::exchange(base_, nullptr);
+    const size_t length = std::exchange(length_, 0);
+    return at::from_blob(
+        static_cast<char*>(base) + offset, sizes, [base, length](void*) { ::munmap(base, length); },
+        at::TensorOptions().dtype(at::kDouble));
+  }
+
+ private:
+  void* base_ = nullptr;
+  size_t length_ = 0;
+};
+
+/// DataError for the value `v` (NaN or Inf) at flat index `i` of a table `cols` wide.
+[[noreturn]] void throw_not_finite(const std::string& name, size_t i, int64_t cols, double v) {
+  const size_t r = i / static_cast<size_t>(cols);
+  const size_t c = i % static_cast<size_t>(cols);
+  throw DataError(name + ", row " + std::to_string(r + 1) + ", column " + std::to_string(c + 1) +
+                  ": " + (std::isnan(v) ? "NaN" : "Inf") + " is not allowed");
 }
 
 /// A minimal reader for the Python literal dict in a .npy header, e.g.
@@ -532,7 +603,11 @@ Table read_csv(const std::string& path, const CsvReadOptions& options) {
 
 Table read_npy(const std::string& path) {
   const std::string name = display_name(path);
-  const std::string content = read_input(path);
+  FileMapping mapping;
+  mapping.map(path);
+  std::string read;  // the whole contents, where the file is not mapped
+  if (!mapping.mapped()) read = read_input(path);
+  const std::string_view content = mapping.mapped() ? mapping.bytes() : std::string_view(read);
   if (content.size() < 10 || content.compare(0, 6, "\x93NUMPY") != 0) {
     throw IOError(name + ": not a .npy file (bad magic; expected \\x93NUMPY)");
   }
@@ -605,10 +680,26 @@ Table read_npy(const std::string& path) {
   }
 
   Table table;
-  table.values = at::empty({rows, cols}, at::TensorOptions().dtype(at::kDouble));
   table.columns.assign(static_cast<size_t>(cols), std::string());
-  double* out = table.values.data_ptr<double>();
   const char* in = content.data() + data_start;
+  // Little-endian float64 at an aligned offset (npy headers pad to 64 bytes) is used where
+  // it lies in the mapping. The finiteness check reads it once, in order; the pages are the
+  // file's own and stay reclaimable, so memory is not bound by the size of the file.
+  if (mapping.mapped() && kind == 'f' && item == 8 && host_is_little_endian() &&
+      data_start % alignof(double) == 0) {
+    mapping.advise(MADV_SEQUENTIAL);
+    const auto* values = reinterpret_cast<const double*>(in);
+    for (size_t i = 0; i < count; ++i) {
+      if (!std::isfinite(values[i])) throw_not_finite(name, i, cols, values[i]);
+    }
+    mapping.advise(MADV_NORMAL);
+    table.values = mapping.into_tensor(data_start, {rows, cols});
+    return table;
+  }
+
+  // Other types, or a file that was read: converted into a tensor of its own.
+  table.values = at::empty({rows, cols}, at::TensorOptions().dtype(at::kDouble));
+  double* out = table.values.data_ptr<double>();
   for (size_t i = 0; i < count; ++i) {
     const char* p = in + i * item;
     double v = 0;
@@ -631,13 +722,7 @@ Table read_npy(const std::string& path) {
       std::memcpy(&k, &bits, 4);
       v = k;
     }
-    if (!std::isfinite(v)) {
-      const size_t r = i / static_cast<size_t>(cols);
-      const size_t c = i % static_cast<size_t>(cols);
-      throw DataError(name + ", row " + std::to_string(r + 1) + ", column " +
-                      std::to_string(c + 1) + ": " + (std::isnan(v) ? "NaN" : "Inf") +
-                      " is not allowed");
-    }
+    if (!std::isfinite(v)) throw_not_finite(name, i, cols, v);
     out[i] = v;
   }
   return table;

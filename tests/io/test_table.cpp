@@ -1,14 +1,25 @@
 #include "zflow/io/table.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include <ATen/ops/arange.h>
 #include <ATen/ops/empty.h>
 
 #include "support/expect_error.h"
@@ -79,6 +90,47 @@ std::string raw(const std::vector<T>& v) {
 }
 
 const std::vector<double> kValues = {1.0, -2.5, 0.1, 1e-300, 3.141592653589793, -1.0 / 3.0};
+
+/// The file this process has mapped at address `p` ("/path", or "/path (deleted)" once it
+/// was replaced), from /proc/self/maps; "" where `p` lies in no mapping of a file.
+std::string mapped_file_at(const void* p) {
+  std::ifstream maps("/proc/self/maps");
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long long low = 0, high = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx", &low, &high) != 2) continue;
+    if (address < low || address >= high) continue;
+    const size_t slash = line.find('/');
+    return slash == std::string::npos ? std::string() : line.substr(slash);
+  }
+  return "";
+}
+
+/// How many mappings of the file at `path` this process holds.
+int mappings_of(const std::string& path) {
+  const std::string name = fs::canonical(path).string();
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  int count = 0;
+  while (std::getline(maps, line)) {
+    const size_t slash = line.find('/');
+    if (slash != std::string::npos && line.substr(slash) == name) ++count;
+  }
+  return count;
+}
+
+/// A .npy file of float64 [2, 2] whose data starts at an offset that is 4 modulo 8 (a
+/// header padded by hand, not to 64 bytes as NumPy does).
+std::string unaligned_npy(const std::vector<double>& values) {
+  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
+  while ((10 + header.size() + 1) % 8 != 4) header += ' ';
+  header += '\n';
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  return out + header + raw<double>(values);
+}
 
 }  // namespace
 
@@ -429,4 +481,130 @@ TEST_F(TableTest, NpyUnsupportedContents) {
         read_npy(write_text("i.npy", npy("<f4", false, "(2,)", raw<float>({1, -INFINITY}))));
       },
       {"i.npy", "row 2", "Inf"});
+}
+
+// .npy files are memory-mapped (copy-on-write) where they hold float64.
+
+TEST_F(TableTest, NpyFloat64IsMappedFromTheFile) {
+  if (!fs::exists("/proc/self/maps")) GTEST_SKIP() << "needs /proc/self/maps";
+  const std::string p = path("a.npy");
+  write_npy(p, make_tensor(kValues, 3, 2));
+  const Table a = read_npy(p);
+  EXPECT_EQ(a.values.scalar_type(), at::kDouble);
+  EXPECT_TRUE(a.values.is_contiguous());
+  EXPECT_EQ(a.values.sizes(), (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(to_vec(a.values), kValues);
+  EXPECT_EQ(mapped_file_at(a.values.data_ptr()), fs::canonical(p).string());
+  EXPECT_EQ(mappings_of(p), 1);
+  // Used like any tensor: gathered rows are copies of their own.
+  const at::Tensor rows = a.values.index_select(0, at::arange(2, -1, -2, at::kLong));
+  EXPECT_EQ(to_vec(rows), (std::vector<double>{kValues[4], kValues[5], kValues[0], kValues[1]}));
+  EXPECT_EQ(mapped_file_at(rows.data_ptr()), "");
+
+  // 1-D: [N, 1] over the same kind of mapping.
+  const std::string q = path("v.npy");
+  write_npy(q, make_tensor({1, 2, 3, 4}, 4, 1).reshape({4}));
+  const Table b = read_npy(q);
+  EXPECT_EQ(b.values.sizes(), (std::vector<int64_t>{4, 1}));
+  EXPECT_TRUE(b.values.is_contiguous());
+  EXPECT_EQ(to_vec(b.values), (std::vector<double>{1, 2, 3, 4}));
+  EXPECT_EQ(mapped_file_at(b.values.data_ptr()), fs::canonical(q).string());
+}
+
+TEST_F(TableTest, NpyOtherTypesAndUnalignedDataAreConvertedIntoTensorsOfTheirOwn) {
+  if (!fs::exists("/proc/self/maps")) GTEST_SKIP() << "needs /proc/self/maps";
+  // float32: float64 values, as before, and the mapping used to read it is gone.
+  const at::Tensor f = make_tensor(kValues, 2, 3, at::kFloat);
+  const std::string p = path("f.npy");
+  write_npy(p, f);
+  const Table a = read_npy(p);
+  EXPECT_EQ(a.values.scalar_type(), at::kDouble);
+  EXPECT_EQ(to_vec(a.values), to_vec(f));
+  EXPECT_EQ(mapped_file_at(a.values.data_ptr()), "");
+  EXPECT_EQ(mappings_of(p), 0);
+
+  // Data at an offset that is not a multiple of 8: read into an aligned tensor.
+  const std::string u = write_bytes("u.npy", unaligned_npy({1, -2, 3.5, 4}));
+  const Table b = read_npy(u);
+  EXPECT_EQ(to_vec(b.values), (std::vector<double>{1, -2, 3.5, 4}));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.values.data_ptr()) % alignof(double), 0u);
+  EXPECT_EQ(mappings_of(u), 0);
+
+  // Empty arrays and NaN stay errors, and leave no mapping behind.
+  const std::string e = write_text("e.npy", npy("<f8", false, "(0,)", ""));
+  expect_error<DataError>([&] { read_npy(e); }, {"e.npy", "empty"});
+  EXPECT_EQ(mappings_of(e), 0);
+  const std::string n = write_text("n.npy", npy("<f8", false, "(1, 2)", raw<double>({1, NAN})));
+  expect_error<DataError>([&] { read_npy(n); }, {"n.npy", "row 1", "column 2", "NaN"});
+  EXPECT_EQ(mappings_of(n), 0);
+}
+
+TEST_F(TableTest, NpyWritingIntoTheValuesLeavesTheFileAlone) {
+  const std::string p = path("a.npy");
+  write_npy(p, make_tensor(kValues, 3, 2));
+  const std::string before = read_bytes(p);
+  const Table a = read_npy(p);
+  const Table b = read_npy(p);
+  a.values.fill_(7.0);
+  a.values.select(0, 1).mul_(2.0);
+  EXPECT_EQ(to_vec(a.values), (std::vector<double>{7, 7, 14, 14, 7, 7}));
+  EXPECT_EQ(read_bytes(p), before);
+  EXPECT_EQ(to_vec(b.values), kValues);
+  EXPECT_EQ(to_vec(read_npy(p).values), kValues);
+}
+
+TEST_F(TableTest, NpyMappedValuesOutliveTheTable) {
+  if (!fs::exists("/proc/self/maps")) GTEST_SKIP() << "needs /proc/self/maps";
+  const std::string p = path("a.npy");
+  write_npy(p, make_tensor(kValues, 3, 2));
+  at::Tensor rows;
+  {
+    const Table t = read_npy(p);
+    rows = t.values.narrow(0, 1, 2).select(1, 1);
+  }
+  EXPECT_EQ(mappings_of(p), 1);
+  EXPECT_EQ(to_vec(rows), (std::vector<double>{kValues[3], kValues[5]}));
+  rows.reset();
+  EXPECT_EQ(mappings_of(p), 0);  // unmapped with the last view
+
+  // Replacing the file (write_npy renames a new one into place) leaves the mapping intact.
+  const Table old = read_npy(p);
+  write_npy(p, make_tensor({9, 8}, 1, 2));
+  EXPECT_EQ(to_vec(old.values), kValues);
+  EXPECT_EQ(mapped_file_at(old.values.data_ptr()), fs::canonical(p).string() + " (deleted)");
+  EXPECT_EQ(to_vec(read_npy(p).values), (std::vector<double>{9, 8}));
+}
+
+TEST_F(TableTest, NpyFromAPipeIsReadAsAStream) {
+  const std::string fifo = path("pipe.npy");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // Sends `bytes` through the pipe while read_npy reads it; the table, or the error.
+  auto through_pipe = [&](const std::string& bytes) {
+    std::thread writer([&] {
+      std::ofstream out(fifo, std::ios::binary);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    });
+    std::optional<Table> table;
+    std::string error;
+    try {
+      table = read_npy(fifo);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    // Should read_npy have failed without opening the pipe, open it so the writer finishes.
+    const int fd = table ? -1 : ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+    writer.join();
+    if (fd >= 0) ::close(fd);
+    return std::make_pair(std::move(table), error);
+  };
+
+  const auto [table, error] = through_pipe(npy("<f8", false, "(2, 2)", raw<double>({1, 2, 3, 4})));
+  ASSERT_TRUE(table.has_value()) << error;
+  EXPECT_EQ(table->values.sizes(), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(to_vec(table->values), (std::vector<double>{1, 2, 3, 4}));
+
+  const std::string good = npy("<f8", false, "(2, 2)", raw<double>({1, 2, 3, 4}));
+  const auto [none, truncated] = through_pipe(good.substr(0, good.size() - 3));
+  EXPECT_FALSE(none.has_value());
+  EXPECT_NE(truncated.find("pipe.npy: truncated .npy file"), std::string::npos) << truncated;
 }

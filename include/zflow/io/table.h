@@ -41,9 +41,32 @@ struct Table {
 /// that is not a number or a ragged row; IOError if the file cannot be read.
 Table read_csv(const std::string& path, const CsvReadOptions& options = {});
 
-/// Reads a .npy file holding a 1-D or 2-D float32/float64 array in C order (little endian).
-/// 1-D arrays become [N, 1]. IOError for a damaged header or a short file, DataError for
-/// an unsupported dtype, Fortran order or more than two dimensions.
+/// Reads a .npy file holding a 1-D or 2-D float32/float64 array in C order (little endian;
+/// int32/int64 are converted too). 1-D arrays become [N, 1]. IOError for a damaged header or
+/// a short file, DataError for an unsupported dtype, Fortran order, more than two
+/// dimensions, an empty array or a NaN/Inf value (naming its row and column).
+///
+/// A regular file of float64 is memory-mapped, not read: the values are a float64 tensor
+/// over a private, copy-on-write mapping of the file (mmap PROT_READ | PROT_WRITE,
+/// MAP_PRIVATE), unmapped when the last tensor or view using it is gone (the Table may go
+/// first). Pages are read from disk on first touch and belong to the page cache: the kernel
+/// can drop them under memory pressure and read them again where they are touched next, so
+/// a file larger than memory can be used. Loading checks every value for NaN/Inf, which
+/// reads the file once, in order; later, only the pages a caller touches (the rows it
+/// gathers) are read back. Writing into the tensor is allowed: the pages written to become
+/// private copies (counted as the process's own memory), and the file never changes.
+///
+/// While the tensor lives, the file must not be truncated or rewritten in place by another
+/// process: touching a page past the new end of the file kills the process with SIGBUS, and
+/// a page not yet written to may show the new contents. Replacing the file by rename, as
+/// write_table and write_npy do, is safe: the mapping keeps the old file. There is no cheap
+/// guard: reading everything up front would undo the mapping, and a SIGBUS handler cannot
+/// resume the code that touched the page.
+///
+/// float32 and integer data, and float64 data not 8-byte aligned in the file (a header
+/// padded by hand), are converted into a float64 tensor of their own, as before: from the
+/// mapping, which is then released. Pipes, devices, "-" (standard input) and files that
+/// cannot be mapped are read whole first, as before.
 Table read_npy(const std::string& path);
 
 /// Dispatches on the extension (.csv, .npy; anything else is read as CSV).
