@@ -71,15 +71,16 @@ void add_distributed_options(CLI::App* sub, DistributedArgs* args) {
 void set_program_arguments(int argc, char** argv) { program_arguments().assign(argv, argv + argc); }
 
 bool should_launch_workers(const DistributedArgs& args) {
-  return args.nproc > 0 && std::getenv("ZFLOW_NPROC_WORKER") == nullptr;
-}
-
-int run_local_workers(const DistributedArgs& args) {
+  if (args.nproc == 0 || std::getenv("ZFLOW_NPROC_WORKER") != nullptr) return false;
   if (std::getenv("RANK") != nullptr || std::getenv("OMPI_COMM_WORLD_RANK") != nullptr) {
     throw ConfigError(
         "--nproc starts processes itself: do not combine it with torchrun or mpirun "
         "(they set RANK or OMPI_COMM_WORLD_RANK)");
   }
+  return true;
+}
+
+int run_local_workers(const DistributedArgs& args) {
   if (!distributed::distributed_available() && args.nproc > 1) {
     distributed::LaunchInfo wanted;
     wanted.world_size = args.nproc;
