@@ -18,6 +18,8 @@
 #include "signals.h"
 #include "zflow/core/error.h"
 
+extern char** environ;
+
 namespace zflow::cli {
 
 namespace {
@@ -66,6 +68,11 @@ void add_distributed_options(CLI::App* sub, DistributedArgs* args) {
                   "giving up with an error")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  sub->add_option("--dist-buckets", args->buckets,
+                  "Gradient buckets: 1 all-reduces the gradients after the backward pass, N > 1 "
+                  "all-reduces N buckets during it, as their gradients are ready")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
 }
 
 void set_program_arguments(int argc, char** argv) { program_arguments().assign(argv, argv + argc); }
@@ -80,56 +87,58 @@ bool should_launch_workers(const DistributedArgs& args) {
   return true;
 }
 
-int run_local_workers(const DistributedArgs& args) {
-  if (!distributed::distributed_available() && args.nproc > 1) {
-    distributed::LaunchInfo wanted;
-    wanted.world_size = args.nproc;
-    wanted.launcher = "--nproc";
-    distributed::ProcessGroupSync::connect(wanted, {});  // throws: says what is missing
+namespace {
+
+/// The environment of worker `rank`: this process's, with the launch variables set.
+std::vector<std::string> worker_environment(int rank, int nproc, const std::string& host,
+                                            int port) {
+  const std::vector<std::pair<std::string, std::string>> launch = {
+      {"ZFLOW_NPROC_WORKER", "1"},
+      {"RANK", std::to_string(rank)},
+      {"LOCAL_RANK", std::to_string(rank)},
+      {"WORLD_SIZE", std::to_string(nproc)},
+      {"LOCAL_WORLD_SIZE", std::to_string(nproc)},
+      {"MASTER_ADDR", host},
+      {"MASTER_PORT", std::to_string(port)}};
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    bool replaced = false;
+    for (const auto& [name, value] : launch) replaced |= entry.rfind(name + "=", 0) == 0;
+    if (!replaced) env.push_back(entry);
   }
-  std::string host = "127.0.0.1";
-  int port = 0;
-  if (!args.master.empty()) {
-    std::tie(host, port) = distributed::parse_master(args.master);
-  } else {
-    port = free_local_port();
+  for (const auto& [name, value] : launch) env.push_back(name + "=" + value);
+  return env;
+}
+
+/// Starts one worker: this program with the same arguments and `env`. Only
+/// async-signal-safe calls happen between fork and exec (LibTorch's threads may hold locks).
+pid_t start_worker(const std::vector<std::string>& arguments, const std::vector<std::string>& env) {
+  std::vector<char*> argv;
+  for (const auto& a : arguments) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error(std::string("cannot start a worker: ") + std::strerror(errno));
+  if (pid == 0) {
+    // The workers get SIGINT/SIGTERM from this launcher alone (a Ctrl-C in the terminal
+    // would otherwise reach them twice, and a second signal ends a process at once), and
+    // SIGTERM when it dies.
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    ::execve("/proc/self/exe", argv.data(), envp.data());
+    const char message[] = "zflow: error: cannot start a worker process\n";
+    [[maybe_unused]] const auto ignored = ::write(2, message, sizeof(message) - 1);
+    ::_exit(127);
   }
-  const std::vector<std::string>& arguments = program_arguments();
-  std::vector<pid_t> workers;
-  struct sigaction forward {
-  }, old_int{}, old_term{};
-  forward.sa_handler = remember_signal;
-  sigemptyset(&forward.sa_mask);
-  sigaction(SIGINT, &forward, &old_int);
-  sigaction(SIGTERM, &forward, &old_term);
-  for (int rank = 0; rank < args.nproc; ++rank) {
-    const pid_t pid = ::fork();
-    if (pid < 0) throw Error(std::string("cannot start a worker: ") + std::strerror(errno));
-    if (pid == 0) {
-      // The workers get SIGINT/SIGTERM from this launcher alone (a Ctrl-C in the terminal
-      // would otherwise reach them twice, and a second signal ends a process at once),
-      // and SIGTERM when it dies.
-      ::setpgid(0, 0);
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      const std::string n = std::to_string(args.nproc);
-      const std::string r = std::to_string(rank);
-      ::setenv("ZFLOW_NPROC_WORKER", "1", 1);
-      ::setenv("RANK", r.c_str(), 1);
-      ::setenv("LOCAL_RANK", r.c_str(), 1);
-      ::setenv("WORLD_SIZE", n.c_str(), 1);
-      ::setenv("LOCAL_WORLD_SIZE", n.c_str(), 1);
-      ::setenv("MASTER_ADDR", host.c_str(), 1);
-      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      std::vector<char*> argv;
-      for (const auto& a : arguments) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execv("/proc/self/exe", argv.data());
-      std::cerr << "zflow: error: cannot start worker " << rank << ": " << std::strerror(errno)
-                << std::endl;
-      ::_exit(127);
-    }
-    workers.push_back(pid);
-  }
+  return pid;
+}
+
+/// Waits for every worker, passing SIGINT/SIGTERM on; rank 0's exit code when it failed,
+/// otherwise the first failure's.
+int wait_for_workers(const std::vector<pid_t>& workers) {
   int result = 0;
   int rank0_code = 0;
   size_t running = workers.size();
@@ -138,15 +147,13 @@ int run_local_workers(const DistributedArgs& args) {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, 0);
     if (pid < 0) {
-      if (errno == EINTR) {
-        // Pass SIGINT/SIGTERM on: the workers stop together at their next step.
-        if (forwarded_signal != 0 && forwarded_signal != sent) {
-          sent = forwarded_signal;
-          for (pid_t w : workers) ::kill(w, sent);
-        }
-        continue;
+      if (errno != EINTR) break;
+      // The workers stop together at their next step.
+      if (forwarded_signal != 0 && forwarded_signal != sent) {
+        sent = forwarded_signal;
+        for (pid_t w : workers) ::kill(w, sent);
       }
-      break;
+      continue;
     }
     --running;
     int rank = 0;
@@ -162,9 +169,41 @@ int run_local_workers(const DistributedArgs& args) {
     if (rank == 0) rank0_code = code;
     if (code != 0 && result == 0) result = code;
   }
+  return rank0_code != 0 ? rank0_code : result;
+}
+
+}  // namespace
+
+int run_local_workers(const DistributedArgs& args) {
+  if (!distributed::distributed_available() && args.nproc > 1) {
+    distributed::LaunchInfo wanted;
+    wanted.world_size = args.nproc;
+    wanted.launcher = "--nproc";
+    distributed::ProcessGroupSync::connect(wanted, {});  // throws: says what is missing
+  }
+  std::string host = "127.0.0.1";
+  int port = 0;
+  if (!args.master.empty()) {
+    std::tie(host, port) = distributed::parse_master(args.master);
+  } else {
+    port = free_local_port();
+  }
+  struct sigaction forward {};
+  struct sigaction old_int {};
+  struct sigaction old_term {};
+  forward.sa_handler = remember_signal;
+  sigemptyset(&forward.sa_mask);
+  sigaction(SIGINT, &forward, &old_int);
+  sigaction(SIGTERM, &forward, &old_term);
+  std::vector<pid_t> workers;
+  for (int rank = 0; rank < args.nproc; ++rank) {
+    workers.push_back(
+        start_worker(program_arguments(), worker_environment(rank, args.nproc, host, port)));
+  }
+  const int code = wait_for_workers(workers);
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
-  return rank0_code != 0 ? rank0_code : result;
+  return code;
 }
 
 DistributedRun join_distributed_run(const DistributedArgs& args, const std::string& device) {
@@ -179,6 +218,7 @@ DistributedRun join_distributed_run(const DistributedArgs& args, const std::stri
   options.backend = args.backend;
   options.timeout_seconds = args.timeout;
   options.device = device;
+  options.buckets = args.buckets;
   run.sync = distributed::ProcessGroupSync::connect(run.launch, options);
   return run;
 }

@@ -21,6 +21,7 @@ struct DistributedArgs {
   std::string master;
   std::string backend = "auto";
   double timeout = 300;
+  int buckets = 1;
 };
 
 void add_distributed_options(CLI::App* sub, DistributedArgs* args);

@@ -202,7 +202,8 @@ RunData load_run_data(const TrainArgs& a, at::ScalarType dtype) {
   d.split = data::split_table(d.loaded, a.val_fraction, a.n, a.columns, a.header,
                               static_cast<uint64_t>(a.seed));
   if (!d.images) {
-    check_trainable(x.source, column_labels(x), x.values, d.split.train, !a.no_standardize, dtype);
+    check_trainable(x.source, column_labels(x), x.values, d.split.train, !a.no_standardize, dtype,
+                    d.split.train_rows);
   }
   return d;
 }
@@ -220,7 +221,7 @@ FlowPtr build_flow(const TrainArgs& a, const RunData& d, at::ScalarType dtype,
   recipe.standardize = !a.no_standardize;
   recipe.context_features = d.context_features;
   recipe.embedding = a.embedding;
-  assembled = assemble_flow_spec(recipe, d.split.train, d.split.train_context);
+  assembled = assemble_flow_spec(recipe, d.split.train, d.split.train_context, d.split.train_rows);
   seed_torch(static_cast<uint64_t>(a.seed));
   FlowPtr flow = make_flow(assembled.spec);
   const auto shape = flow->event_shape();
@@ -266,7 +267,7 @@ void announce(const TrainArgs& a, const RunData& d, int64_t params) {
                                      " context column" + (d.context_features == 1 ? "" : "s")
                                : std::string());
   std::cerr << "zflow: training " << model_name(a) << " (" << params << " params, " << a.dtype
-            << ") on " << d.split.train.size(0) << what
+            << ") on " << d.split.train_size() << what
             << (d.split.val.defined()
                     ? ", " + std::to_string(d.split.val.size(0)) + " for validation"
                     : std::string(", no validation set"))
@@ -339,6 +340,7 @@ train::TrainResult fit(const TrainArgs& a, const RunData& d, FlowImpl& flow, at:
   // Resuming reads the state from the same file the checkpoint callback writes (every
   // process reads it: it must be on a file system they share).
   if (a.train.resume) trainer.resume_from(a.state);
+  trainer.set_train_rows(d.split.train_rows);
   return trainer.fit(train_rows(d.split.train), on_device(d.split.val),
                      train_rows(d.split.train_context), on_device(d.split.val_context));
 }
@@ -386,7 +388,11 @@ ModelCard model_card(const TrainArgs& a, const RunData& d, const AssembledSpec& 
                   {"skipped_steps", result.skipped_steps},
                   {"stopped_early", result.stopped_early},
                   {"interrupted", result.interrupted},
-                  {"seconds", result.seconds}}}};
+                  {"seconds", result.seconds},
+                  {"processes", std::max(a.dist.nproc, 1)},
+                  {"step_seconds", result.step_seconds},
+                  {"sync_seconds", result.sync_seconds},
+                  {"timed_steps", result.timed_steps}}}};
   if (!a.metrics.empty()) {
     std::error_code ec;
     const auto absolute = std::filesystem::absolute(a.metrics, ec);
@@ -407,6 +413,18 @@ void print_summary(const TrainArgs& a, const RunData& d, int64_t params,
   std::cerr << " at step " << result.best_step;
   if (result.skipped_steps > 0) std::cerr << " (" << result.skipped_steps << " steps skipped)";
   if (result.stopped_early) std::cerr << " (stopped early)";
+  if (a.dist.nproc > 1 && result.timed_steps > 0) {
+    // The share of a step spent in the gradient all-reduce (docs/distributed.md).
+    const double step_ms = 1000.0 * result.step_seconds / static_cast<double>(result.timed_steps);
+    const double sync_ms = 1000.0 * result.sync_seconds / static_cast<double>(result.timed_steps);
+    std::cerr << "; " << a.dist.nproc << " processes: " << fmt(step_ms, 3)
+              << " ms per step, of which all-reduce " << fmt(sync_ms, 3) << " ms ("
+              << fmt(100.0 * sync_ms / step_ms, 2) << "%)";
+  } else if (result.timed_steps > 0) {
+    std::cerr << "; "
+              << fmt(1000.0 * result.step_seconds / static_cast<double>(result.timed_steps), 3)
+              << " ms per step";
+  }
   std::cerr << "; wrote " << a.out << (a.report.empty() ? "" : " and " + a.report) << "\n";
 }
 
@@ -668,7 +686,7 @@ void add_train(CLI::App& app) {
   group("Run",
         {"--threads", "--metrics", "--report", "--log-every", "--state", "--resume", "--quiet"});
   group("Distributed (docs/distributed.md)",
-        {"--nproc", "--master", "--dist-backend", "--dist-timeout"});
+        {"--nproc", "--master", "--dist-backend", "--dist-timeout", "--dist-buckets"});
 
   sub->callback([a, sub] {
     a->n_given = sub->get_option("--n")->count() > 0;

@@ -130,10 +130,14 @@ Table select_columns(const RawTable& raw, const std::vector<int64_t>& chosen) {
   values = values.contiguous();
 
   // The readers reject NaN and Inf already; check again so that no path lets them through.
-  const at::Tensor finite = at::isfinite(values);
-  if (!finite.all().item<bool>()) {
+  // A chunk of rows at a time: a memory-mapped table is read, never copied.
+  constexpr int64_t kChunk = int64_t{1} << 18;
+  for (int64_t begin = 0; begin < values.size(0); begin += kChunk) {
+    const int64_t count = std::min(kChunk, values.size(0) - begin);
+    const at::Tensor finite = at::isfinite(values.narrow(0, begin, count));
+    if (finite.all().item<bool>()) continue;
     const at::Tensor bad = at::nonzero(finite.logical_not())[0];
-    const int64_t row = bad[0].item<int64_t>();
+    const int64_t row = begin + bad[0].item<int64_t>();
     const int64_t col = bad[1].item<int64_t>();
     const double v = values[row][col].item<double>();
     std::string where = raw.source + ", row " + std::to_string(row + 1) + ", column " +
@@ -350,11 +354,11 @@ Split split_table(const TableWithContext& table, double val_fraction, int64_t n,
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   const at::Tensor order = at::randperm(rows, generator, at::TensorOptions(at::kLong));
   split.val = data.values.index_select(0, order.narrow(0, 0, n_val)).contiguous();
-  split.train = data.values.index_select(0, order.narrow(0, n_val, rows - n_val)).contiguous();
+  split.train = data.values;
+  split.train_rows = order.narrow(0, n_val, rows - n_val).clone();
   if (context.defined()) {
     split.val_context = context.index_select(0, order.narrow(0, 0, n_val)).contiguous();
-    split.train_context =
-        context.index_select(0, order.narrow(0, n_val, rows - n_val)).contiguous();
+    split.train_context = context;
   }
   return split;
 }

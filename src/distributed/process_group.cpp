@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -65,6 +66,7 @@ ProcessGroupSync::~ProcessGroupSync() = default;
 int ProcessGroupSync::rank() const { return 0; }
 int ProcessGroupSync::world_size() const { return 1; }
 void ProcessGroupSync::broadcast_parameters(FlowImpl&) {}
+void ProcessGroupSync::attach(FlowImpl&, bool) {}
 void ProcessGroupSync::synchronize_gradients(at::Tensor&) {}
 double ProcessGroupSync::mean(double value) { return value; }
 bool ProcessGroupSync::any(bool value) { return value; }
@@ -99,6 +101,8 @@ std::string message_of(const std::exception& e) {
 struct Collectives {
   virtual ~Collectives() = default;
   virtual void allreduce(std::vector<at::Tensor>& tensors, c10d::ReduceOp op) = 0;
+  /// Starts a sum all-reduce; the returned function waits for it.
+  virtual std::function<void()> allreduce_async(std::vector<at::Tensor>& tensors) = 0;
   virtual void broadcast(std::vector<at::Tensor>& tensors) = 0;
 };
 
@@ -110,6 +114,14 @@ struct GroupCollectives : Collectives {
     options.reduceOp = op;
     options.timeout = timeout;
     group->allreduce(tensors, options)->wait(timeout);
+  }
+  std::function<void()> allreduce_async(std::vector<at::Tensor>& tensors) override {
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    options.timeout = timeout;
+    auto work = group->allreduce(tensors, options);
+    const Milliseconds t = timeout;
+    return [work, t] { work->wait(t); };
   }
   void broadcast(std::vector<at::Tensor>& tensors) override {
     c10d::BroadcastOptions options;
@@ -253,9 +265,30 @@ void check_world_size(c10d::Store& store, const LaunchInfo& launch) {
 
 }  // namespace
 
+/// One bucket of the flat gradient buffer: elements [begin, end), the parameters whose
+/// gradients have not arrived yet in this backward pass, and the wait of its all-reduce.
+struct GradientBucket {
+  int64_t begin = 0;
+  int64_t end = 0;
+  int64_t parameters = 0;
+  int64_t pending = 0;
+  std::function<void()> wait;
+};
+
 struct ProcessGroupSync::Impl {
   LaunchInfo launch;
   std::string backend;
+  int buckets_wanted = 1;
+  // Overlap (buckets_wanted > 1, attached): the hooked parameters, their slots in the
+  // flat layout, their bucket, whether their gradient arrived; the buckets and the next
+  // one to start; `comm` receives the gradients as they arrive and is all-reduced.
+  std::vector<at::Tensor> hooked;
+  std::vector<unsigned> hooks;
+  std::vector<int64_t> offset, bucket_of;
+  std::vector<char> arrived;
+  std::vector<GradientBucket> buckets;
+  size_t next_bucket = 0;
+  at::Tensor comm;
   at::Device device{at::kCPU};
   std::unique_ptr<Collectives> group;
   double allreduce_seconds = 0;
@@ -274,6 +307,26 @@ struct ProcessGroupSync::Impl {
                   " of " + std::to_string(launch.world_size) +
                   ": another process stopped or cannot be reached (" + message_of(e) + ")");
     }
+  }
+
+  /// Starts, in bucket order, every bucket whose gradients are all there.
+  void launch_ready_buckets() {
+    while (next_bucket < buckets.size() && buckets[next_bucket].pending == 0) {
+      GradientBucket& b = buckets[next_bucket];
+      std::vector<at::Tensor> slice{comm.narrow(0, b.begin, b.end - b.begin)};
+      run("all-reduce of a gradient bucket", [&] { b.wait = group->allreduce_async(slice); });
+      ++next_bucket;
+    }
+  }
+
+  /// The gradient hook of parameter `i` (before it is accumulated into .grad, which the
+  /// trainer zeroed: the same values).
+  void on_gradient(size_t i, const at::Tensor& grad) {
+    if (arrived[i]) return;
+    arrived[i] = 1;
+    comm.narrow(0, offset[i], hooked[i].numel()).copy_(grad.reshape({-1}));
+    --buckets[static_cast<size_t>(bucket_of[i])].pending;
+    launch_ready_buckets();
   }
 
   double reduce(double value, c10d::ReduceOp op, const std::string& what) {
@@ -316,6 +369,8 @@ std::shared_ptr<ProcessGroupSync> ProcessGroupSync::connect(const LaunchInfo& la
   auto impl = std::make_unique<Impl>();
   impl->launch = launch;
   impl->backend = backend;
+  if (options.buckets < 1) throw ConfigError("the number of gradient buckets must be >= 1");
+  impl->buckets_wanted = options.buckets;
   if (backend == "nccl")
     impl->device = at::Device(at::kCUDA, static_cast<int8_t>(launch.local_rank));
   const auto timeout = Milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000.0 + 0.5));
@@ -384,8 +439,78 @@ void ProcessGroupSync::broadcast_parameters(FlowImpl& flow) {
   }
 }
 
+void ProcessGroupSync::attach(FlowImpl& flow, bool attach) {
+  Impl& m = *impl_;
+  for (size_t i = 0; i < m.hooks.size(); ++i) m.hooked[i].remove_hook(m.hooks[i]);
+  m.hooked.clear();
+  m.hooks.clear();
+  m.buckets.clear();
+  m.offset.clear();
+  if (!attach || m.buckets_wanted <= 1) return;
+  // The flat layout of FlatAdam: the parameters that require gradients, in order.
+  int64_t total = 0;
+  for (const auto& p : flow.parameters()) {
+    if (!p.requires_grad()) continue;
+    m.hooked.push_back(p);
+    m.offset.push_back(total);
+    total += p.numel();
+  }
+  if (m.hooked.empty()) return;
+  m.comm = at::zeros({total}, m.hooked[0].options().requires_grad(false));
+  m.arrived.assign(m.hooked.size(), 0);
+  m.bucket_of.assign(m.hooked.size(), 0);
+  // Buckets of about total / N elements from the last parameter backwards.
+  const int64_t target = std::max<int64_t>(1, (total + m.buckets_wanted - 1) / m.buckets_wanted);
+  for (size_t j = m.hooked.size(); j-- > 0;) {
+    if (m.buckets.empty() || m.buckets.back().end - m.buckets.back().begin >= target) {
+      GradientBucket b;
+      b.end = m.offset[j] + m.hooked[j].numel();
+      b.begin = b.end;
+      m.buckets.push_back(b);
+    }
+    GradientBucket& b = m.buckets.back();
+    b.begin = m.offset[j];
+    ++b.parameters;
+    m.bucket_of[j] = static_cast<int64_t>(m.buckets.size() - 1);
+  }
+  for (auto& b : m.buckets) b.pending = b.parameters;
+  m.next_bucket = 0;
+  for (size_t i = 0; i < m.hooked.size(); ++i) {
+    Impl* impl = impl_.get();
+    m.hooks.push_back(m.hooked[i].register_hook(
+        [impl, i](const at::Tensor& grad) { impl->on_gradient(i, grad); }));
+  }
+}
+
 void ProcessGroupSync::synchronize_gradients(at::Tensor& flat_gradients) {
   const auto start = std::chrono::steady_clock::now();
+  Impl& m = *impl_;
+  if (!m.buckets.empty()) {
+    // Gradients that never passed a hook (a parameter without a gradient this step) are
+    // taken from the flat buffer; then every bucket is started, in order, and awaited.
+    TORCH_CHECK(flat_gradients.numel() == m.comm.numel(), "gradient sync: ", flat_gradients.numel(),
+                " gradients for ", m.comm.numel(), " hooked");
+    for (size_t i = 0; i < m.hooked.size(); ++i) {
+      if (m.arrived[i]) continue;
+      m.arrived[i] = 1;
+      m.comm.narrow(0, m.offset[i], m.hooked[i].numel())
+          .copy_(flat_gradients.narrow(0, m.offset[i], m.hooked[i].numel()));
+      --m.buckets[static_cast<size_t>(m.bucket_of[i])].pending;
+    }
+    m.launch_ready_buckets();
+    for (auto& b : m.buckets) {
+      m.run("all-reduce of a gradient bucket", [&] { b.wait(); });
+      b.wait = nullptr;
+      b.pending = b.parameters;
+    }
+    std::fill(m.arrived.begin(), m.arrived.end(), 0);
+    m.next_bucket = 0;
+    flat_gradients.copy_(m.comm).div_(static_cast<double>(m.launch.world_size));
+    m.allreduce_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ++m.allreduce_count;
+    return;
+  }
   const bool moved = flat_gradients.device() != impl_->device;
   std::vector<at::Tensor> buffer{moved ? flat_gradients.to(impl_->device) : flat_gradients};
   impl_->run("all-reduce of the gradients",

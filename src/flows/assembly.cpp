@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include "zflow/core/column_moments.h"
 #include "zflow/core/error.h"
 #include "zflow/io/atomic_file.h"
 #include "zflow/transforms/elementwise.h"
@@ -69,15 +70,23 @@ Json base_spec(const FlowRecipe& r) {
   return build_flow_spec(r.model, features, builder);
 }
 
+/// StandardizeImpl::fit over `rows` of `table` (all when undefined), in chunks.
+std::shared_ptr<StandardizeImpl> fit_standardization(const at::Tensor& table,
+                                                     const at::Tensor& rows) {
+  TORCH_CHECK(table.dim() == 2, "standardize: fit needs data [N, D], got ", table.sizes());
+  const ColumnMoments m = column_moments(table, rows);
+  return StandardizeImpl::from_moments(m.mean, m.count > 1 ? m.std : at::ones_like(m.mean));
+}
+
 }  // namespace
 
 AssembledSpec assemble_flow_spec(const FlowRecipe& r, const at::Tensor& train,
-                                 const at::Tensor& train_context) {
+                                 const at::Tensor& train_context, const at::Tensor& train_rows) {
   AssembledSpec out;
   out.spec = base_spec(r);
   // Image models carry their own preprocessing (dequantisation, logit).
   if (r.standardize && r.event_shape.size() != 3) {
-    const auto fitted = StandardizeImpl::fit(train);
+    const auto fitted = fit_standardization(train, train_rows);
     out.spec = with_standardization(out.spec, fitted->mean_values(), fitted->std_values());
     out.standardization = {{"mean", fitted->mean_values()}, {"std", fitted->std_values()}};
   }
@@ -85,7 +94,7 @@ AssembledSpec assemble_flow_spec(const FlowRecipe& r, const at::Tensor& train,
     std::vector<double> mean;
     std::vector<double> std;
     if (r.standardize) {
-      const auto fitted = StandardizeImpl::fit(train_context);
+      const auto fitted = fit_standardization(train_context, train_rows);
       mean = fitted->mean_values();
       std = fitted->std_values();
       out.context_standardization = {{"mean", mean}, {"std", std}};
@@ -119,16 +128,17 @@ Json read_flow_spec_file(const std::string& path) {
 
 void check_trainable(const std::string& source, const std::vector<std::string>& labels,
                      const at::Tensor& all_values, const at::Tensor& train, bool standardize,
-                     at::ScalarType dtype) {
+                     at::ScalarType dtype, const at::Tensor& train_rows) {
   auto column_label = [&labels](int64_t j) {
     return j < static_cast<int64_t>(labels.size()) ? labels[static_cast<size_t>(j)]
                                                    : "column " + std::to_string(j + 1);
   };
-  const at::Tensor lo = std::get<0>(train.min(0));
-  const at::Tensor hi = std::get<0>(train.max(0));
+  const ColumnMoments moments = column_moments(train, train_rows);
   std::vector<std::string> constant;
   for (int64_t j = 0; j < train.size(1); ++j) {
-    if (lo[j].item<double>() == hi[j].item<double>()) constant.push_back(column_label(j));
+    if (moments.min[j].item<double>() == moments.max[j].item<double>()) {
+      constant.push_back(column_label(j));
+    }
   }
   if (!constant.empty()) {
     std::string names;
@@ -137,33 +147,33 @@ void check_trainable(const std::string& source, const std::vector<std::string>& 
                     " constant in the training rows; a flow cannot model a fixed value: "
                     "leave it out with --columns");
   }
-  const at::Tensor values = all_values.to(at::kDouble);
-  at::Tensor mean = at::zeros({values.size(1)}, at::kDouble);
-  at::Tensor std = at::ones({values.size(1)}, at::kDouble);
+  at::Tensor mean = at::zeros({all_values.size(1)}, at::kDouble);
+  at::Tensor std = at::ones({all_values.size(1)}, at::kDouble);
   int64_t row = -1, col = -1;
   if (standardize) {
     // A column whose own mean or spread overflows (1e308 and -1e308) has no standardisation
     // (StandardizeImpl refuses it, and its spread would floor every other column's at
     // infinity): blame that column's largest value.
-    const at::Tensor rows = train.to(at::kDouble);
-    const at::Tensor own_mean = rows.mean(0);
-    const at::Tensor own_std =
-        rows.size(0) > 1 ? rows.std(0, /*unbiased=*/false) : at::ones_like(own_mean);
-    const at::Tensor broken = (~(at::isfinite(own_mean) & at::isfinite(own_std))).nonzero();
+    const at::Tensor own_std = moments.count > 1 ? moments.std : at::ones_like(moments.mean);
+    const at::Tensor broken = (~(at::isfinite(moments.mean) & at::isfinite(own_std))).nonzero();
     if (broken.size(0) > 0) {
       col = broken[0][0].item<int64_t>();
-      row = values.select(1, col).abs().argmax().item<int64_t>();
+      row = all_values.select(1, col).to(at::kDouble).abs().argmax().item<int64_t>();
     } else {
-      const auto fitted = StandardizeImpl::fit(train);
+      const auto fitted = StandardizeImpl::from_moments(moments.mean, own_std);
       mean = at::tensor(fitted->mean_values(), at::kDouble);
       std = at::tensor(fitted->std_values(), at::kDouble);
     }
   }
-  // What the model's first layer sees, in the model's dtype (1e308 is no float32).
-  if (row < 0) {
-    const at::Tensor z = ((values - mean) / std).to(dtype);
+  // What the model's first layer sees, in the model's dtype (1e308 is no float32), a
+  // chunk of rows at a time.
+  constexpr int64_t kChunk = int64_t{1} << 18;
+  for (int64_t begin = 0; row < 0 && begin < all_values.size(0); begin += kChunk) {
+    const int64_t count = std::min(kChunk, all_values.size(0) - begin);
+    const at::Tensor chunk = all_values.narrow(0, begin, count).to(at::kDouble);
+    const at::Tensor z = ((chunk - mean) / std).to(dtype);
     if (const at::Tensor bad = (~at::isfinite(z)).nonzero(); bad.size(0) > 0) {
-      row = bad[0][0].item<int64_t>();
+      row = begin + bad[0][0].item<int64_t>();
       col = bad[0][1].item<int64_t>();
     }
   }

@@ -170,6 +170,13 @@ Trainer& Trainer::set_gradient_sync(std::shared_ptr<GradientSync> sync) {
   return *this;
 }
 
+Trainer& Trainer::set_train_rows(Tensor rows) {
+  TORCH_CHECK(!rows.defined() || (rows.dim() == 1 && rows.scalar_type() == at::kLong),
+              "Trainer::set_train_rows: rows must be int64 [n]");
+  train_rows_ = rows.defined() ? rows.cpu() : rows;
+  return *this;
+}
+
 Trainer& Trainer::add_callback(std::shared_ptr<Callback> callback) {
   TORCH_CHECK(callback, "Trainer: a callback must not be null");
   callbacks_.push_back(std::move(callback));
@@ -216,15 +223,25 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
 
   // Without a validation set, a fixed subset of the training data selects the best model.
   const bool has_val = val_data.defined() && val_data.size(0) > 0;
+  const at::TensorOptions param_options =
+      flow_.parameters().empty()
+          ? (train_data.defined() ? train_data.options() : at::TensorOptions(at::kFloat))
+          : flow_.parameters()[0].options();
+  const int64_t subset =
+      train_data.defined()
+          ? std::min<int64_t>(train_rows_.defined() ? train_rows_.numel() : train_data.size(0),
+                              10000)
+          : 0;
+  const Tensor subset_rows =
+      train_rows_.defined() ? train_rows_.narrow(0, 0, subset) : at::arange(subset, at::kLong);
   const Tensor select_data =
-      has_val ? val_data
-              : (train_data.defined()
-                     ? train_data.narrow(0, 0, std::min<int64_t>(train_data.size(0), 10000))
-                     : Tensor());
-  const Tensor select_context =
       has_val
-          ? val_context
-          : (train_context.defined() ? train_context.narrow(0, 0, select_data.size(0)) : Tensor());
+          ? val_data
+          : (train_data.defined() ? take_rows(train_data, subset_rows, param_options) : Tensor());
+  const Tensor select_context =
+      has_val ? val_context
+              : (train_context.defined() ? take_rows(train_context, subset_rows, param_options)
+                                         : Tensor());
   const int rank = sync_->rank();
   const int world = sync_->world_size();
   // Validation is sharded: each process scores a contiguous share, weighted so that the
@@ -281,29 +298,43 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
         "the processes resumed from training states at different steps: every "
         "process must read the same state file");
   }
-  const int64_t n = uses_data ? train_data.size(0) : o.batch_size;
+  const int64_t n = !uses_data              ? o.batch_size
+                    : train_rows_.defined() ? train_rows_.numel()
+                                            : train_data.size(0);
+  if (uses_data && train_rows_.defined() && n > 0) {
+    const int64_t lo = train_rows_.min().item<int64_t>();
+    const int64_t hi = train_rows_.max().item<int64_t>();
+    TORCH_CHECK(lo >= 0 && hi < train_data.size(0), "train: training rows ", lo, "..", hi,
+                " outside the data's ", train_data.size(0), " rows");
+  }
+  // Positions in the batch order -> rows of the training data.
+  auto data_rows = [this](const Tensor& positions) {
+    return train_rows_.defined() ? train_rows_.index_select(0, positions) : positions;
+  };
   if (o.batch_size < world) {
     throw ConfigError("the batch size (" + std::to_string(o.batch_size) +
                       ") must be at least the number of processes (" + std::to_string(world) +
                       "): each process takes a share of every batch");
   }
   BatchOrder order(std::max<int64_t>(n, 1), o.batch_size, o.seed);
-  const at::TensorOptions param_options =
-      flow_.parameters().empty()
-          ? (train_data.defined() ? train_data.options() : at::TensorOptions(at::kFloat))
-          : flow_.parameters()[0].options();
   flow_.train();
   if (resume_path_.empty() && uses_data && has_pending_initialization(flow_)) {
     // Data-dependent initialisation (ActNorm) on the whole first global batch, in every
     // process alike: a process initialising on its own share would start from different
     // parameters than one process training alone.
     torch::NoGradGuard no_grad;
-    const Tensor rows = order.rows(0);
+    const Tensor rows = data_rows(order.rows(0));
     BatchShardScope whole({rows.size(0), 0});
     flow_.log_prob(take_rows(train_data, rows, param_options),
                    take_rows(train_context, rows, param_options));
   }
   sync_->broadcast_parameters(flow_);
+  sync_->attach(flow_, true);
+  struct Detach {  // the sync's hooks live as long as this fit
+    GradientSync& sync;
+    FlowImpl& flow;
+    ~Detach() { sync.attach(flow, false); }
+  } detach{*sync_, flow_};
   loop_->done = s.step;
 
   for (auto& c : callbacks_) c->on_train_begin(*this);
@@ -313,6 +344,7 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
   bool stopped_early = false;
   bool interrupted = false;
 
+  TrainResult timing;  // the step and sync times, as they add up
   try {
     for (; s.step < o.steps; ++s.step) {
       loop_->done = s.step;
@@ -322,6 +354,7 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
         interrupted = true;
         break;
       }
+      const auto step_start = std::chrono::steady_clock::now();
       const double lr = learning_rate(o, s.step);
       optimizer.set_lr(lr);
       // This process's share of the global batch (all of it in one process).
@@ -331,7 +364,7 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
       batch.size = count;
       batch.step = s.step;
       if (uses_data) {
-        const Tensor rows = order.rows(s.step).narrow(0, offset, count);
+        const Tensor rows = data_rows(order.rows(s.step).narrow(0, offset, count));
         batch.data = take_rows(train_data, rows, param_options);
         batch.context = take_rows(train_context, rows, param_options);
       }
@@ -357,7 +390,10 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
         loss.backward();
         const Tensor flat = optimizer.flat_gradients();
         Tensor gradients = flat;
+        const auto sync_start = std::chrono::steady_clock::now();
         sync_->synchronize_gradients(gradients);
+        timing.sync_seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - sync_start).count();
         // A sync may hand back another tensor (flat = all_reduce(flat) / world) instead of
         // writing into the buffer: the update uses what it hands back.
         if (!gradients.is_same(flat)) {
@@ -401,6 +437,9 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
       }
       const int64_t done = s.step + 1;
       loop_->done = done;
+      timing.step_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+      ++timing.timed_steps;
       if (!record.skipped) {
         for (auto& c : callbacks_) c->on_step_end(*this, record);
       }
@@ -447,6 +486,9 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
     partial.final_train_nll = train_nll_avg;
     partial.skipped_steps = s.skipped;
     partial.seconds = seconds();
+    partial.step_seconds = timing.step_seconds;
+    partial.sync_seconds = timing.sync_seconds;
+    partial.timed_steps = timing.timed_steps;
     if (!s.best.empty()) load_named_state(flow_, s.best, "best model");
     flow_.eval();
     const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
@@ -476,6 +518,9 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
   result.stopped_early = stopped_early;
   result.interrupted = interrupted;
   result.seconds = seconds();
+  result.step_seconds = timing.step_seconds;
+  result.sync_seconds = timing.sync_seconds;
+  result.timed_steps = timing.timed_steps;
   for (auto& c : callbacks_) c->on_train_end(*this, result);
   if (s.best.empty()) {
     flow_.eval();

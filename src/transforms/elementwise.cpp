@@ -82,7 +82,13 @@ std::shared_ptr<StandardizeImpl> StandardizeImpl::fit(const Tensor& data) {
               data.sizes());
   const Tensor d = data.to(at::kDouble);
   const Tensor mean = d.mean(0);
-  Tensor std = data.size(0) > 1 ? d.std(0, /*unbiased=*/false) : at::ones_like(mean);
+  return from_moments(mean, data.size(0) > 1 ? d.std(0, /*unbiased=*/false) : at::ones_like(mean));
+}
+
+std::shared_ptr<StandardizeImpl> StandardizeImpl::from_moments(const Tensor& mean_in,
+                                                               const Tensor& std_in) {
+  const Tensor mean = mean_in.to(at::kDouble).contiguous();
+  Tensor std = std_in.to(at::kDouble);
   const double largest = std.max().item<double>();
   std = at::clamp_min(std, std::max(largest * 1e-12, 1e-300));
   std = at::where(std > 0, std, at::ones_like(std));

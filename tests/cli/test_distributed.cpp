@@ -163,6 +163,15 @@ TEST_F(Distributed, TwoProcessesTrainLikeOne_Glow) {
   expect_two_processes_like_one(args, nproc_launch(args));
 }
 
+// Gradient buckets all-reduced during the backward pass give the same parameters.
+TEST_F(Distributed, OverlappedGradientBucketsTrainLikeOne) {
+  write_png_folder("images", 64);
+  const std::string args =
+      "--data images --model glow --levels 2 --steps-per-level 2 --hidden 8 --batch-size 16 "
+      "--steps 30 --eval-every 30 --dtype float64 --threads 1 --seed 4";
+  expect_two_processes_like_one(args, nproc_launch(args + " --dist-buckets 5"));
+}
+
 // An uneven split (a batch of 63 over 2) weights each process's loss by its share.
 TEST_F(Distributed, AnOddBatchSplitsUnevenlyAndStillMatches) {
   const std::string args =

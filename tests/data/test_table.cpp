@@ -195,25 +195,29 @@ TEST_F(TableTest, SplitOfAFileHoldsOutAPermutationOfRows) {
   const TableWithContext t = load_training_table(file, "a,b", "d", "auto", 0, 0);
   const Split s = split_table(t, 0.25, 0, "", "auto", 7);
   ASSERT_EQ(s.val.sizes(), (std::vector<int64_t>{2, 2}));  // floor(10 · 0.25)
-  ASSERT_EQ(s.train.sizes(), (std::vector<int64_t>{8, 2}));
+  // The training rows are not copied: the whole table and the indices of its rows.
+  EXPECT_EQ(s.train.data_ptr(), t.x.values.data_ptr());
+  EXPECT_EQ(s.train_context.data_ptr(), t.context.values.data_ptr());
+  ASSERT_EQ(s.train_size(), 8);
+  const at::Tensor train = s.train.index_select(0, s.train_rows);
+  const at::Tensor train_context = s.train_context.index_select(0, s.train_rows);
   ASSERT_EQ(s.val_context.sizes(), (std::vector<int64_t>{2, 1}));
-  ASSERT_EQ(s.train_context.sizes(), (std::vector<int64_t>{8, 1}));
   // The permutation drawn with the seed: its first rows are held out.
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(7);
   const at::Tensor order = at::randperm(10, generator, at::TensorOptions(at::kLong));
   EXPECT_EQ(column(s.val, 0), column(order.narrow(0, 0, 2).unsqueeze(1), 0));
-  EXPECT_EQ(column(s.train, 0), column(order.narrow(0, 2, 8).unsqueeze(1), 0));
+  EXPECT_EQ(column(train, 0), column(order.narrow(0, 2, 8).unsqueeze(1), 0));
   // Every row once; contexts stay with their rows.
   std::vector<double> seen = column(s.val, 0);
-  for (double v : column(s.train, 0)) seen.push_back(v);
+  for (double v : column(train, 0)) seen.push_back(v);
   std::sort(seen.begin(), seen.end());
   EXPECT_EQ(seen, range(0, 10));
   EXPECT_TRUE(at::equal(s.val.select(1, 1), s.val.select(1, 0) + 10));
   EXPECT_TRUE(at::equal(s.val_context.select(1, 0), s.val.select(1, 0) + 100));
-  EXPECT_TRUE(at::equal(s.train_context.select(1, 0), s.train.select(1, 0) + 100));
+  EXPECT_TRUE(at::equal(train_context.select(1, 0), train.select(1, 0) + 100));
   // The same seed, the same split; another seed, (here) another.
   EXPECT_TRUE(at::equal(split_table(t, 0.25, 0, "", "auto", 7).val, s.val));
-  EXPECT_FALSE(at::equal(split_table(t, 0.25, 0, "", "auto", 8).train, s.train));
+  EXPECT_FALSE(at::equal(split_table(t, 0.25, 0, "", "auto", 8).train_rows, s.train_rows));
 
   // floor(10 · 0.05) = 0: everything trains.
   const Split none = split_table(t, 0.05, 0, "", "auto", 7);
@@ -221,7 +225,7 @@ TEST_F(TableTest, SplitOfAFileHoldsOutAPermutationOfRows) {
   EXPECT_TRUE(at::equal(none.train, t.x.values));
   EXPECT_TRUE(at::equal(none.train_context, t.context.values));
   // One row left for training is enough; none is an error.
-  EXPECT_EQ(split_table(t, 0.95, 0, "", "auto", 7).train.size(0), 1);
+  EXPECT_EQ(split_table(t, 0.95, 0, "", "auto", 7).train_size(), 1);
   expect_error<DataError>([&] { split_table(t, 1.0, 0, "", "auto", 7); },
                           {file, "10 rows leave none for training"});
 }

@@ -57,13 +57,15 @@ distributed::LaunchInfo rank_of(int rank, int world, int port) {
 
 /// Runs `work(sync)` on `world` ranks, one thread each; the results by rank.
 template <typename T>
-std::vector<T> on_ranks(int world, const std::function<T(distributed::ProcessGroupSync&)>& work) {
+std::vector<T> on_ranks(int world, const std::function<T(distributed::ProcessGroupSync&)>& work,
+                        int buckets = 1) {
   const int port = free_port();
   std::vector<std::future<T>> futures;
   for (int r = 0; r < world; ++r) {
     futures.push_back(std::async(std::launch::async, [=] {
       distributed::DistributedOptions options;
       options.timeout_seconds = 30;
+      options.buckets = buckets;
       auto sync = distributed::ProcessGroupSync::connect(rank_of(r, world, port), options);
       return work(*sync);
     }));
@@ -142,7 +144,7 @@ TEST_F(ProcessGroup, TwoRanksTrainLikeOne) {
     generator.set_current_seed(5);
     return make_flow(build_flow_spec("maf", 2, o));
   };
-  std::vector<FlowPtr> flows{build(), build(), build()};
+  std::vector<FlowPtr> flows{nullptr, nullptr, build()};
   auto train = [&](FlowPtr flow, train::GradientSync* sync) {
     flow->to(at::kDouble);
     train::TrainOptions options;
@@ -162,13 +164,23 @@ TEST_F(ProcessGroup, TwoRanksTrainLikeOne) {
     }());
   };
   const at::Tensor alone = train(flows[2], nullptr);
-  const auto together = on_ranks<at::Tensor>(
-      2, [&](distributed::ProcessGroupSync& s) { return train(flows[s.rank()], &s); });
-  for (const auto& t : together) {
-    const double scale = alone.abs().max().item<double>();
-    EXPECT_LT((t - alone).abs().max().item<double>() / scale, 1e-10);
+  const at::Tensor initial = at::cat([&] {
+    std::vector<at::Tensor> parts;
+    for (auto& p : build()->parameters()) parts.push_back(p.detach().reshape({-1}));
+    return parts;
+  }());
+  ASSERT_GT((alone - initial).abs().max().item<double>(), 1e-3);  // it trained
+  // One all-reduce after the backward pass, and 3 buckets during it.
+  for (int buckets : {1, 3}) {
+    std::vector<FlowPtr> fresh{build(), build()};
+    const auto together = on_ranks<at::Tensor>(
+        2, [&](distributed::ProcessGroupSync& s) { return train(fresh[s.rank()], &s); }, buckets);
+    for (const auto& t : together) {
+      const double scale = alone.abs().max().item<double>();
+      EXPECT_LT((t - alone).abs().max().item<double>() / scale, 1e-10) << buckets;
+    }
+    EXPECT_TRUE(together[0].equal(together[1])) << buckets;
   }
-  EXPECT_TRUE(together[0].equal(together[1]));
 }
 
 TEST_F(ProcessGroup, AnUnreachableMasterIsAnErrorWithinTheTimeout) {

@@ -212,6 +212,33 @@ TEST(Assembly, ConstantColumnsAreNamed) {
       },
       {"v is constant"});
   EXPECT_NO_THROW(check_trainable("f.csv", {"u", "v"}, all, all, true, at::kDouble));
+  // The same with the training rows given as indices into the whole table.
+  expect_error<DataError>(
+      [&] {
+        check_trainable("f.csv", {"u", "v"}, all, all, true, at::kDouble,
+                        at::arange(50, at::kLong).flip(0));
+      },
+      {"v is constant"});
+}
+
+// Training rows given as indices (a split that copies nothing) fit the standardisation a
+// materialised copy of those rows fits.
+TEST(Assembly, TrainingRowsAsIndicesStandardiseLikeACopy) {
+  at::manual_seed(8);
+  const at::Tensor table = at::randn({400, 3}, at::kDouble) * 2 + 5;
+  const at::Tensor context = at::randn({400, 2}, at::kDouble);
+  const at::Tensor rows = at::randperm(400, at::kLong).narrow(0, 40, 360);
+  FlowRecipe recipe;
+  recipe.model = "realnvp";
+  recipe.event_shape = {3};
+  recipe.context_features = 2;
+  const AssembledSpec copied =
+      assemble_flow_spec(recipe, table.index_select(0, rows), context.index_select(0, rows));
+  const AssembledSpec indexed = assemble_flow_spec(recipe, table, context, rows);
+  EXPECT_EQ(copied.standardization, indexed.standardization);
+  EXPECT_EQ(copied.context_standardization, indexed.context_standardization);
+  const AssembledSpec whole = assemble_flow_spec(recipe, table, context);
+  EXPECT_NE(whole.standardization, indexed.standardization);
 }
 
 TEST(Assembly, OverflowingColumnsAreNamed) {

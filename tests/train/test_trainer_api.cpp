@@ -498,6 +498,33 @@ TEST(TrainerApi, TrainFlowIsTheTrainersFit) {
   expect_same_state(*a, *c);
 }
 
+// Training rows given as indices into a larger table (float64 data for a float32 flow)
+// train exactly as a float32 copy of those rows does; the timings add up.
+TEST(TrainerApi, TrainRowsOfAWholeTableTrainLikeACopyOfThem) {
+  const Tensor table = data::sample_toy("moons", 600, 1);  // float64
+  const Tensor rows = at::randperm(600, at::kLong).narrow(0, 100, 500);
+  const Tensor val = moons(100, 2);
+  const train::TrainOptions o = quick(25);
+  FlowPtr a = small_flow();
+  FlowPtr b = small_flow();
+  const train::TrainResult ra =
+      train::train_flow(*a, table.index_select(0, rows).to(at::kFloat), val, o);
+  train::Trainer trainer(*b, o);
+  trainer.set_train_rows(rows);
+  const train::TrainResult rb = trainer.fit(table, val);
+  expect_same_state(*a, *b);
+  EXPECT_EQ(ra.best_val_nll, rb.best_val_nll);
+  EXPECT_EQ(rb.timed_steps, 25);
+  EXPECT_GT(rb.step_seconds, 0.0);
+  EXPECT_GE(rb.sync_seconds, 0.0);
+  EXPECT_LE(rb.sync_seconds, rb.step_seconds);
+  // Rows outside the table are an error, not a crash.
+  FlowPtr c = small_flow();
+  train::Trainer bad(*c, o);
+  bad.set_train_rows(at::tensor({0, 600}, at::kLong));
+  EXPECT_THROW(bad.fit(table, val), c10::Error);
+}
+
 TEST(TrainerApi, MakeObjectiveKnowsLikelihood) {
   const auto objective = train::make_objective("likelihood");
   ASSERT_TRUE(objective);

@@ -85,12 +85,20 @@ TableWithContext load_training_table(const std::string& spec, const std::string&
                                      int64_t n, uint64_t seed);
 
 /// Training and validation rows (and their contexts; undefined where there are none).
+/// The validation rows are copies; the training rows of a file are not: `train` (and
+/// `train_context`) is then the whole table, as read (a memory-mapped .npy file stays
+/// mapped), and `train_rows` says which of its rows are for training.
 struct Split {
   at::Tensor train;
   /// Undefined when there is no validation set.
   at::Tensor val;
   at::Tensor train_context;
   at::Tensor val_context;
+  /// int64 indices into `train` of the training rows, in the split's order; undefined:
+  /// every row of `train`.
+  at::Tensor train_rows;
+  /// The number of training rows.
+  int64_t train_size() const { return train_rows.defined() ? train_rows.numel() : train.size(0); }
 };
 
 /// Splits `table` for training. A built-in dataset keeps every row for training and draws

@@ -39,6 +39,13 @@ struct DistributedOptions {
   double timeout_seconds = 300;
   /// Where the tensors live: "cpu" or "cuda" (then the local rank picks the GPU).
   std::string device = "cpu";
+  /// Gradient buckets: 1 all-reduces the flat gradient buffer once the backward pass is
+  /// done; N > 1 splits it into N buckets of about equal size (on parameter boundaries,
+  /// the last parameters first, as the backward pass produces them), each all-reduced as
+  /// soon as its gradients are there, overlapping communication with the rest of the
+  /// backward pass (as PyTorch's DistributedDataParallel does). Buckets start in the same
+  /// order in every process.
+  int buckets = 1;
 };
 
 /// Whether this zflow was built with c10d (ZFLOW_WITH_DISTRIBUTED).
@@ -61,6 +68,7 @@ class ProcessGroupSync : public train::GradientSync {
   int rank() const override;
   int world_size() const override;
   void broadcast_parameters(FlowImpl& flow) override;
+  void attach(FlowImpl& flow, bool attach) override;
   void synchronize_gradients(at::Tensor& flat_gradients) override;
   double mean(double value) override;
   bool any(bool value) override;

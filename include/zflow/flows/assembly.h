@@ -55,19 +55,23 @@ struct AssembledSpec {
 /// The spec for `recipe`, with standardisations fitted on `train` [N, D] and
 /// `train_context` [N, K] (undefined when unconditional). ConfigError for a spec that
 /// contradicts the recipe (a conditional spec without context, a context size or an
-/// embedding already in the spec).
+/// embedding already in the spec). When `train_rows` (int64) is given, only those rows of
+/// `train` and `train_context` are the training data; the statistics are computed in
+/// chunks (core/column_moments.h), so a memory-mapped table is never copied whole.
 AssembledSpec assemble_flow_spec(const FlowRecipe& recipe, const at::Tensor& train,
-                                 const at::Tensor& train_context = {});
+                                 const at::Tensor& train_context = {},
+                                 const at::Tensor& train_rows = {});
 
 /// A flow spec read from a JSON file (ConfigError naming the file when it is not one);
 /// the transform is wrapped in a composite so that a standardisation can go in front.
 Json read_flow_spec_file(const std::string& path);
 
 /// DataError for tabular data a flow cannot fit: constant columns in the training rows
-/// `train` (a point mass has no density) and values of `values` (all rows) whose
-/// standardisation overflows in `dtype`, named by `source`, row and `labels[column]`.
+/// `train` (those of `train_rows` when given) (a point mass has no density) and values of
+/// `values` (all rows) whose standardisation overflows in `dtype`, named by `source`, row
+/// and `labels[column]`. Reads the data a chunk at a time.
 void check_trainable(const std::string& source, const std::vector<std::string>& labels,
                      const at::Tensor& values, const at::Tensor& train, bool standardize,
-                     at::ScalarType dtype);
+                     at::ScalarType dtype, const at::Tensor& train_rows = {});
 
 }  // namespace zflow

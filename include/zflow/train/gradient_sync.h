@@ -37,6 +37,10 @@ class GradientSync {
   /// Called once before the first step and after a resume: every process must start from
   /// the same parameters (rank 0's).
   virtual void broadcast_parameters(FlowImpl& flow) {}
+  /// Called once at the start of fit, after the broadcast, with the flow being trained and
+  /// at the end (also when fit throws) with `attach = false`: a sync that starts reducing
+  /// during the backward pass registers its gradient hooks here and removes them again.
+  virtual void attach(FlowImpl& flow, bool attach) {}
   /// Replaces this process's gradients, one flat buffer, by their mean over the processes.
   virtual void synchronize_gradients(at::Tensor& flat_gradients) {}
   /// The mean of a per-process number over the processes (losses, validation scores).

@@ -88,6 +88,12 @@ struct TrainResult {
   /// flow holds the state's best parameters.
   bool already_finished = false;
   double seconds = 0;
+  /// Wall-clock seconds in the optimizer steps of this fit (validation excluded), the part
+  /// of them spent in GradientSync::synchronize_gradients (with several processes: the
+  /// all-reduce, including waiting for the slowest process), and how many steps that was.
+  double step_seconds = 0;
+  double sync_seconds = 0;
+  int64_t timed_steps = 0;
 };
 
 /// Training stopped by a failure during the loop (a collective that lost a process, a
@@ -140,6 +146,10 @@ class Trainer {
   Trainer& set_objective(std::shared_ptr<Objective> objective);
   /// Replaces the gradient synchronisation (default: LocalGradientSync, one process).
   Trainer& set_gradient_sync(std::shared_ptr<GradientSync> sync);
+  /// Trains on these rows (int64 [n], indices into the training data and its context)
+  /// only: the data can then be a whole table, memory-mapped, of which a validation split
+  /// took other rows, and nothing is copied but each minibatch (undefined: every row).
+  Trainer& set_train_rows(Tensor rows);
   /// Adds a callback, called after those added before it.
   Trainer& add_callback(std::shared_ptr<Callback> callback);
   /// The next fit continues from the training state in `path` (as `resume` with
@@ -178,6 +188,7 @@ class Trainer {
   std::shared_ptr<GradientSync> sync_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
   std::string resume_path_;
+  Tensor train_rows_;
   std::unique_ptr<Loop> loop_;
 };
 

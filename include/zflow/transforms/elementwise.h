@@ -69,6 +69,9 @@ class StandardizeImpl : public TransformImpl {
   /// Fits mean and standard deviation per column of data [N, D] (std floored at 1e-12
   /// relative to the largest, so constant columns stay invertible).
   static std::shared_ptr<StandardizeImpl> fit(const Tensor& data);
+  /// The same from a column's mean and (biased) standard deviation [D] already computed,
+  /// e.g. in chunks over a table larger than memory (core/column_moments.h).
+  static std::shared_ptr<StandardizeImpl> from_moments(const Tensor& mean, const Tensor& std);
   Json spec() const override;
   std::string describe() const override;
   const std::vector<double>& mean_values() const { return mean_; }
