@@ -457,8 +457,22 @@ void prepare(TrainArgs& a, bool leader) {
   a.threads = apply_threads(a.threads, images ? Workload::other : Workload::tabular);
 }
 
+/// Every process of a distributed run reads the data itself: a stream (stdin, a FIFO) would
+/// give each of them a different part.
+void check_readable_by_every_process(const std::string& data) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(data, ec);
+  if (data == "-" || (!ec && (status.type() == std::filesystem::file_type::fifo ||
+                              status.type() == std::filesystem::file_type::character))) {
+    throw ConfigError("--data " + data +
+                      ": every process of a distributed run reads the data, and a stream "
+                      "cannot be read twice; write it to a file first");
+  }
+}
+
 void run_train(TrainArgs& a) {
   if (should_launch_workers(a.dist)) {
+    if (a.dist.nproc > 1) check_readable_by_every_process(a.data);
     prepare(a, true);  // a usage error is reported once, not by every worker
     const int code = run_local_workers(a.dist);
     if (code != 0) throw WorkersFailed(code);
@@ -466,6 +480,7 @@ void run_train(TrainArgs& a) {
   }
   const bool leader = distributed::detect_launch().rank == 0;
   prepare(a, leader);
+  if (distributed::detect_launch().distributed()) check_readable_by_every_process(a.data);
   const DistributedRun run = join_distributed_run(a.dist, a.device);
   if (a.dist.nproc == 0) a.dist.nproc = run.launch.world_size;
   if (!leader) a.quiet = true;

@@ -316,6 +316,12 @@ TEST_F(Distributed, UsageErrors) {
   EXPECT_NE(text("err.txt").find("MASTER_ADDR"), std::string::npos);
   EXPECT_EQ(zflow("train --data moons --steps 5 --nproc 2 --master nohost"), 2);
   EXPECT_NE(text("err.txt").find("HOST:PORT"), std::string::npos) << text("err.txt");
+  // Every process reads the data: not from a stream.
+  EXPECT_EQ(shell("printf '1,2\\n3,4\\n' | '" ZFLOW_BINARY "' train --data - --nproc 2 --steps 5 "
+                  "2> err.txt"),
+            2);
+  EXPECT_NE(text("err.txt").find("a stream cannot be read twice"), std::string::npos)
+      << text("err.txt");
   EXPECT_EQ(zflow("train --data moons --steps 5 --nproc 2", "err.txt", "RANK=0 WORLD_SIZE=2"), 2);
   EXPECT_NE(text("err.txt").find("do not combine it with torchrun"), std::string::npos)
       << text("err.txt");
