@@ -329,9 +329,11 @@ train::TrainResult fit(const TrainArgs& a, const RunData& d, FlowImpl& flow, at:
   // taken there (with several processes, each uses the GPU of its local rank). On the CPU
   // the training data stay as read (a memory-mapped .npy file is not copied) and each
   // minibatch is gathered and converted.
-  const at::Device device = a.device == "cuda" && run.sync
-                                ? at::Device(at::kCUDA, static_cast<int8_t>(run.launch.local_rank))
-                                : at::Device(a.device);
+  const at::Device device =
+      a.device == "cuda" && run.sync
+          ? at::Device(at::kCUDA,
+                       static_cast<int8_t>(distributed::cuda_device_for(run.launch.local_rank)))
+          : at::Device(a.device);
   flow.to(device);
   auto on_device = [dtype, device](const at::Tensor& t) {
     return t.defined() ? t.to(device, dtype).contiguous() : at::Tensor();

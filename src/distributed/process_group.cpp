@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/util/Exception.h>
 
 #include "zflow/core/error.h"
@@ -28,6 +29,11 @@
 #endif
 
 namespace zflow::distributed {
+
+int cuda_device_for(int local_rank) {
+  const int gpus = static_cast<int>(at::detail::getCUDAHooks().getNumGPUs());
+  return gpus > 0 ? local_rank % gpus : 0;
+}
 
 bool distributed_available() {
 #ifdef ZFLOW_HAVE_C10D
@@ -372,7 +378,7 @@ std::shared_ptr<ProcessGroupSync> ProcessGroupSync::connect(const LaunchInfo& la
   if (options.buckets < 1) throw ConfigError("the number of gradient buckets must be >= 1");
   impl->buckets_wanted = options.buckets;
   if (backend == "nccl")
-    impl->device = at::Device(at::kCUDA, static_cast<int8_t>(launch.local_rank));
+    impl->device = at::Device(at::kCUDA, static_cast<int8_t>(cuda_device_for(launch.local_rank)));
   const auto timeout = Milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000.0 + 0.5));
   c10::intrusive_ptr<c10d::Store> store = rendezvous(launch, timeout);
   check_world_size(*store, launch);

@@ -193,6 +193,32 @@ TEST_F(ProcessGroup, AnUnreachableMasterIsAnErrorWithinTheTimeout) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
 }
 
+// The NCCL path on a CUDA GPU: a world of one exercises the rendezvous, the group and every
+// collective on CUDA tensors (with more GPUs, `zflow train --device cuda --nproc N` runs
+// one rank per GPU). Skipped where this LibTorch has no CUDA or no NCCL.
+TEST_F(ProcessGroup, NcclOnACudaGpu) {
+  if (!at::hasCUDA() || distributed::available_backends().find("nccl") == std::string::npos) {
+    GTEST_SKIP() << "needs a CUDA GPU and a LibTorch with NCCL (backends here: "
+                 << distributed::available_backends() << ")";
+  }
+  distributed::DistributedOptions options;
+  options.backend = "nccl";
+  options.device = "cuda";
+  options.timeout_seconds = 60;
+  auto sync = distributed::ProcessGroupSync::connect(rank_of(0, 1, free_port()), options);
+  EXPECT_EQ(sync->backend(), "nccl");
+  at::Tensor flat = at::full({5}, 3.0, at::TensorOptions(at::kFloat).device(at::kCUDA));
+  sync->synchronize_gradients(flat);
+  EXPECT_TRUE(flat.is_cuda());
+  EXPECT_DOUBLE_EQ(flat.sum().item<double>(), 15.0);
+  EXPECT_DOUBLE_EQ(sync->mean(2.5), 2.5);
+  EXPECT_TRUE(sync->any(true));
+  FlowPtr flow = make_flow(build_flow_spec("realnvp", 2, BuilderOptions()));
+  flow->to(at::kCUDA);
+  sync->broadcast_parameters(*flow);
+  EXPECT_TRUE(flow->parameters()[0].is_cuda());
+}
+
 TEST_F(ProcessGroup, UnknownBackend) {
   distributed::DistributedOptions options;
   options.backend = "mpi";

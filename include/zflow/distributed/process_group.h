@@ -48,6 +48,10 @@ struct DistributedOptions {
   int buckets = 1;
 };
 
+/// The CUDA device of a process with this local rank: local_rank mod the GPUs visible
+/// (one GPU per process where there are enough; Gloo ranks may share one).
+int cuda_device_for(int local_rank);
+
 /// Whether this zflow was built with c10d (ZFLOW_WITH_DISTRIBUTED).
 bool distributed_available();
 
