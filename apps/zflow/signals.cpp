@@ -8,6 +8,7 @@ namespace zflow::cli {
 namespace {
 
 volatile std::sig_atomic_t g_received = 0;
+volatile std::sig_atomic_t g_quiet = 0;
 
 /// Ends the process as the signal's default action would, without a temporary file left.
 void end_by(int signal) {
@@ -24,14 +25,16 @@ extern "C" void on_stop_signal(int signal) {
     return;
   }
   g_received = signal;
+  if (g_quiet != 0) return;
   static const char note[] = "\nzflow: stopping at the next step (again to quit at once)\n";
   (void)!::write(STDERR_FILENO, note, sizeof(note) - 1);
 }
 
 }  // namespace
 
-StopSignals::StopSignals() {
+StopSignals::StopSignals(bool announce) {
   g_received = 0;
+  g_quiet = announce ? 0 : 1;
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);

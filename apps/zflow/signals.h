@@ -14,7 +14,9 @@ namespace zflow::cli {
 /// Catches SIGINT and SIGTERM while it lives, and restores the previous handlers after.
 class StopSignals {
  public:
-  StopSignals();
+  /// `announce`: say on stderr that work stops at the next step (off for the processes of
+  /// a distributed run other than rank 0, so that the line appears once).
+  explicit StopSignals(bool announce = true);
   ~StopSignals();
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;

@@ -493,7 +493,7 @@ void run_train(TrainArgs& a) {
   const int64_t params = count_parameters(*flow);
   MetricsSink metrics(a, leader);
   if (!a.quiet) announce(a, d, params);
-  StopSignals signals;
+  StopSignals signals(leader);
   const train::TrainResult result =
       fit_or_keep_best(a, d, *flow, dtype, metrics, run, [&](const train::TrainResult& partial) {
         save_checkpoint(a.out, *flow, model_card(a, d, assembled, partial).to_metadata());

@@ -258,6 +258,40 @@ TEST_F(Distributed, AKilledRankStopsTheOtherAndTheRunResumesWithOneProcess) {
   EXPECT_EQ(zflow("eval --model m.safetensors --data moons --n 500", "eval2.err"), 0);
 }
 
+// SIGINT to the --nproc launcher reaches every worker once: they stop at the same step,
+// rank 0 saves the state and the best model, and the exit code is 130, with the notice
+// printed once.
+TEST_F(Distributed, SigintToTheLauncherStopsEveryWorker) {
+  const std::string script =
+      "('" ZFLOW_BINARY
+      "' train --model realnvp --data moons -n 2000 --layers 2 --hidden 16 "
+      "--steps 100000 --eval-every 20 --threads 1 --nproc 2 --out s.safetensors -q 2> s.err & "
+      "echo $! > s.pid; wait $!; echo $? > s.code) > /dev/null 2>&1 &";
+  ASSERT_EQ(shell(script), 0);
+  const auto start = Clock::now();
+  while (!fs::exists(path("s.safetensors.state")) && seconds_since(start) < 60) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(fs::exists(path("s.safetensors.state"))) << text("s.err");
+  ASSERT_EQ(shell("kill -INT $(cat s.pid)"), 0);
+  const auto sent = Clock::now();
+  while (!fs::exists(path("s.code")) && seconds_since(sent) < 60) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(text("s.code"), "130\n") << text("s.err");
+  const std::string err = text("s.err");
+  size_t notices = 0;
+  for (size_t at = err.find("stopping at the next step"); at != std::string::npos;
+       at = err.find("stopping at the next step", at + 1)) {
+    ++notices;
+  }
+  EXPECT_EQ(notices, 1u) << err;
+  EXPECT_NE(err.find("interrupted by SIGINT at step"), std::string::npos) << err;
+  EXPECT_EQ(zflow("eval --model s.safetensors --data moons --n 500", "eval.err"), 0)
+      << text("eval.err");
+}
+
 TEST_F(Distributed, APortInUseIsAClearError) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   const int one = 1;
