@@ -206,9 +206,11 @@ int run_local_workers(const DistributedArgs& args) {
   return code;
 }
 
-DistributedRun join_distributed_run(const DistributedArgs& args, const std::string& device) {
+DistributedRun join_distributed_run(const DistributedArgs& args,
+                                    const distributed::LaunchInfo& launch,
+                                    const std::string& device) {
   DistributedRun run;
-  run.launch = distributed::detect_launch(distributed::process_environment(), args.master);
+  run.launch = launch;
   if (args.nproc > 0 && run.launch.world_size != args.nproc) {
     throw ConfigError("--nproc " + std::to_string(args.nproc) + " but the launcher set " +
                       std::to_string(run.launch.world_size) + " processes");

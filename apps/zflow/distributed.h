@@ -57,7 +57,9 @@ struct DistributedRun {
   bool leader() const { return launch.rank == 0; }
 };
 
-/// Reads the launcher's environment and connects to the other processes.
-DistributedRun join_distributed_run(const DistributedArgs& args, const std::string& device);
+/// Connects to the other processes of `launch` (detect_launch with args.master).
+DistributedRun join_distributed_run(const DistributedArgs& args,
+                                    const distributed::LaunchInfo& launch,
+                                    const std::string& device);
 
 }  // namespace zflow::cli

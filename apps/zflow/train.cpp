@@ -431,7 +431,9 @@ void print_summary(const TrainArgs& a, const RunData& d, int64_t params,
 }
 
 /// Checks what can be checked before reading any data, and fills in the derived options.
-void prepare(TrainArgs& a, bool leader) {
+/// `leader`: this process speaks for the run; `local_processes`: the processes that share
+/// this machine's CPUs.
+void prepare(TrainArgs& a, bool leader, int local_processes) {
   validate(a);
   if (a.state.empty()) a.state = a.out + ".state";
   if (a.state == a.out) throw ConfigError("--state and --out must be different files");
@@ -451,10 +453,8 @@ void prepare(TrainArgs& a, bool leader) {
   const bool images = data::is_image_source(a.data);
   check_model_choice(a, images);
   // Processes on one machine share its CPUs: by default each takes its part of them.
-  const int local_processes = std::max(1, distributed::detect_launch().local_world_size);
-  const int processes = std::max(local_processes, a.dist.nproc);
-  if (!a.threads_given && processes > 1) {
-    a.threads = std::max(1, train::available_cpus() / processes);
+  if (!a.threads_given && local_processes > 1) {
+    a.threads = std::max(1, train::available_cpus() / local_processes);
   }
   a.threads = apply_threads(a.threads, images ? Workload::other : Workload::tabular);
 }
@@ -475,15 +475,17 @@ void check_readable_by_every_process(const std::string& data) {
 void run_train(TrainArgs& a) {
   if (should_launch_workers(a.dist)) {
     if (a.dist.nproc > 1) check_readable_by_every_process(a.data);
-    prepare(a, true);  // a usage error is reported once, not by every worker
+    prepare(a, true, a.dist.nproc);  // a usage error is reported once, not by every worker
     const int code = run_local_workers(a.dist);
     if (code != 0) throw WorkersFailed(code);
     return;
   }
-  const bool leader = distributed::detect_launch().rank == 0;
-  prepare(a, leader);
-  if (distributed::detect_launch().distributed()) check_readable_by_every_process(a.data);
-  const DistributedRun run = join_distributed_run(a.dist, a.device);
+  const distributed::LaunchInfo launch =
+      distributed::detect_launch(distributed::process_environment(), a.dist.master);
+  const bool leader = launch.rank == 0;
+  prepare(a, leader, launch.local_world_size);
+  if (launch.distributed()) check_readable_by_every_process(a.data);
+  const DistributedRun run = join_distributed_run(a.dist, launch, a.device);
   if (a.dist.nproc == 0) a.dist.nproc = run.launch.world_size;
   if (!leader) a.quiet = true;
   const at::ScalarType dtype = a.dtype == "float64" ? at::kDouble : at::kFloat;

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/png_folder.h"
 #include "support/required.h"
 #include "zflow/io/idx.h"
 #include "zflow/io/image.h"
@@ -29,6 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using zflow::testing::write_png_folder;
 
 struct Result {
   int code = -1;
@@ -682,26 +684,6 @@ TEST_F(CliTest, MissingModelFile) {
 // ---- image models -----------------------------------------------------------------------------
 
 /// A folder of `count` 8×8 gray PNGs: a bright bar at a random row on a dark background.
-void write_png_folder(const fs::path& dir, int count, int size = 8, unsigned seed = 5) {
-  fs::create_directories(dir);
-  std::mt19937 rng(seed);
-  for (int i = 0; i < count; ++i) {
-    zflow::io::Image image;
-    image.width = image.height = size;
-    image.channels = 1;
-    image.pixels.resize(static_cast<size_t>(size * size));
-    const int bar = static_cast<int>(rng() % static_cast<unsigned>(size));
-    for (int p = 0; p < size * size; ++p) {
-      const int noise = static_cast<int>(rng() % 40u);
-      image.pixels[static_cast<size_t>(p)] =
-          static_cast<uint8_t>((p / size == bar ? 200 : 20) + noise);
-    }
-    char name[32];
-    std::snprintf(name, sizeof(name), "img%03d.png", i);
-    zflow::io::write_png((dir / name).string(), image);
-  }
-}
-
 const std::string kQuickImages =
     " --model glow --hidden 8 --steps-per-level 2 --steps 40 --batch-size 16 --eval-every 20 "
     "--threads 1 ";

@@ -26,26 +26,16 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "support/free_port.h"
+#include "support/png_folder.h"
 #include "support/temp_dir.h"
-#include "zflow/io/image.h"
 #include "zflow/io/safetensors.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(a);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &length);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using zflow::testing::free_port;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -103,24 +93,6 @@ class Distributed : public zflow::testing::TempDirTest {
       out << c << "," << c + 0.3 * normal(rng) << "," << c * c + 0.3 * normal(rng) << "\n";
     }
   }
-
-  void write_png_folder(const std::string& name, int count) const {
-    const fs::path folder = path(name);
-    fs::create_directories(folder);
-    std::mt19937 rng(5);
-    for (int i = 0; i < count; ++i) {
-      zflow::io::Image image;
-      image.width = image.height = 8;
-      image.channels = 1;
-      image.pixels.resize(64);
-      const int bar = static_cast<int>(rng() % 8u);
-      for (int p = 0; p < 64; ++p) {
-        image.pixels[static_cast<size_t>(p)] =
-            static_cast<uint8_t>((p / 8 == bar ? 200 : 20) + static_cast<int>(rng() % 40u));
-      }
-      zflow::io::write_png((folder / ("img" + std::to_string(1000 + i) + ".png")).string(), image);
-    }
-  }
 };
 
 const std::string kCommon =
@@ -156,7 +128,7 @@ TEST_F(Distributed, TwoProcessesTrainLikeOne_Conditional) {
 // Glow: ActNorm's data-dependent initialisation and the dequantization noise must be those
 // of the single process.
 TEST_F(Distributed, TwoProcessesTrainLikeOne_Glow) {
-  write_png_folder("images", 96);
+  zflow::testing::write_png_folder(path("images"), 96);
   const std::string args =
       "--data images --model glow --levels 2 --steps-per-level 2 --hidden 8 --batch-size 16 "
       "--steps 50 --eval-every 50 --dtype float64 --threads 1 --seed 4";
@@ -165,7 +137,7 @@ TEST_F(Distributed, TwoProcessesTrainLikeOne_Glow) {
 
 // Gradient buckets all-reduced during the backward pass give the same parameters.
 TEST_F(Distributed, OverlappedGradientBucketsTrainLikeOne) {
-  write_png_folder("images", 64);
+  zflow::testing::write_png_folder(path("images"), 64);
   const std::string args =
       "--data images --model glow --levels 2 --steps-per-level 2 --hidden 8 --batch-size 16 "
       "--steps 30 --eval-every 30 --dtype float64 --threads 1 --seed 4";

@@ -23,6 +23,7 @@
 
 #include <gtest/gtest.h>
 
+#include "support/png_folder.h"
 #include "support/temp_dir.h"
 #include "zflow/io/image.h"
 #include "zflow/io/safetensors.h"
@@ -71,27 +72,6 @@ class ModelChecksums : public zflow::testing::TempDirTest {
     const int status = std::system(command.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
-
-  /// A folder of 8×8 gray PNGs: a bright bar at a random row on a dark background.
-  void write_png_folder(const std::string& name, int count) const {
-    const fs::path dir = path(name);
-    fs::create_directories(dir);
-    std::mt19937 rng(5);
-    for (int i = 0; i < count; ++i) {
-      zflow::io::Image image;
-      image.width = image.height = 8;
-      image.channels = 1;
-      image.pixels.resize(64);
-      const int bar = static_cast<int>(rng() % 8u);
-      for (int p = 0; p < 64; ++p) {
-        image.pixels[static_cast<size_t>(p)] =
-            static_cast<uint8_t>((p / 8 == bar ? 200 : 20) + static_cast<int>(rng() % 40u));
-      }
-      char file[32];
-      std::snprintf(file, sizeof(file), "img%03d.png", i);
-      zflow::io::write_png((dir / file).string(), image);
-    }
-  }
 };
 
 // Recorded with the zflow of issue 13, whose minibatches are epochs of a seeded permutation
@@ -116,7 +96,7 @@ const std::map<std::string, std::string> kRecorded = {
 
 TEST_F(ModelChecksums, EveryReadyMadeModelTrainsToTheRecordedTensors) {
   const bool record = std::getenv("ZFLOW_RECORD_CHECKSUMS") != nullptr;
-  write_png_folder("pngs", 32);
+  zflow::testing::write_png_folder(path("pngs"), 32);
   std::mt19937 rng(11);
   std::normal_distribution<double> normal;
   std::string csv = "x,y,c\n";

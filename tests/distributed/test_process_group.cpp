@@ -4,11 +4,6 @@
 
 #include "zflow/distributed/process_group.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <functional>
 #include <future>
@@ -21,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "support/expect_error.h"
+#include "support/free_port.h"
 #include "zflow/core/error.h"
 #include "zflow/data/toy.h"
 #include "zflow/flows/builders.h"
@@ -28,20 +24,9 @@
 #include "zflow/train/trainer.h"
 
 using namespace zflow;
+using zflow::testing::free_port;
 
 namespace {
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(a);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &length);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 distributed::LaunchInfo rank_of(int rank, int world, int port) {
   distributed::LaunchInfo info;
