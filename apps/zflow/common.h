@@ -26,6 +26,8 @@ namespace zflow::cli {
 // ---- subcommands (one file each) --------------------------------------------------------
 
 void add_train(CLI::App& app);
+void add_fit_target(CLI::App& app);
+void add_integrate(CLI::App& app);
 void add_sample(CLI::App& app);
 void add_log_prob(CLI::App& app);
 void add_eval(CLI::App& app);

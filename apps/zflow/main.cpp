@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
       "Run 'zflow <command> --help' for a command's options; docs/cli.md has them all.");
 
   zflow::cli::add_train(app);
+  zflow::cli::add_fit_target(app);
+  zflow::cli::add_integrate(app);
   zflow::cli::add_sample(app);
   zflow::cli::add_log_prob(app);
   zflow::cli::add_eval(app);

@@ -19,6 +19,7 @@
 #include "outputs.h"
 #include "report.h"
 #include "signals.h"
+#include "training_options.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
 #include "zflow/distributed/launch.h"
@@ -557,31 +558,7 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
       ->check(CLI::IsMember(models));
   sub->add_option("--spec", a->spec_file, "A JSON flow spec to train instead of a ready-made model")
       ->check(CLI::ExistingFile);
-  sub->add_option("--layers", a->builder.layers, "Coupling or autoregressive layers (glow: steps)")
-      ->check(positive())
-      ->capture_default_str();
-  sub->add_option("--hidden", a->builder.hidden,
-                  "Hidden width of the conditioners (images: hidden channels; 0: 128 for tabular "
-                  "models, 64 channels for images)")
-      ->check(non_negative())
-      ->capture_default_str();
-  sub->add_option("--depth", a->builder.depth, "Hidden layers per conditioner")
-      ->check(non_negative())
-      ->capture_default_str();
-  sub->add_option("--activation", a->builder.activation, "Conditioner activation")
-      ->capture_default_str();
-  sub->add_option("--conditioner", a->builder.conditioner, "Conditioner network")
-      ->check(CLI::IsMember({"mlp", "resmlp"}))
-      ->capture_default_str();
-  sub->add_option("--scale-bound", a->builder.scale_bound,
-                  "Bound of the affine couplings' soft-clamped log-scale")
-      ->capture_default_str();
-  sub->add_option("--bins", a->builder.bins, "Spline bins (nsf-coupling, nsf-autoregressive)")
-      ->check(positive())
-      ->capture_default_str();
-  sub->add_option("--tail-bound", a->builder.tail_bound,
-                  "Splines act on [-B, B] (standardised units), identity outside")
-      ->capture_default_str();
+  add_builder_options(sub, a->builder);
   sub->add_option("--embedding", a->embedding,
                   "Embed the context by an MLP (width --hidden, 1 layer) into this many features "
                   "(0: none)")
@@ -602,12 +579,7 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
   sub->add_option("--logit-alpha", a->builder.logit_alpha,
                   "Images: logit preprocessing logit(a + (1-2a)x) with this a (0: none; "
                   "default: glow none, realnvp-image 0.05)");
-  sub->add_option("--base", a->builder.base, "Base distribution")
-      ->check(CLI::IsMember({"standard_normal", "diagonal_normal"}))
-      ->capture_default_str();
-  sub->add_option("--dtype", a->dtype, "Floating-point type of the model")
-      ->check(CLI::IsMember({"float32", "float64"}))
-      ->capture_default_str();
+  add_dtype_option(sub, a->dtype);
   sub->add_option("--device", a->device,
                   "Where to train: cpu, or cuda (a CUDA GPU, with a CUDA-enabled LibTorch); the "
                   "model file is written for the CPU either way")
@@ -618,60 +590,12 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
 }
 
 void add_optimisation_options(CLI::App* sub, TrainArgs* a) {
-  sub->add_option("--steps", a->train.steps,
-                  "Optimizer steps in all (a resumed run continues to this)")
-      ->check(positive())
-      ->capture_default_str();
-  sub->add_option("--batch-size", a->train.batch_size, "Minibatch size")
-      ->check(positive())
-      ->capture_default_str();
-  sub->add_option("--lr", a->train.lr, "Peak learning rate")->capture_default_str();
-  sub->add_option("--optimizer", a->train.optimizer, "Optimizer")
-      ->check(CLI::IsMember({"adam", "adamw"}))
-      ->capture_default_str();
-  sub->add_option("--weight-decay", a->train.weight_decay, "Weight decay")
-      ->check(non_negative())
-      ->capture_default_str();
-  sub->add_flag("--no-cosine", a->no_cosine, "Keep the learning rate constant (no cosine decay)");
-  sub->add_option("--warmup", a->train.warmup,
-                  "Linear learning-rate warm-up steps (image models: min(500, steps/10) unless "
-                  "given)")
-      ->check(non_negative())
-      ->capture_default_str();
-  sub->add_option("--clip", a->train.clip_grad_norm, "Clip the gradient norm (<= 0: no clipping)")
-      ->capture_default_str();
+  add_optimiser_options(sub, a->train, a->no_cosine, a->seed);
   sub->add_option("--val-fraction", a->val_fraction,
                   "Held-out fraction for validation (toy data: a fresh draw of n*fraction)")
       ->capture_default_str();
-  sub->add_option("--eval-every", a->train.eval_every, "Validate every this many steps")
-      ->check(positive())
-      ->capture_default_str();
-  sub->add_option("--patience", a->train.patience,
-                  "Stop after this many validations without improvement (0: never)")
-      ->check(non_negative())
-      ->capture_default_str();
-  sub->add_option("--max-nonfinite", a->train.max_nonfinite,
-                  "Give up after this many non-finite steps in a row")
-      ->check(positive())
-      ->capture_default_str();
-  sub->add_option("--seed", a->seed, "Seed of the split, the initialisation and the minibatches")
-      ->check(non_negative())
-      ->capture_default_str();
 }
 
-void add_run_options(CLI::App* sub, TrainArgs* a) {
-  add_threads_option(sub, a->threads);
-  sub->add_option("--metrics", a->metrics, "Write metrics as JSON lines to this file");
-  sub->add_option("--report", a->report,
-                  "Also write an HTML report of the run (configuration, curves, pictures)");
-  sub->add_option("--log-every", a->train.log_every,
-                  "Also write a metrics record every this many steps (0: only at validations)")
-      ->check(non_negative())
-      ->capture_default_str();
-  sub->add_option("--state", a->state, "Resumable training state (default: OUT.state)");
-  sub->add_flag("--resume", a->train.resume, "Continue from the training state");
-  sub->add_flag("--quiet,-q", a->quiet, "No progress or summary on stderr");
-}
 
 }  // namespace
 
@@ -690,7 +614,7 @@ void add_train(CLI::App& app) {
   add_train_data_options(sub, a.get());
   add_model_options(sub, a.get());
   add_optimisation_options(sub, a.get());
-  add_run_options(sub, a.get());
+  add_run_options(sub, a->threads, a->metrics, a->report, a->train, a->state, a->quiet);
   add_distributed_options(sub, &a->dist);
   auto group = [sub](const char* name, std::initializer_list<const char*> options) {
     for (const char* o : options) sub->get_option(o)->group(name);

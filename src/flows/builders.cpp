@@ -1,6 +1,7 @@
 #include "zflow/flows/builders.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "zflow/core/error.h"
 #include "zflow/flows/spec_size.h"
@@ -188,6 +189,67 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
     throw ConfigError("unknown model '" + name + "' (choose " + known + ")");
   }
   return finish(features, std::move(layers), o);
+}
+
+Json build_box_flow_spec(const std::string& name, int64_t features, const BuilderOptions& options,
+                         const std::vector<double>& low, const std::vector<double>& high) {
+  if (static_cast<int64_t>(low.size()) != features ||
+      static_cast<int64_t>(high.size()) != features) {
+    throw ConfigError(name + ": a box needs " + std::to_string(features) +
+                      " lower and upper bounds, got " + std::to_string(low.size()) + " and " +
+                      std::to_string(high.size()));
+  }
+  std::vector<double> center, half, width;
+  for (size_t i = 0; i < low.size(); ++i) {
+    if (!std::isfinite(low[i]) || !std::isfinite(high[i]) || !(low[i] < high[i])) {
+      throw ConfigError(name + ": box bounds must be finite with low < high (dimension " +
+                        std::to_string(i + 1) + ")");
+    }
+    center.push_back(0.5 * (low[i] + high[i]));
+    half.push_back(0.5 * (high[i] - low[i]));
+    width.push_back(high[i] - low[i]);
+  }
+  const bool splines = name == "nsf-coupling" || name == "nsf-autoregressive";
+  if (!splines) {
+    // Logit end: (x − low)/(high − low) ∈ (0, 1)^D, then logit onto R^D and the model.
+    Json spec = build_flow_spec(name, features, options);
+    Json& layers = spec["transform"]["layers"];
+    layers.insert(layers.begin(), Json{{"type", "logit"}, {"lower", 0.0}, {"upper", 1.0}});
+    layers.insert(layers.begin(), Json{{"type", "standardize"}, {"mean", low}, {"std", width}});
+    return spec;
+  }
+  BuilderOptions o = options;
+  if (o.hidden == 0) o.hidden = kDefaultTabularHidden;
+  o.tail_bound = 1.0;
+  check(name, features, o);
+  Json layers = Json::array({{{"type", "standardize"}, {"mean", center}, {"std", half}}});
+  for (int64_t i = 0; i < o.layers; ++i) {
+    if (name == "nsf-coupling") {
+      layers.push_back({{"type", "spline_coupling"},
+                        {"mask", half_mask(features, i % 2 == 0)},
+                        {"conditioner", conditioner_spec(o)},
+                        {"context_features", o.context_features},
+                        {"bins", o.bins},
+                        {"tail_bound", 1.0}});
+    } else {
+      layers.push_back({{"type", "masked_spline_autoregressive"},
+                        {"features", features},
+                        {"made", made_spec(o)},
+                        {"context_features", o.context_features},
+                        {"bins", o.bins},
+                        {"tail_bound", 1.0}});
+    }
+    // Permutations, not LU layers: they keep the box.
+    if (i + 1 < o.layers) layers.push_back(reverse_permutation(features));
+  }
+  Json spec = {{"type", "flow"},
+               {"transform", {{"type", "composite"}, {"layers", std::move(layers)}}},
+               {"base",
+                {{"type", "box_uniform"},
+                 {"low", std::vector<double>(features, -1.0)},
+                 {"high", std::vector<double>(features, 1.0)}}}};
+  if (o.context_features > 0) spec["context_features"] = o.context_features;
+  return spec;
 }
 
 // ---- image models -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ ProgressCallback::ProgressCallback(ProgressOptions options, int64_t bits_per_dim
 
 void ProgressCallback::on_train_begin(Trainer& trainer) {
   progress_.emplace("train", trainer.options().steps, options_);
+  score_name_ = trainer.objective().score_name();
   smoothed_ = last_val_ = std::nan("");
 }
 
@@ -20,6 +21,7 @@ void ProgressCallback::on_step_end(Trainer& trainer, const StepRecord& step) {
   if (step.skipped || !progress_) return;
   smoothed_ = step.smoothed_loss;
   last_val_ = step.last_val;
+  objective_status_ = trainer.objective().progress_status();
   // A validation step is drawn after its validation, with the new score.
   if (trainer.validates_after(step.step)) return;
   progress_->update(step.step, status());
@@ -29,6 +31,7 @@ void ProgressCallback::on_validation(Trainer& trainer, const ValidationRecord& v
   if (!progress_) return;
   smoothed_ = validation.train_loss;
   last_val_ = validation.val_loss;
+  objective_status_ = trainer.objective().progress_status();
   progress_->update(validation.step, status());
 }
 
@@ -44,8 +47,9 @@ std::string ProgressCallback::status() const {
     if (std::isfinite(last_val_)) s << "  val " << bits_per_dim(last_val_, bits_per_dim_dims_);
     return s.str();
   }
-  s << "nll " << smoothed_;
+  s << score_name_ << ' ' << smoothed_;
   if (std::isfinite(last_val_)) s << "  val " << last_val_;
+  if (!objective_status_.empty()) s << "  " << objective_status_;
   return s.str();
 }
 
@@ -57,16 +61,19 @@ void MetricsCallback::on_step_end(Trainer& trainer, const StepRecord& step) {
   if (step.skipped) {
     sink_({{"event", "skipped_step"}, {"step", step.step}, {"reason", step.fault}});
   } else if (log_every_ > 0 && step.step % log_every_ == 0) {
-    sink_(
-        {{"step", step.step}, {"loss", step.loss}, {"lr", step.lr}, {"grad_norm", step.grad_norm}});
+    Json record = {
+        {"step", step.step}, {"loss", step.loss}, {"lr", step.lr}, {"grad_norm", step.grad_norm}};
+    record.update(trainer.objective().progress_metrics());
+    sink_(record);
   }
 }
 
 void MetricsCallback::on_validation(Trainer& trainer, const ValidationRecord& v) {
+  const std::string score = trainer.objective().score_name();
   Json record = {{"step", v.step},
-                 {"train_nll", v.train_loss},
-                 {v.held_out ? "val_nll" : "train_subset_nll", v.val_loss},
-                 {"best_val_nll", v.best_val},
+                 {"train_" + score, v.train_loss},
+                 {(v.held_out ? "val_" : "train_subset_") + score, v.val_loss},
+                 {"best_val_" + score, v.best_val},
                  {"lr", v.lr},
                  {"grad_norm", v.grad_norm},
                  {"seconds", v.seconds}};
@@ -75,6 +82,7 @@ void MetricsCallback::on_validation(Trainer& trainer, const ValidationRecord& v)
     record[v.held_out ? "val_bpd" : "train_subset_bpd"] =
         bits_per_dim(v.val_loss, bits_per_dim_dims_);
   }
+  record.update(trainer.objective().progress_metrics());
   sink_(record);
 }
 

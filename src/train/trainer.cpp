@@ -14,6 +14,7 @@
 #include "train_state.h"
 #include "zflow/core/batch_shard.h"
 #include "zflow/core/error.h"
+#include "zflow/core/generator.h"
 #include "zflow/flows/checkpoint.h"
 #include "zflow/train/batch_order.h"
 #include "zflow/train/flat_adam.h"
@@ -83,28 +84,6 @@ bool has_pending_initialization(FlowImpl& flow) {
     }
   }
   return false;
-}
-
-/// Runs `work` with torch's CPU generator seeded by `seed`, then puts the generator back
-/// as it was: what `work` draws does not shift the training stream.
-template <typename Work>
-auto with_generator_seed(uint64_t seed, Work&& work) {
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  Tensor saved;
-  {
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    saved = generator.get_state();
-    generator.set_current_seed(seed);
-  }
-  struct Restore {
-    at::Generator& generator;
-    const Tensor& saved;
-    ~Restore() {
-      std::lock_guard<std::mutex> lock(generator.mutex());
-      generator.set_state(saved);
-    }
-  } restore{generator, saved};
-  return work();
 }
 
 }  // namespace
@@ -465,7 +444,7 @@ TrainResult Trainer::fit(const Tensor& train_data, const Tensor& val_data,
         v.train_loss = train_nll_avg;
         v.val_loss = last_val;
         v.best_val = s.best_val;
-        v.held_out = has_val;
+        v.held_out = has_val || !uses_data;  // without data: fresh samples
         v.lr = lr;
         v.grad_norm = record.grad_norm;
         v.seconds = seconds();

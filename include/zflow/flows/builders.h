@@ -84,6 +84,18 @@ std::vector<std::pair<std::string, std::string>> builder_names();
 /// The spec of model `name` for `features`-dimensional data; ConfigError if unknown.
 Json build_flow_spec(const std::string& name, int64_t features, const BuilderOptions& options);
 
+/// The spec of model `name` whose support is the box [low, high] (one bound per feature):
+/// the density of a flow for integrands and targets with hard edges (docs/variational.md,
+/// "Bounded domains"). For the spline models (nsf-coupling, nsf-autoregressive) every layer
+/// maps the box onto itself: a fixed affine map onto [−1, 1]^D, rational-quadratic splines
+/// on [−1, 1] (tail_bound 1, so the identity tails are never reached) alternating with
+/// reverse permutations, and a uniform base on [−1, 1]^D; q is then exact up to the edges.
+/// Every other model gets a logit end instead: x is mapped onto (0, 1)^D and through
+/// logit onto R^D, where the model and its normal base act. ConfigError for bounds that
+/// are not finite with low < high, or not one pair per feature.
+Json build_box_flow_spec(const std::string& name, int64_t features, const BuilderOptions& options,
+                         const std::vector<double>& low, const std::vector<double>& high);
+
 /// Names of the ready-made image models with a one-line description each.
 std::vector<std::pair<std::string, std::string>> image_builder_names();
 

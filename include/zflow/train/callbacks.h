@@ -94,6 +94,8 @@ class ProgressCallback : public Callback {
   int64_t bits_per_dim_dims_;
   std::optional<Progress> progress_;
   double smoothed_ = 0, last_val_ = 0;
+  std::string score_name_ = "nll";
+  std::string objective_status_;
 };
 
 /// Metrics as JSON records handed to `sink`: {"step", "train_nll", "val_nll" (or

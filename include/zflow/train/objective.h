@@ -60,6 +60,14 @@ class Objective {
   /// Whether the objective learns from data rows (false: the trainer passes batches with
   /// only `size` and `step` set, and needs no training data).
   virtual bool uses_data() const { return true; }
+  /// What the loss and the validation score are called in the progress line and the
+  /// metrics records ("nll": keys train_nll, val_nll, best_val_nll; "loss": train_loss …).
+  virtual std::string score_name() const { return "nll"; }
+  /// Figures about the recent steps for the progress line, e.g. "ESS 93.1%  log Z -2.31"
+  /// (empty: none).
+  virtual std::string progress_status() const { return {}; }
+  /// The same figures for the metrics records (an object merged into each; empty: none).
+  virtual Json progress_metrics() const { return Json::object(); }
 };
 
 /// Maximum likelihood: L = −mean log p(x | c) (the formula above).
@@ -69,7 +77,9 @@ class MaximumLikelihood : public Objective {
   Tensor loss(FlowImpl& flow, const Batch& batch) override;
 };
 
-/// The objective for `name` ("likelihood"); ConfigError naming the choices otherwise.
+/// The objective for `name` ("likelihood"); ConfigError naming the choices otherwise. The
+/// objectives without data (zflow/variational/objectives.h) need a target and are made by
+/// make_variational_objective.
 std::shared_ptr<Objective> make_objective(const std::string& name);
 
 }  // namespace zflow::train
