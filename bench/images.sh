@@ -112,24 +112,8 @@ PY
 echo "$table"
 
 if [ "$write_docs" = 1 ]; then
-  python3 - "$table" "$threads" "$name" "$device" <<'PY'
-import re, sys, datetime, platform, os
-table, threads, name, device = sys.argv[1:5]
-path = "docs/benchmarks.md"
-text = open(path).read()
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-where = f"{cpu} ({os.cpu_count()} CPUs), {threads} thread(s)"
-if device == "cuda":
-    where = "a CUDA GPU (training), " + where + " (evaluation and sampling)"
-begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-block = (begin + "\n" + f"Measured {datetime.date.today()} on {where}, float32.\n\n"
-         + table + "\n" + end)
-if begin in text:
-    text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda m: block, text, flags=re.S)
-else:
-    text += "\n" + block + "\n"
-open(path + ".tmp", "w").write(text)
-os.replace(path + ".tmp", path)
-PY
-  echo "wrote the table into docs/benchmarks.md" >&2
+  where="{machine}, $threads thread(s)"
+  [ "$device" = cuda ] && where="a CUDA GPU (training), $where (evaluation and sampling)"
+  { echo "Measured {date} on $where, float32."; echo; echo "$table"; } |
+    python3 bench/docs_block.py "$name"
 fi

@@ -78,22 +78,10 @@ done
 echo "$table"
 
 if [ "$write_docs" = 1 ]; then
-  python3 - "$table" "$steps" "$jobs" "$models" <<'PY'
-import re, sys, datetime, platform, os
-table, steps, jobs, models = sys.argv[1:5]
-path = "docs/benchmarks.md"
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-block = ("<!-- quality:begin -->\n"
-         f"Measured {datetime.date.today()} on {cpu} ({os.cpu_count()} CPUs), {steps} steps per run, "
-         f"{jobs} runs at a time with one thread each. Cells: test NLL − entropy in nats "
-         "(training time in brackets).\n\n" + table + "\n<!-- quality:end -->")
-if "<!-- quality:begin -->" in text:
-    text = re.sub(r"<!-- quality:begin -->.*?<!-- quality:end -->", lambda m: block, text, flags=re.S)
-else:
-    text += "\n" + block + "\n"
-open(path + ".tmp", "w").write(text)
-os.replace(path + ".tmp", path)
-PY
-  echo "wrote the table into docs/benchmarks.md" >&2
+  {
+    echo "Measured {date} on {machine}, $steps steps per run, $jobs runs at a time with one" \
+      "thread each. Cells: test NLL − entropy in nats (training time in brackets)."
+    echo
+    echo "$table"
+  } | python3 bench/docs_block.py quality
 fi

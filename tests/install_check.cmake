@@ -14,4 +14,7 @@ run(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer)
 # The training-API example trains through a custom objective and callback; it exits 1
 # unless the flow learnt the data (a validation NLL within 0.6 nats of the entropy).
 run(${WORK_DIR}/consumer/zflow_custom_objective 300)
+# The variational example fits a flow to a C++ density and integrates it; it exits 1 unless
+# the flow is a good proposal (ESS above 50%, log Z within its error bar).
+run(${WORK_DIR}/consumer/zflow_integrate_target 600)
 message(STATUS "an outside project found zflow and built and ran the examples")

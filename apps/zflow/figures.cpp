@@ -9,6 +9,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 
+#include "target_options.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
 #include "zflow/data/toy.h"
@@ -21,6 +22,18 @@
 namespace zflow::cli {
 
 namespace {
+
+/// A bins × bins grid of densities [bins²] (float64, row-major), non-finite values as 0.
+plot::Grid density_grid(const at::Tensor& density, int64_t bins) {
+  const at::Tensor d = density.to(at::kDouble).contiguous();
+  plot::Grid grid;
+  grid.rows = grid.cols = bins;
+  grid.values.assign(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+  for (auto& v : grid.values) {
+    if (!std::isfinite(v)) v = 0.0;
+  }
+  return grid;
+}
 
 // Layout of the 2-D figures, in px.
 constexpr double kLeft = 56;        // room for the y tick labels
@@ -89,17 +102,23 @@ io::Image histogram_image(const Columns& c, plot::Range x, plot::Range y, int64_
   return plot::heatmap(grid, options);
 }
 
+/// The centres of a bins × bins grid over x × y as [bins², 2], row by row from the top
+/// (largest y), as plot::Grid orders its cells.
+at::Tensor grid_points(plot::Range x, plot::Range y, int64_t bins,
+                       const at::TensorOptions& options) {
+  const at::Tensor xs = x.lo + (at::arange(bins, options) + 0.5) * (x.width() / bins);
+  const at::Tensor ys = y.hi - (at::arange(bins, options) + 0.5) * (y.width() / bins);
+  const auto mesh = at::meshgrid({ys, xs}, "ij");
+  return at::stack({mesh[1].reshape(-1), mesh[0].reshape(-1)}, 1);
+}
+
 /// log-density of the variable between layer `first` − 1 and layer `first` (first = 0: the
 /// data; first = K: the latent) at the centres of a bins × bins grid, as a Grid.
 plot::Grid stage_density(const Model& model, const std::vector<TransformPtr>& layers, size_t first,
                          plot::Range x, plot::Range y, int64_t bins) {
   c10::AutoGradMode no_grad(false);
   const auto options = at::TensorOptions(model.dtype);
-  // Row 0 is the top of the picture (largest y).
-  const at::Tensor xs = x.lo + (at::arange(bins, options) + 0.5) * (x.width() / bins);
-  const at::Tensor ys = y.hi - (at::arange(bins, options) + 0.5) * (y.width() / bins);
-  const auto mesh = at::meshgrid({ys, xs}, "ij");
-  const at::Tensor points = at::stack({mesh[1].reshape(-1), mesh[0].reshape(-1)}, 1);
+  const at::Tensor points = grid_points(x, y, bins, options);
   at::Tensor total = at::zeros({points.size(0)}, options);
   at::Tensor h = points;
   for (size_t k = first; k < layers.size(); ++k) {
@@ -108,18 +127,14 @@ plot::Grid stage_density(const Model& model, const std::vector<TransformPtr>& la
     total = total + out.logabsdet;
   }
   const at::Tensor density = at::exp(model.flow->base()->log_prob(h) + total).to(at::kDouble);
-  plot::Grid grid;
-  grid.rows = grid.cols = bins;
-  grid.values.assign(density.data_ptr<double>(), density.data_ptr<double>() + density.numel());
-  for (auto& v : grid.values) {
-    if (!std::isfinite(v)) v = 0.0;
-  }
-  return grid;
+  return density_grid(density, bins);
 }
 
-io::Image density_image(const plot::Grid& grid) {
+/// A density grid painted from 0 up to `hi` (NaN: the grid's largest value).
+io::Image density_image(const plot::Grid& grid, double hi = NAN) {
   plot::HeatmapOptions options;
   options.lo = 0.0;
+  options.hi = hi;
   options.scale = 2;
   return plot::heatmap(grid, options);
 }
@@ -190,6 +205,129 @@ double row_height(double size) { return kRowTitle + kPanelTitle + size + kBottom
 
 double row_width(size_t panels, double size) {
   return kLeft + static_cast<double>(panels) * (size + kGap);
+}
+
+/// The normalised target density p̃(x)/Z at the centres of a bins × bins grid. Z is the
+/// target's own when known; otherwise the grid's Riemann sum Σ p̃·(cell area), which is Z
+/// up to the mass outside the axes. `exact` tells which. The points are in the model's dtype,
+/// the one the target saw while the flow was fitted (a TorchScript target may accept no other).
+plot::Grid target_grid(const Target& target, at::ScalarType dtype, plot::Range x, plot::Range y,
+                       int64_t bins, bool* exact) {
+  c10::AutoGradMode no_grad(false);
+  const at::Tensor points = grid_points(x, y, bins, at::TensorOptions(dtype));
+  const at::Tensor log_p = checked_log_density(target, points).to(at::kDouble);
+  const std::optional<double> known = target.log_normalizer();
+  *exact = known.has_value();
+  double log_z = 0;
+  if (known) {
+    log_z = *known;
+  } else {
+    const double cell = x.width() * y.width() / static_cast<double>(bins * bins);
+    log_z = at::logsumexp(log_p, 0).item<double>() + std::log(cell);
+    if (!std::isfinite(log_z)) {
+      throw DataError("the target " + target.name() +
+                      " has no mass on the axes of the picture (p̃ = 0 at every grid point); "
+                      "give other axes with --range");
+    }
+  }
+  const at::Tensor density = at::exp(log_p - log_z).contiguous();
+  return density_grid(density, bins);
+}
+
+double grid_max(const plot::Grid& grid) {
+  double hi = 0;
+  for (double v : grid.values) hi = std::max(hi, v);
+  return hi;
+}
+
+/// ConfigError unless the model can be a proposal for the target: tabular, unconditional,
+/// of the target's dimension.
+void require_target_model(const Model& model, const Target& target) {
+  if (model.image() || model.conditional() || model.features != target.dim()) {
+    throw ConfigError("the target " + target.name() + " has D = " + std::to_string(target.dim()) +
+                      ", but " + model.path + " is " +
+                      (model.image() ? "an image model"
+                       : model.conditional()
+                           ? "conditional on " + model.describe_context()
+                           : "a model of " + std::to_string(model.features) + " features"));
+  }
+}
+
+/// The log weights log p̃(x) − log q(x) of `o.samples` draws of the flow, and their summary.
+std::vector<double> flow_log_weights(const Model& model, const Target& target,
+                                     const WeightsOptions& o, ImportanceSummary& summary) {
+  seed_torch(o.seed);
+  std::vector<double> log_w;
+  log_w.reserve(static_cast<size_t>(o.samples));
+  ImportanceOptions options;
+  options.samples = o.samples;
+  options.batch = std::min<int64_t>(o.samples, 65536);
+  options.on_batch = [&log_w](const at::Tensor&, const at::Tensor& batch, int64_t) {
+    const at::Tensor w = batch.to(at::kDouble).contiguous();
+    log_w.insert(log_w.end(), w.data_ptr<double>(), w.data_ptr<double>() + w.numel());
+  };
+  summary = importance_sample(flow_proposal(*model.flow), target, options);
+  return log_w;
+}
+
+/// The lines under the weights histogram: the estimates, and what the bars leave out.
+std::vector<std::string> weights_caption(const ImportanceSummary& s, const Target& target,
+                                         int64_t zero, int64_t below, double lo) {
+  std::string estimate = "log Ẑ = " + fmt(s.log_z, 5) + " ± " + fmt(s.log_z_stderr, 2);
+  if (const auto known = target.log_normalizer()) {
+    estimate += " (exact " + fmt(*known, 5) + ", error " + fmt(s.log_z - *known, 3) + ")";
+  }
+  std::vector<std::string> lines{estimate, "ESS " + fmt(100 * s.ess, 3) +
+                                               " %  ·  unweighting efficiency " +
+                                               fmt(100 * s.unweighting_efficiency, 3) + " % (" +
+                                               fmt(100 * s.unweighting_efficiency_plain_max, 3) +
+                                               " % with the largest weight)"};
+  std::string hidden;
+  if (below > 0) hidden = std::to_string(below) + " samples below " + fmt(lo, 3);
+  if (zero > 0) {
+    hidden += (hidden.empty() ? "" : ", ") + std::to_string(zero) + " with w = 0 (p̃ = 0)";
+  }
+  if (!hidden.empty()) lines.push_back("not shown: " + hidden);
+  return lines;
+}
+
+/// The training and validation loss against the step, and the ESS (in %) of each
+/// validation when the records are those of `zflow fit-target`.
+struct LossCurves {
+  io::MetricsCurves loss;
+  bool variational = false;
+  std::vector<double> ess_steps, ess;
+};
+
+bool finite_number(const Json& record, const char* key, double* value) {
+  const auto it = record.find(key);
+  if (it == record.end() || !it->is_number()) return false;
+  *value = it->get<double>();
+  return std::isfinite(*value);
+}
+
+LossCurves loss_curves(const std::vector<Json>& records) {
+  LossCurves c;
+  c.loss = io::metrics_curves(records);  // also checks that every "step" is a number
+  if (!c.loss.train.empty() || !c.loss.val.empty()) return c;
+  for (const Json& r : records) {
+    double step = 0, value = 0;
+    if (!r.is_object() || r.contains("event") || !finite_number(r, "step", &step)) continue;
+    if (finite_number(r, "train_loss", &value)) {
+      c.loss.steps.push_back(step);
+      c.loss.train.push_back(value);
+    }
+    if (finite_number(r, "val_loss", &value) || finite_number(r, "train_subset_loss", &value)) {
+      c.loss.val_steps.push_back(step);
+      c.loss.val.push_back(value);
+    }
+    if (finite_number(r, "ess", &value)) {
+      c.ess_steps.push_back(step);
+      c.ess.push_back(100 * value);
+    }
+  }
+  c.variational = !c.loss.train.empty() || !c.loss.val.empty();
+  return c;
 }
 
 }  // namespace
@@ -285,7 +423,10 @@ std::string steps_figure(const Model& model, const at::Tensor& data, const Figur
 
 io::Image density_raster(const Model& model, const at::Tensor& data, const FigureOptions& o) {
   require_2d(model, "density");
-  const Columns c = columns_of(data);
+  if (!data.defined() && !(fixed(o.x) && fixed(o.y))) {
+    throw ConfigError("the density of " + model.path + " needs axes: give --range or --data");
+  }
+  const Columns c = data.defined() ? columns_of(data) : Columns{};
   const plot::Range xr = shared_range({&c.x}, o.x), yr = shared_range({&c.y}, o.y);
   const std::vector<TransformPtr> layers = layers_of(model);
   return density_image(stage_density(model, layers, 0, xr, yr, o.bins));
@@ -305,6 +446,96 @@ std::string density_figure(const Model& model, const at::Tensor& data, const Fig
         histogram_image(c, xr, yr, o.bins),
         {}}},
       xr, yr, size);
+  return svg.str();
+}
+
+bool fitted_to_target(const Model& model) {
+  const Json& train = model.card.train;
+  return train.is_object() && train.contains("target") && train["target"].is_object();
+}
+
+FigureOptions target_axes(const Model& model, const Target& target, FigureOptions o) {
+  require_2d(model, "density");
+  require_target_model(model, target);
+  const Domain box = target.plot_box();
+  if (!fixed(o.x)) o.x = {box.low[0], box.high[0]};
+  if (!fixed(o.y)) o.y = {box.low[1], box.high[1]};
+  return o;
+}
+
+std::string target_density_figure(const Model& model, const Target& target,
+                                  const FigureOptions& options) {
+  const FigureOptions o = target_axes(model, target, options);
+  bool exact = false;
+  const plot::Grid p = target_grid(target, model.dtype, o.x, o.y, o.bins, &exact);
+  const plot::Grid q = stage_density(model, layers_of(model), 0, o.x, o.y, o.bins);
+  // One colour scale for both, so that brightness compares across the panels.
+  const double hi = std::max(grid_max(p), grid_max(q));
+  const double size = o.panel * 1.5;
+  plot::Svg svg(row_width(2, size), row_height(size) + 20);
+  draw_row(svg, 0,
+           "Target " + target.name() + " and the flow of " + model.path +
+               ": same axes, same colour scale",
+           {{exact ? "target p(x) = p̃(x)/Z" : "target p(x) = p̃(x)/Z, Z from the grid",
+             density_image(p, hi),
+             {}},
+            {"flow q(x)", density_image(q, hi), {}}},
+           o.x, o.y, size);
+  svg.text(kLeft, row_height(size) + 8,
+           "colour: density from 0 (dark) to " + fmt(hi, 3) + " (bright) in both panels", 12);
+  return svg.str();
+}
+
+std::string weights_figure(const Model& model, const Target& target, const WeightsOptions& o,
+                           ImportanceSummary* out) {
+  require_target_model(model, target);
+  ImportanceSummary s;
+  const std::vector<double> log_w = flow_log_weights(model, target, o, s);
+  std::vector<double> v;  // log w − log Ẑ of the samples with w > 0
+  for (double w : log_w) {
+    if (std::isfinite(w)) v.push_back(w - s.log_z);
+  }
+  const auto zero = static_cast<int64_t>(log_w.size() - v.size());
+  // The far left tail (q ≫ p̃: 1% of the samples, which may reach thousands of nats) is left
+  // out; the right one, which decides the unweighting efficiency, is shown in full.
+  plot::Range r = plot::covering_range(v, 0.01, 0.05);
+  const double top = std::max({*std::max_element(v.begin(), v.end()), s.log_w_max - s.log_z, 0.0});
+  r.hi = std::max(r.hi, top + 0.03 * r.width());
+  r.lo = std::min(r.lo, -0.03 * r.width());
+  std::vector<double> counts(static_cast<size_t>(o.bins), 0.0);
+  int64_t below = 0;
+  for (double x : v) {
+    if (x < r.lo) {
+      ++below;
+      continue;
+    }
+    const auto bin = static_cast<int64_t>((x - r.lo) / r.width() * static_cast<double>(o.bins));
+    counts[static_cast<size_t>(std::clamp<int64_t>(bin, 0, o.bins - 1))] += 1;
+  }
+  const double peak = *std::max_element(counts.begin(), counts.end());
+  const std::vector<std::string> caption = weights_caption(s, target, zero, below, r.lo);
+  plot::Svg svg(680, 400 + 18.0 * static_cast<double>(caption.size()));
+  // Headroom above the highest bar keeps the legend clear of it.
+  const double y_top = std::max(peak, 1.0) * 1.25;
+  plot::Axes axes(svg, 70, 40, 580, 300, r, {0, y_top});
+  const double width = r.width() / static_cast<double>(o.bins);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] <= 0) continue;
+    const double a = r.lo + static_cast<double>(i) * width;
+    svg.rect(axes.px(a), axes.py(counts[i]), axes.px(a + width) - axes.px(a),
+             axes.py(0) - axes.py(counts[i]), plot::hex(plot::series_color(0)));
+  }
+  const double w_max = s.log_w_max - s.log_z;
+  axes.line({0, 0}, {0, y_top}, plot::hex(plot::series_color(1)), 2);
+  axes.line({w_max, w_max}, {0, y_top}, plot::hex(plot::series_color(3)), 2);
+  axes.legend({{"w = Ẑ (mean weight)", plot::hex(plot::series_color(1))},
+               {"robust w_max", plot::hex(plot::series_color(3))}});
+  axes.decorate("log w − log Ẑ of " + std::to_string(s.samples) + " samples of the flow, w = p̃/q",
+                "log w − log Ẑ", "samples");
+  for (size_t i = 0; i < caption.size(); ++i) {
+    svg.text(70, 400 + 18.0 * static_cast<double>(i), caption[i], 12);
+  }
+  if (out) *out = s;
   return svg.str();
 }
 
@@ -332,30 +563,38 @@ std::string latent_figure(const Model& model, const at::Tensor& data, const Figu
 }
 
 std::string curves_figure(const std::vector<Json>& records, const std::string& title) {
-  const io::MetricsCurves curves = io::metrics_curves(records);
-  const bool bpd = curves.bits_per_dim;
-  const auto& steps = curves.steps;
-  const auto& train = curves.train;
-  const auto& val_steps = curves.val_steps;
-  const auto& val = curves.val;
-  if (train.empty() && val.empty()) {
-    throw ConfigError("the metrics hold no NLL records (write them with zflow train --metrics)");
+  const LossCurves c = loss_curves(records);
+  const io::MetricsCurves& curves = c.loss;
+  if (curves.train.empty() && curves.val.empty()) {
+    throw ConfigError(
+        "the metrics hold no NLL or loss records (write them with zflow train --metrics or "
+        "zflow fit-target --metrics)");
   }
-  std::vector<double> all_steps = steps, all_values = train;
-  all_steps.insert(all_steps.end(), val_steps.begin(), val_steps.end());
-  all_values.insert(all_values.end(), val.begin(), val.end());
+  std::vector<double> all_steps = curves.steps, all_values = curves.train;
+  all_steps.insert(all_steps.end(), curves.val_steps.begin(), curves.val_steps.end());
+  all_steps.insert(all_steps.end(), c.ess_steps.begin(), c.ess_steps.end());
+  all_values.insert(all_values.end(), curves.val.begin(), curves.val.end());
   const auto [lo, hi] = std::minmax_element(all_steps.begin(), all_steps.end());
   plot::Range xr{*lo, *hi > *lo ? *hi : *lo + 1};
   // The first steps can sit far above the rest: cover the values but their top 2%.
   plot::Range yr = plot::covering_range(all_values, 0.02, 0.08);
-  plot::Svg svg(680, 400);
+  // fit-target: the ESS of each validation in a second panel under the loss, same steps.
+  const bool ess = !c.ess.empty();
+  plot::Svg svg(680, ess ? 640 : 400);
   plot::Axes axes(svg, 70, 40, 580, 300, xr, yr);
-  axes.line(steps, train, plot::hex(plot::series_color(0)), 1.5);
-  axes.line(val_steps, val, plot::hex(plot::series_color(1)), 2);
-  axes.scatter(val_steps, val, plot::hex(plot::series_color(1)), 2.5);
+  axes.line(curves.steps, curves.train, plot::hex(plot::series_color(0)), 1.5);
+  axes.line(curves.val_steps, curves.val, plot::hex(plot::series_color(1)), 2);
+  axes.scatter(curves.val_steps, curves.val, plot::hex(plot::series_color(1)), 2.5);
   axes.legend({{"training (running mean)", plot::hex(plot::series_color(0))},
                {"validation", plot::hex(plot::series_color(1))}});
-  axes.decorate(title, "step", bpd ? "bits/dim" : "NLL (nats)");
+  axes.decorate(title, "step",
+                curves.bits_per_dim ? "bits/dim" : (c.variational ? "loss (nats)" : "NLL (nats)"));
+  if (ess) {
+    plot::Axes lower(svg, 70, 420, 580, 170, xr, {0, 100});
+    lower.line(c.ess_steps, c.ess, plot::hex(plot::series_color(2)), 2);
+    lower.scatter(c.ess_steps, c.ess, plot::hex(plot::series_color(2)), 2.5);
+    lower.decorate("Effective sample size of each validation", "step", "ESS (%)");
+  }
   return svg.str();
 }
 

@@ -1,9 +1,11 @@
 #pragma once
 /// \file
 /// The pictures of `zflow plot` and `zflow report`, built from a loaded model: the step-by-
-/// step figure of a 2-D flow, its density beside the data, the data pushed into the latent
-/// space, training curves, and the image models' sample, reconstruction and interpolation
-/// grids. Charts are SVG documents (text stays text) with raster panels embedded as PNG.
+/// step figure of a 2-D flow, its density beside the data (or beside the target it was
+/// fitted to), the data pushed into the latent space, training curves, the distribution of
+/// importance weights of a model fitted to a target, and the image models' sample,
+/// reconstruction and interpolation grids. Charts are SVG documents (text stays text) with
+/// raster panels embedded as PNG.
 
 #include <cstdint>
 #include <string>
@@ -15,6 +17,8 @@
 #include "zflow/io/image.h"
 #include "zflow/io/metrics.h"
 #include "zflow/plot/raster.h"
+#include "zflow/targets/target.h"
+#include "zflow/variational/importance.h"
 
 namespace zflow::cli {
 
@@ -50,16 +54,47 @@ std::string steps_figure(const Model& model, const at::Tensor& data, const Figur
 /// density: the model's density as a heat map beside a histogram of the data, same axes. SVG.
 std::string density_figure(const Model& model, const at::Tensor& data, const FigureOptions& o);
 
-/// The density heat map alone, over the ranges of `o` (or covering `data`): a PNG raster
-/// with row 0 at the top (largest y).
+/// The density heat map alone, over the ranges of `o` (or covering `data`; `data` may be
+/// undefined when both ranges are fixed): a PNG raster with row 0 at the top (largest y).
 io::Image density_raster(const Model& model, const at::Tensor& data, const FigureOptions& o);
+
+/// Whether the model file records a target it was fitted to (`zflow fit-target`), rather
+/// than data.
+bool fitted_to_target(const Model& model);
+
+/// `o` with its unset ranges taken from the target's plot box: the axes of the pictures of
+/// a 2-D model fitted to `target`. ConfigError unless the model is 2-D, unconditional and
+/// of the target's dimension.
+FigureOptions target_axes(const Model& model, const Target& target, FigureOptions o);
+
+/// density of a model fitted to a 2-D target: the normalised target p(x) = p̃(x)/Z (Z from
+/// log_normalizer() when known, else the grid's own sum) beside the flow's q(x), over the
+/// same axes (target_axes) and on the same colour scale. SVG.
+std::string target_density_figure(const Model& model, const Target& target, const FigureOptions& o);
+
+/// Options of weights_figure.
+struct WeightsOptions {
+  /// Samples of the flow.
+  int64_t samples = 100000;
+  /// Histogram bins.
+  int64_t bins = 80;
+  uint64_t seed = 0;
+};
+
+/// weights: a histogram of log w − log Ẑ, w = p̃(x)/q(x), over `samples` draws x ~ q of the
+/// flow, with ESS, unweighting efficiency and log Ẑ ± se written under it and the robust
+/// w_max marked (any D). `summary`, when given, gets the estimates. SVG; ConfigError when
+/// the model and the target differ in dimension.
+std::string weights_figure(const Model& model, const Target& target, const WeightsOptions& o,
+                           ImportanceSummary* summary = nullptr);
 
 /// latent: the data pushed through the flow, z = f(x), over the contours of N(0, I). SVG.
 std::string latent_figure(const Model& model, const at::Tensor& data, const FigureOptions& o);
 
 /// curves: training and validation NLL (bits/dim for image models) against the step, from
-/// metrics records (one JSON object per line of a metrics file). SVG; ConfigError if the
-/// records hold no NLL.
+/// metrics records (one JSON object per line of a metrics file); for the records of
+/// `zflow fit-target`, the training and validation loss and, under them, the ESS of each
+/// validation. SVG; ConfigError if the records hold no NLL and no loss.
 std::string curves_figure(const std::vector<Json>& records, const std::string& title);
 
 /// Reads a metrics file written by `zflow train --metrics` (io/metrics.h).

@@ -1,5 +1,6 @@
 // zflow info: what a model file holds, or what this machine runs on.
 
+#include <cmath>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -121,9 +122,55 @@ void print_context(const Model& model, const ModelFacts& f) {
   }
 }
 
+/// "1.877 ± 0.032", or the value alone where the error is not a finite number (one sample).
+std::string with_error(const Json& object, const std::string& key, const std::string& se_key) {
+  const double se = json_number(object, se_key);
+  return fmt(json_number(object, key), 5) + (std::isfinite(se) ? " ± " + fmt(se, 2) : "");
+}
+
+/// A model written by fit-target: the target, the objective, the best validation loss and
+/// the importance-sampling estimate (it has no NLL of data to show).
+void print_target_training(const Json& train) {
+  const Json& t = train["target"];
+  const Json r = train.value("result", Json::object());
+  const Json o = train.value("options", Json::object());
+  const std::string name = t.value("name", std::string("?"));
+  const std::string source = t.value("source", std::string());
+  const Json log_z = t.value("log_z", Json());
+  std::cout << "target:       " << name << " (D = " << t.value("dim", int64_t{0})
+            << (t.value("domain", Json()).is_object() ? ", bounded" : "")
+            << (log_z.is_number() ? ", exact log Z " + fmt(log_z.get<double>(), 5) : std::string())
+            << ")" << (!source.empty() && source != name ? " from " + source : std::string())
+            << "\n"
+            << "training:     " << r.value("steps", int64_t{0}) << " steps in "
+            << fmt(r.value("seconds", 0.0), 3) << " s by " << o.value("objective", std::string("?"))
+            << "; best validation loss " << fmt(json_number(r, "best_val_loss")) << " ("
+            << r.value("validation", std::string("validation")) << ") at step "
+            << r.value("best_step", int64_t{0}) << "; " << r.value("skipped_steps", int64_t{0})
+            << " skipped steps" << (r.value("interrupted", false) ? "; interrupted" : "") << "\n";
+  const Json e = train.value("estimate", Json());
+  if (e.is_object()) {
+    std::cout << "estimate:     log Z = " << with_error(e, "log_z", "log_z_stderr") << " from "
+              << e.value("samples", int64_t{0}) << " samples of the flow; ESS "
+              << fmt(100 * json_number(e, "ess"), 3) << " %; unweighting efficiency "
+              << fmt(100 * json_number(e, "unweighting_efficiency"), 3) << " %"
+              << (log_z.is_number()
+                      ? "; error " + fmt(json_number(e, "log_z") - log_z.get<double>(), 3)
+                      : std::string())
+              << "\n";
+  } else {
+    std::cout << "estimate:     none (fitted with --final-samples 0, or interrupted)\n";
+  }
+  if (o.is_object()) std::cout << "options:      " << o.dump() << "\n";
+}
+
 void print_training(const Model& model) {
   const Json& train = model.card.train;
   if (!train.is_object() || !train.contains("result")) return;
+  if (train.contains("target") && train["target"].is_object()) {
+    print_target_training(train);
+    return;
+  }
   const Json& r = train["result"];
   const Json& o = train.value("options", Json::object());
   std::cout << "training:     " << r.value("steps", 0) << " steps in "
@@ -210,7 +257,8 @@ void add_info(CLI::App& app) {
   set_example(sub,
               "zflow info --model model.safetensors\n"
               "  zflow info --system");
-  auto* model = sub->add_option("--model,-m", a->model, "Model file written by 'zflow train'");
+  auto* model = sub->add_option("--model,-m", a->model,
+                                "Model file written by 'zflow train' or 'zflow fit-target'");
   auto* system = sub->add_flag("--system", a->system, "BLAS library, torch version, threads, CPUs");
   model->excludes(system);
   sub->add_flag("--json", a->json, "Print JSON instead of text");

@@ -60,11 +60,14 @@ Proposal plain_proposal(const std::string& kind, const Target& target) {
 /// `a.events` with their weight (1, or w/w_max > 1 for an over-weight event).
 void write_unweighted(const IntegrateArgs& a, const Proposal& proposal, const Target& target,
                       const ImportanceSummary& s) {
-  if (!(s.unweighting_efficiency > 0)) {
-    throw Error("cannot unweight: the unweighting efficiency is 0");
-  }
+  // The replica-robust w_max, unless it is below the mean weight (no robust maximum at
+  // this N): then the largest weight seen.
+  const bool robust = s.unweighting_efficiency <= 1;
+  const double efficiency = robust ? s.unweighting_efficiency : s.unweighting_efficiency_plain_max;
+  const double log_w_max = robust ? s.log_w_max : s.log_w_largest;
+  if (!(efficiency > 0)) throw Error("cannot unweight: the unweighting efficiency is 0");
   const int64_t limit = static_cast<int64_t>(
-      std::min(9.0e18, 100.0 * static_cast<double>(a.unweighted) / s.unweighting_efficiency));
+      std::min(9.0e18, 100.0 * static_cast<double>(a.unweighted) / efficiency));
   train::Progress progress("unweight", a.unweighted,
                            {a.quiet ? nullptr : &std::cerr, train::stderr_is_terminal(),
                             std::max<int64_t>(a.unweighted / 10, 1), "event"});
@@ -80,7 +83,7 @@ void write_unweighted(const IntegrateArgs& a, const Proposal& proposal, const Ta
       auto [x, log_q] = proposal(a.batch);
       const at::Tensor log_w =
           checked_log_density(target, x).to(at::kDouble) - log_q.to(at::kDouble);
-      auto [rows, weights] = unweight(log_w, s.log_w_max, at::rand({x.size(0)}, at::kDouble));
+      auto [rows, weights] = unweight(log_w, log_w_max, at::rand({x.size(0)}, at::kDouble));
       const int64_t take = std::min(rows.size(0), a.unweighted - kept);
       const at::Tensor picked = rows.narrow(0, 0, take);
       const at::Tensor w = weights.narrow(0, 0, take);

@@ -2,6 +2,7 @@
 
 #include "report.h"
 
+#include <cmath>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -9,6 +10,7 @@
 
 #include "figures.h"
 #include "outputs.h"
+#include "target_options.h"
 #include "zflow/core/error.h"
 #include "zflow/io/atomic_file.h"
 #include "zflow/plot/svg.h"
@@ -58,9 +60,63 @@ img { image-rendering: pixelated; } .note { color: #a33; }
 ol { font-family: monospace; font-size: 0.9em; }
 )";
 
-void result_section(std::ostream& html, const Model& model, const Json& result) {
+/// "1.877 ± 0.032", or the value alone where the error is not a finite number (one sample).
+std::string with_error(const Json& object, const std::string& key, const std::string& se_key) {
+  const double se = json_number(object, se_key);
+  return fmt(json_number(object, key), 5) + (std::isfinite(se) ? " ± " + fmt(se, 2) : "");
+}
+
+/// The rows of a model written by zflow fit-target: the target, the objective, the best
+/// validation loss and the importance-sampling estimate against the exact log Z.
+void target_result_rows(std::ostream& html, const Json& train) {
+  const Json& t = train["target"];
+  const Json r = train.value("result", Json::object());
+  const Json o = train.value("options", Json::object());
+  const Json e = train.value("estimate", Json());
+  const Json known = t.value("log_z", Json());
+  html << row("target", t.value("name", std::string("?")) +
+                            " (D = " + std::to_string(t.value("dim", int64_t{0})) +
+                            (t.value("domain", Json()).is_object() ? ", bounded)" : ")"))
+       << row("objective", o.value("objective", std::string("?")))
+       << row("steps", value_text(r.value("steps", Json(0))))
+       << row("best validation loss", fmt(json_number(r, "best_val_loss")) + " nats (" +
+                                          r.value("validation", std::string()) + ")")
+       << row("at step", value_text(r.value("best_step", Json(0))))
+       << row("training time", fmt(r.value("seconds", 0.0), 3) + " s")
+       << row("skipped steps", value_text(r.value("skipped_steps", Json(0))))
+       << row("interrupted", value_text(r.value("interrupted", Json(false))));
+  if (e.is_object()) {
+    html << row("log Z (importance sampling)", with_error(e, "log_z", "log_z_stderr") + " from " +
+                                                   value_text(e.value("samples", Json(0))) +
+                                                   " samples of the flow")
+         << row("ESS", fmt(100 * json_number(e, "ess"), 3) + " %")
+         << row("unweighting efficiency",
+                fmt(100 * json_number(e, "unweighting_efficiency"), 3) + " % (" +
+                    fmt(100 * json_number(e, "unweighting_efficiency_plain_max"), 3) +
+                    " % with the largest weight)");
+  } else {
+    html << row("log Z (importance sampling)", "none (fitted with --final-samples 0)");
+  }
+  if (known.is_number()) {
+    html << row("exact log Z", fmt(known.get<double>(), 5));
+    if (e.is_object()) {
+      const double error = json_number(e, "log_z") - known.get<double>();
+      const double se = json_number(e, "log_z_stderr");
+      html << row("error of log Z",
+                  fmt(error, 3) + (se > 0 && std::isfinite(se)
+                                       ? " (" + fmt(error / se, 2) + " standard errors)"
+                                       : std::string()));
+    }
+  }
+}
+
+void result_section(std::ostream& html, const Model& model) {
+  const Json& train = model.card.train;
+  const Json result = train.is_object() ? train.value("result", Json::object()) : Json::object();
   html << "<h2>Result</h2><table>\n";
-  if (result.is_object() && result.contains("best_val_nll")) {
+  if (fitted_to_target(model)) {
+    target_result_rows(html, train);
+  } else if (result.is_object() && result.contains("best_val_nll")) {
     const double best = json_number(result, "best_val_nll");
     const bool held_out = result.value("validation", std::string()) == "held-out";
     html << row(std::string("best ") + (held_out ? "validation" : "training-subset") + " NLL",
@@ -84,26 +140,55 @@ void result_section(std::ostream& html, const Model& model, const Json& result) 
        << "</table>\n";
 }
 
-void curves_section(std::ostream& html, const ReportOptions& o) {
+void curves_section(std::ostream& html, const Model& model, const ReportOptions& o) {
   html << "<h2>Training curves</h2>\n";
+  const bool target = fitted_to_target(model);
   if (!o.metrics.empty()) {
     try {
       html << figure(inline_svg(curves_figure(o.metrics, "Training curves")),
-                     "Running mean of the training loss and the validation NLL at each "
-                     "validation.");
+                     target ? "Running mean of the training loss and the validation loss (the "
+                              "objective on fresh samples of the flow) at each validation; "
+                              "below, the ESS of each validation's samples."
+                            : "Running mean of the training loss and the validation NLL at "
+                              "each validation.");
     } catch (const ConfigError& e) {
       html << "<p class=\"note\">" << escape(e.what()) << "</p>\n";
     }
   } else {
-    html << "<p class=\"note\">No metrics: train with --metrics FILE (or --report) to get "
-            "curves.</p>\n";
+    html << "<p class=\"note\">No metrics: "
+         << (target ? "fit with --metrics FILE and give zflow report --metrics FILE"
+                    : "train with --metrics FILE (or --report)")
+         << " to get curves.</p>\n";
   }
+}
+
+/// A model fitted to a target: the target's density beside the flow's (2-D) and the
+/// distribution of the importance weights (any D).
+void target_pictures(std::ostream& html, const Model& model, const ReportOptions& o) {
+  const TargetPtr target = load_target({o.target, o.target_dim}, &model);
+  if (model.features == 2 && !model.conditional()) {
+    FigureOptions f;
+    f.seed = o.seed;
+    html << figure(inline_svg(target_density_figure(model, *target, f)),
+                   "The target's density, normalised, beside the flow's, on the same axes and "
+                   "colour scale: where they differ, the flow misses or invents mass.");
+  }
+  WeightsOptions w;
+  w.samples = o.weight_samples;
+  w.seed = o.seed;
+  html << figure(inline_svg(weights_figure(model, *target, w)),
+                 "Log importance weights of " + std::to_string(w.samples) +
+                     " fresh samples of the flow, relative to their mean. A perfect flow puts "
+                     "them all at 0; a wide spread lowers the ESS, a long right tail the "
+                     "unweighting efficiency.");
 }
 
 void pictures_section(std::ostream& html, const Model& model, const ReportOptions& o) {
   html << "<h2>Pictures</h2>\n";
   try {
-    if (model.image()) {
+    if ((fitted_to_target(model) || !o.target.empty()) && o.data.empty()) {
+      target_pictures(html, model, o);
+    } else if (model.image()) {
       const std::string data = o.data.empty() ? "fashion-mnist" : o.data;
       html << figure(png_img(sample_grid(model, 8, 8, 0.7, 2, o.seed), "samples"),
                      "Samples at temperature 0.7.")
@@ -132,8 +217,8 @@ void pictures_section(std::ostream& html, const Model& model, const ReportOption
            << figure(inline_svg(latent_figure(model, data, f)),
                      "The data in the latent space; a good flow makes them look like N(0, I).");
     } else {
-      html << "<p class=\"note\">Pictures are drawn for 2-D unconditional models and image "
-              "models.</p>\n";
+      html << "<p class=\"note\">Pictures are drawn for 2-D unconditional models, image "
+              "models and models fitted to a target.</p>\n";
     }
   } catch (const Error& e) {
     html << "<p class=\"note\">No pictures: " << escape(e.what()) << "</p>\n";
@@ -159,7 +244,6 @@ std::string report_html(const Model& model, const ReportOptions& o) {
   std::ostringstream html;
   const Json& train = model.card.train;
   const Json options = train.is_object() ? train.value("options", Json::object()) : Json::object();
-  const Json result = train.is_object() ? train.value("result", Json::object()) : Json::object();
   char date[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M", std::localtime(&now));
@@ -172,8 +256,8 @@ std::string report_html(const Model& model, const ReportOptions& o) {
        << (model.card.model.empty() ? std::string("model") : escape(model.card.model))
        << (model.card.dataset.empty() ? std::string() : " on " + escape(model.card.dataset))
        << " · written " << date << " by zflow " << kVersion << "</p>\n";
-  result_section(html, model, result);
-  curves_section(html, o);
+  result_section(html, model);
+  curves_section(html, model, o);
   pictures_section(html, model, o);
   html << "<h2>Configuration</h2><table>\n";
   for (const auto& [key, value] : options.items()) html << row(key, value_text(value));
@@ -196,6 +280,7 @@ struct ReportArgs {
   std::string out = "report.html";
   std::string metrics;
   std::string data;
+  TargetArgs target;
   int64_t seed = 0;
   int threads = 1;
 };
@@ -205,12 +290,16 @@ void run_report(const ReportArgs& a) {
   apply_threads(a.threads, workload_of(model));
   ReportOptions options;
   options.data = a.data;
+  options.target = a.target.target;
+  options.target_dim = a.target.dim;
   options.seed = static_cast<uint64_t>(a.seed);
   std::string metrics = a.metrics;
   const Json stored = metadata_json(model, "metrics_file");
   if (metrics.empty() && stored.is_string()) metrics = stored.get<std::string>();
-  check_outputs({{"--out", a.out}},
-                {{"--model", a.model}, {"--metrics", metrics}, {"--data", a.data}});
+  check_outputs({{"--out", a.out}}, {{"--model", a.model},
+                                     {"--metrics", metrics},
+                                     {"--data", a.data},
+                                     {"--target", a.target.target}});
   if (!metrics.empty()) {
     try {
       options.metrics = read_metrics(metrics);
@@ -229,14 +318,20 @@ void add_report(CLI::App& app) {
   auto a = std::make_shared<ReportArgs>();
   CLI::App* sub = app.add_subcommand(
       "report", "One self-contained HTML page for a run: configuration, metrics, curves, pictures");
-  set_example(sub, "zflow report --model model.safetensors --out report.html");
-  sub->add_option("--model,-m", a->model, "Model file written by 'zflow train'")->required();
+  set_example(sub,
+              "zflow report --model model.safetensors --out report.html\n"
+              "  zflow report --model u1.safetensors --metrics u1.jsonl --out u1.html   "
+              "(fitted by fit-target)");
+  sub->add_option("--model,-m", a->model,
+                  "Model file written by 'zflow train' or 'zflow fit-target'")
+      ->required();
   sub->add_option("--out,-o", a->out, "The page to write (.html)")->capture_default_str();
   sub->add_option("--metrics", a->metrics,
                   "Metrics file of the run (default: the one recorded in the model)");
   sub->add_option("--data", a->data,
                   "Data for the pictures (default: the model's built-in dataset; image models: "
-                  "fashion-mnist)");
+                  "fashion-mnist; a model fitted to a target: the target)");
+  add_target_options(sub, a->target, false);
   sub->add_option("--seed", a->seed, "Seed of the samples in the pictures")
       ->check(non_negative())
       ->capture_default_str();

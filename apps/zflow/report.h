@@ -1,7 +1,8 @@
 #pragma once
 /// \file
 /// The HTML run report: one self-contained page (inline SVG, PNG as data URIs, no network)
-/// with a model's configuration, final metrics, training curves and pictures.
+/// with a model's configuration, final metrics, training curves and pictures; for a model
+/// fitted to a target, the estimate of log Z and the target's density beside the flow's.
 
 #include <string>
 #include <vector>
@@ -16,6 +17,13 @@ struct ReportOptions {
   /// Data for the 2-D pictures / images for the image pictures (empty: the model's own
   /// built-in dataset, fashion-mnist for image models).
   std::string data;
+  /// A model fitted to a target (zflow fit-target): the target (a built-in name or a
+  /// TorchScript file; empty: the one its model card names) and its dimension (0: the
+  /// card's), and the samples of the flow behind the histogram of importance weights
+  /// (modest, so that the report stays quick).
+  std::string target;
+  int64_t target_dim = 0;
+  int64_t weight_samples = 20000;
   uint64_t seed = 0;
 };
 

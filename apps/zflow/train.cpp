@@ -596,7 +596,6 @@ void add_optimisation_options(CLI::App* sub, TrainArgs* a) {
       ->capture_default_str();
 }
 
-
 }  // namespace
 
 void add_train(CLI::App& app) {

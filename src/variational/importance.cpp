@@ -390,9 +390,19 @@ void print_summary(std::ostream& out, const ImportanceSummary& s, bool integral,
     out << "nonzero       = " << percent(static_cast<double>(s.nonzero) / s.samples)
         << " of the weights (the target vanishes elsewhere)\n";
   }
-  out << "unweighting   = " << percent(s.unweighting_efficiency) << " (replica-robust w_max, "
-      << s.replicas << (s.replicas == 1 ? " replica), " : " replicas), ")
-      << percent(s.unweighting_efficiency_plain_max) << " with the largest weight\n";
+  const std::string replicas =
+      std::to_string(s.replicas) + (s.replicas == 1 ? " replica" : " replicas");
+  if (s.unweighting_efficiency > 1) {
+    // The median replica maximum is below the mean: a few weights carry the estimate and
+    // no robust w_max exists at this N.
+    out << "unweighting   = " << percent(s.unweighting_efficiency_plain_max)
+        << " with the largest weight; no robust w_max (the median of the " << replicas
+        << "' maxima is below the mean weight: a few weights carry the estimate)\n";
+  } else {
+    out << "unweighting   = " << percent(s.unweighting_efficiency) << " (replica-robust w_max, "
+        << replicas << "), " << percent(s.unweighting_efficiency_plain_max)
+        << " with the largest weight\n";
+  }
   if (known_log_z) {
     const double error = s.log_z - *known_log_z;
     out << "exact log Z   = " << printf_string("%.6g", *known_log_z) << " (error "

@@ -42,7 +42,7 @@ void check_options(const VariationalOptions& o) {
 std::vector<std::pair<std::string, std::string>> variational_objective_names() {
   return {{"rkl", "reverse KL (negative ELBO), reparameterised; mode-seeking"},
           {"stl", "reverse KL with the path-derivative gradient (sticking the landing)"},
-          {"alpha", "alpha-divergence (Renyi bound; alpha 2 minimises the weights' variance)"},
+          {"alpha", "Renyi alpha-divergence, self-normalised (alpha 2: log 1/ESS); mass-covering"},
           {"fkl", "importance-weighted forward KL on a buffer of past samples; mass-covering"},
           {"variance", "variance of the importance weights on a buffer of past samples"}};
 }
@@ -155,11 +155,14 @@ Tensor AlphaDivergence::loss(FlowImpl& flow, const train::Batch& batch) {
 }
 
 Tensor AlphaDivergence::renyi(const Tensor& log_w) const {
-  // Li & Turner 2016, eq. 5: D_α ∝ log E_q[w^α] with w = p̃/q; minimised for α > 1 and
-  // α < 0, maximised for 0 < α < 1. The log-mean-exp is stable for any spread of weights.
+  // Rényi's divergence of order α between p = p̃/Z and q (van Erven & Harremoës 2014,
+  // eq. 1), D_α(p‖q) = 1/(α−1) · log E_q[(p/q)^α] = 1/(α−1) · (log E_q[w^α] − α log Z), with
+  // Z by the same samples' mean weight. The self-normalised estimate is ≥ 0 for every
+  // batch (the power means of the weights grow with the order) and 0 only when all weights
+  // are equal; without the normalisation, log E_q[w^α] alone could be driven to −∞ by moving
+  // q away from p, where no sample sees what it misses. For α = 2 it is log(1/ESS).
   const double a = options_.alpha;
-  const double sign = a * (a - 1.0) > 0 ? 1.0 : -1.0;
-  return sign * log_mean_exp(a * log_w) / a;
+  return (log_mean_exp(a * log_w) - a * log_mean_exp(log_w)) / (a - 1.0);
 }
 
 double AlphaDivergence::validation_score(const Tensor& log_q, const Tensor& log_p) const {

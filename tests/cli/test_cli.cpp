@@ -23,6 +23,8 @@
 #include "zflow/io/image.h"
 #include "zflow/plot/color.h"
 
+#include "support/svg_texts.h"
+
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
@@ -797,44 +799,8 @@ TEST_F(CliTest, ImageModelMeetsImagesOfAnotherSize) {
 
 // ---- pictures and reports -------------------------------------------------------------------
 
-/// Parses an SVG file with libxml2: well-formed, root <svg>; returns every <text> content.
-std::vector<std::string> svg_texts(const fs::path& path, int* images = nullptr) {
-  const std::string text = read_text(path);
-  xmlDocPtr doc = xmlReadMemory(text.data(), static_cast<int>(text.size()), "figure.svg", nullptr,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-  EXPECT_NE(doc, nullptr) << path << " is not well-formed XML";
-  std::vector<std::string> texts;
-  if (doc == nullptr) return texts;
-  xmlNodePtr root = xmlDocGetRootElement(doc);
-  EXPECT_EQ(std::string(reinterpret_cast<const char*>(root->name)), "svg");
-  int image_count = 0;
-  std::vector<xmlNodePtr> stack{root};
-  while (!stack.empty()) {
-    xmlNodePtr node = stack.back();
-    stack.pop_back();
-    for (xmlNodePtr child = node->children; child; child = child->next) {
-      if (child->type != XML_ELEMENT_NODE) continue;
-      const std::string name(reinterpret_cast<const char*>(child->name));
-      if (name == "text") {
-        xmlChar* content = xmlNodeGetContent(child);
-        texts.emplace_back(reinterpret_cast<const char*>(content));
-        xmlFree(content);
-      }
-      if (name == "image") ++image_count;
-      stack.push_back(child);
-    }
-  }
-  xmlFreeDoc(doc);
-  if (images) *images = image_count;
-  return texts;
-}
-
-bool has_text(const std::vector<std::string>& texts, const std::string& part) {
-  for (const auto& t : texts) {
-    if (t.find(part) != std::string::npos) return true;
-  }
-  return false;
-}
+using zflow::testing::has_text;
+using zflow::testing::svg_texts;
 
 TEST_F(CliTest, PlotStepsDensityLatentAsSvg) {
   use_model();  // realnvp, 4 layers + standardisation + log_tails, on data.csv

@@ -201,3 +201,38 @@ TEST(VariationalObjectives, ProgressShowsESSAndLogZ) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(VariationalObjectives, AlphaIsTheSelfNormalisedRenyiDivergence) {
+  // The loss of a batch against the same batch's weights, recomputed here: for α = 2 it is
+  // log(N Σw² / (Σw)²) = log(1/ESS); for every α it is ≥ 0.
+  zflow::FlowPtr flow = diagonal_gaussian_flow();
+  const zflow::TargetPtr target = correlated_gaussian();
+  for (double alpha : {0.5, 2.0, 3.0}) {
+    zflow::VariationalOptions v;
+    v.objective = "alpha";
+    v.alpha = alpha;
+    auto objective = zflow::make_variational_objective(target, v);
+    zflow::train::Batch batch;
+    batch.size = 500;
+    at::manual_seed(11);
+    const double loss = objective->loss(*flow, batch).item<double>();
+    at::manual_seed(11);
+    at::NoGradGuard no_grad;
+    auto [x, log_q] = flow->sample_and_log_prob(500);
+    const at::Tensor w = (target->log_density(x) - log_q).exp();
+    const double expected =
+        (std::log(w.pow(alpha).mean().item<double>()) - alpha * std::log(w.mean().item<double>())) /
+        (alpha - 1.0);
+    EXPECT_NEAR(loss, expected, 1e-9) << alpha;
+    EXPECT_GE(loss, 0.0) << alpha;
+    if (alpha == 2.0) {
+      const double ess =
+          std::pow(w.sum().item<double>(), 2) / (500 * w.pow(2).sum().item<double>());
+      EXPECT_NEAR(loss, -std::log(ess), 1e-9);
+    }
+  }
+}
+
+}  // namespace

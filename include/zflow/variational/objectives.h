@@ -11,10 +11,13 @@
 ///   With `stick_the_landing` (Roeder et al. 2017, arXiv:1703.09194) the score term
 ///   ∇_θ log q_θ(x)|_x, whose expectation is zero, is left out of the gradient ("stl").
 ///   Mode-seeking: it may miss modes.
-/// - "alpha": the α-divergence through Rényi's bound (Li & Turner 2016, arXiv:1602.02311),
-///       L = sign(α(α−1)) · (1/α) · log (1/B) Σ_b w_b^α,   w = p̃/q,
-///   reparameterised; α = 2 (the default) minimises E_q[w²], the IS variance, and covers
-///   mass (FAB's choice, Midgley et al. 2023, arXiv:2208.01893); α → 1 is forward KL.
+/// - "alpha": Rényi's α-divergence D_α(p‖q) = 1/(α−1) · log E_q[(p/q)^α] (van Erven &
+///   Harremoës 2014; as a VI objective, Li & Turner 2016, arXiv:1602.02311), estimated from
+///   the batch with Z replaced by the batch's mean weight (self-normalised):
+///       L = 1/(α−1) · ( log (1/B) Σ_b w_b^α − α log (1/B) Σ_b w_b ),   w = p̃/q,
+///   reparameterised. L ≥ 0, and 0 only when all weights are equal; α = 2 (the default) is
+///   log(1/ESS), the weights' variance in log form, and covers mass (FAB's divergence,
+///   Midgley et al. 2023, arXiv:2208.01893); α → 1 is KL(p‖q). α > 0, α ≠ 1.
 /// - "fkl" and "variance": importance-weighted forward KL and the weights' variance on a
 ///   buffer of past samples x ~ g with their proposal densities g(x) (MadNIS, Heimel et al.
 ///   2023, arXiv:2212.06172 and arXiv:2311.01548): every `refresh_every` steps a fresh
@@ -34,9 +37,9 @@
 /// selects the best model) draws `validation_samples` from q with a fixed seed and scores
 /// them by the objective's own measure with q as the proposal (validation_score): the
 /// negative ELBO mean(log q − log p̃) for rkl and stl (an upper bound on −log Z), the
-/// Rényi bound for alpha, the self-normalised cross-entropy −Σ ŵ log q for fkl and
-/// log(1/ESS) for variance, so that a mass-covering objective does not keep the
-/// narrowest model.
+/// self-normalised Rényi divergence for alpha, the self-normalised cross-entropy −Σ ŵ log q for fkl
+/// and log(1/ESS) for variance, so that a mass-covering objective does not keep the narrowest
+/// model.
 ///
 /// Example:
 ///
@@ -64,7 +67,7 @@ struct VariationalOptions {
   std::string objective = "rkl";
   /// rkl: drop the score term from the gradient (implied by "stl").
   bool stick_the_landing = false;
-  /// alpha: α ∉ {0, 1}.
+  /// alpha: α > 0, α ≠ 1.
   double alpha = 2.0;
   /// Annealing: β from `anneal_from` ∈ (0, 1] to 1 over `anneal_steps` (0: none).
   double anneal_from = 1.0;
@@ -129,7 +132,7 @@ class ReverseKL : public VariationalObjective {
   Tensor loss(FlowImpl& flow, const train::Batch& batch) override;
 };
 
-/// The α-divergence through Rényi's bound.
+/// Rényi's α-divergence, self-normalised.
 class AlphaDivergence : public VariationalObjective {
  public:
   AlphaDivergence(TargetPtr target, VariationalOptions options);
@@ -138,7 +141,7 @@ class AlphaDivergence : public VariationalObjective {
   double validation_score(const Tensor& log_q, const Tensor& log_p) const override;
 
  private:
-  /// The Rényi bound of log weights (above), differentiable.
+  /// The self-normalised Rényi divergence of log weights (above), differentiable.
   Tensor renyi(const Tensor& log_w) const;
 };
 
@@ -163,7 +166,7 @@ class BufferedObjective : public VariationalObjective {
 };
 
 /// The objective `options.objective` for `target`; ConfigError naming the choices, or
-/// for invalid options (α ∈ {0, 1}, anneal_from outside (0, 1], …).
+/// for invalid options (α ≤ 0 or 1, anneal_from outside (0, 1], …).
 std::shared_ptr<VariationalObjective> make_variational_objective(TargetPtr target,
                                                                  VariationalOptions options);
 

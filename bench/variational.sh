@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Unnormalised-target benchmark: for every built-in target, fit a flow with `zflow
+# fit-target` (the objective and budget below), then estimate log Z with `zflow integrate`
+# on N samples of the flow and, on the same N, with plain Monte Carlo (uniform on a bounded
+# domain, else a Gaussian around the target's plot box). Reports |log Z error| against the
+# exact value, its standard error, ESS, the unweighting efficiency (replica-robust w_max),
+# the per-sample relative variance of the weights, and how many times plain Monte Carlo's
+# relative variance is the flow's; writes the table into docs/benchmarks.md between the
+# variational markers.
+#
+# Usage: bench/variational.sh [--no-docs]
+# Environment:
+#   ZFLOW    the zflow binary (default ./build/zflow)
+#   TARGETS  which configurations (default: every row of `config` below)
+#   N        importance samples per estimate (default 1000000)
+#   JOBS     fits run at the same time, one thread each (default: the CPUs)
+#   SCALE    multiplies every fit's steps (default 1; 0.1 for a quick look)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+zflow=${ZFLOW:-./build/zflow}
+n=${N:-1000000}
+jobs=${JOBS:-$(nproc)}
+scale=${SCALE:-1}
+write_docs=1
+[ "${1:-}" = "--no-docs" ] && write_docs=0
+[ -x "$zflow" ] || { echo "variational.sh: build zflow first (scripts/build.sh), or set ZFLOW" >&2; exit 1; }
+
+# name: target, then the fit-target options (objective and budget). Chosen by measurement
+# (docs/benchmarks.md, "Unnormalised targets").
+config() {
+  case "$1" in
+    u1 | u2 | u3 | u4) echo "--target $1 --objective rkl --steps 3000" ;;
+    gmm40) echo "--target gmm40 --objective fkl --steps 3000" ;;
+    funnel) echo "--target funnel --objective rkl --steps 3000" ;;
+    many-well-rkl) echo "--target many-well --objective rkl --steps 3000" ;;
+    many-well-alpha) echo "--target many-well --objective alpha --steps 3000" ;;
+    many-well-fkl) echo "--target many-well --objective fkl --steps 3000" ;;
+    camel) echo "--target camel --dim 8 --objective variance --steps 3000" ;;
+    *) echo "variational.sh: unknown configuration $1" >&2; exit 2 ;;
+  esac
+}
+targets=${TARGETS:-"u1 u2 u3 u4 gmm40 funnel many-well-rkl many-well-alpha many-well-fkl camel"}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+run_one() {
+  local name=$1 args steps
+  args=$(config "$name")
+  steps=$(python3 -c 'import sys; print(max(1, round(int(sys.argv[1]) * float(sys.argv[2]))))' \
+    "$(sed -E 's/.*--steps ([0-9]+).*/\1/' <<< "$args")" "$scale")
+  args=$(sed -E "s/--steps [0-9]+/--steps $steps/" <<< "$args")
+  local start end
+  start=$(date +%s.%N)
+  # shellcheck disable=SC2086  # the options are a list
+  "$zflow" fit-target $args --threads 1 --final-samples 0 --seed 1 \
+    --out "$work/$name.safetensors" --quiet 2> "$work/$name.err" || { cat "$work/$name.err" >&2; return 1; }
+  end=$(date +%s.%N)
+  "$zflow" integrate --model "$work/$name.safetensors" -n "$n" --seed 2 --threads 1 --json --quiet \
+    > "$work/$name.flow.json"
+  local target proposal
+  target=$(sed -E 's/--target ([^ ]+).*/\1/' <<< "$args")
+  proposal=normal
+  [ "$target" = camel ] && proposal=uniform
+  # shellcheck disable=SC2046
+  "$zflow" integrate --target "$target" $(grep -o -- '--dim [0-9]*' <<< "$args" || true) \
+    --proposal "$proposal" -n "$n" --seed 2 --threads 1 --json --quiet > "$work/$name.plain.json"
+  python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$start" "$end" \
+    > "$work/$name.seconds"
+  echo "$args" > "$work/$name.args"
+}
+
+running=0
+for name in $targets; do
+  run_one "$name" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+done
+wait
+
+table=$(python3 - "$work" "$n" $targets <<'PY'
+import json, sys, os
+work, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def pct(x): return "%.1f%%" % (100 * x)
+rows = ["| target | D | fit (objective, steps, time) | flow: \\|log Z error\\| ± se | ESS | unweighting | plain MC: \\|log Z error\\| ± se | ESS | relative variance, plain / flow |",
+        "|---|---|---|---|---|---|---|---|---|"]
+for name in names:
+    f = json.load(open(os.path.join(work, name + ".flow.json")))
+    p = json.load(open(os.path.join(work, name + ".plain.json")))
+    args = open(os.path.join(work, name + ".args")).read().split()
+    secs = float(open(os.path.join(work, name + ".seconds")).read())
+    opt = dict(zip(args[::2], args[1::2]))
+    exact = f["exact_log_z"]
+    dim = opt.get("--dim", {"funnel": "10", "many-well": "32"}.get(opt["--target"], "2"))
+    ratio = p["relative_variance"] / f["relative_variance"] if f["relative_variance"] > 0 else float("inf")
+    rows.append("| %s | %s | %s, %s, %.0f s | %.4f ± %.4f | %s | %s | %.4f ± %.4f | %s | %.3g |" % (
+        opt["--target"], dim, opt["--objective"], opt["--steps"], secs,
+        abs(f["log_z"] - exact), f["log_z_stderr"], pct(f["ess"]), pct(f["unweighting_efficiency"]),
+        abs(p["log_z"] - exact), p["log_z_stderr"], pct(p["ess"]), ratio))
+print("\n".join(rows))
+PY
+)
+echo "$table"
+
+if [ "$write_docs" = 1 ]; then
+  {
+    echo "Measured {date} on {machine} by bench/variational.sh: nsf-coupling (6 layers," \
+      "128 hidden, batches of 1024, float32) fitted with one thread, $jobs fits at a time" \
+      "(steps × $scale); every estimate with N = $n samples, the flow's and plain Monte" \
+      "Carlo's (uniform on the camel's box, else a Gaussian around the target's plot box)."
+    echo
+    echo "$table"
+  } | python3 bench/docs_block.py variational
+fi
