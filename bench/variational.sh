@@ -30,7 +30,7 @@ write_docs=1
 config() {
   case "$1" in
     u1 | u2 | u3 | u4) echo "--target $1 --objective rkl --steps 3000" ;;
-    gmm40) echo "--target gmm40 --objective fkl --steps 3000" ;;
+    gmm40) echo "--target gmm40 --objective fkl --steps 4000" ;;
     funnel) echo "--target funnel --objective rkl --steps 3000" ;;
     many-well-rkl) echo "--target many-well --objective rkl --steps 3000" ;;
     many-well-alpha) echo "--target many-well --objective alpha --steps 3000" ;;
@@ -77,12 +77,21 @@ for name in $targets; do
 done
 wait
 
+# The rows of this run, merged with the rows of other configurations already in
+# docs/benchmarks.md (so that TARGETS=gmm40 redoes one row and keeps the others).
 table=$(python3 - "$work" "$n" $targets <<'PY'
-import json, sys, os
+import json, os, re, sys
 work, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+order = ["u1", "u2", "u3", "u4", "gmm40", "funnel", "many-well-rkl", "many-well-alpha",
+         "many-well-fkl", "camel"]
 def pct(x): return "%.1f%%" % (100 * x)
-rows = ["| target | D | fit (objective, steps, time) | flow: \\|log Z error\\| ± se | ESS | unweighting | plain MC: \\|log Z error\\| ± se | ESS | relative variance, plain / flow |",
-        "|---|---|---|---|---|---|---|---|---|"]
+rows = {}
+docs = open("docs/benchmarks.md").read()
+block = re.search(r"<!-- variational:begin -->(.*?)<!-- variational:end -->", docs, re.S)
+for line in (block.group(1).splitlines() if block else []):
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) > 2 and cells[0] not in ("run", "") and not cells[0].startswith("-"):
+        rows[cells[0]] = line
 for name in names:
     f = json.load(open(os.path.join(work, name + ".flow.json")))
     p = json.load(open(os.path.join(work, name + ".plain.json")))
@@ -92,11 +101,17 @@ for name in names:
     exact = f["exact_log_z"]
     dim = opt.get("--dim", {"funnel": "10", "many-well": "32"}.get(opt["--target"], "2"))
     ratio = p["relative_variance"] / f["relative_variance"] if f["relative_variance"] > 0 else float("inf")
-    rows.append("| %s | %s | %s, %s, %.0f s | %.4f ± %.4f | %s | %s | %.4f ± %.4f | %s | %.3g |" % (
-        opt["--target"], dim, opt["--objective"], opt["--steps"], secs,
-        abs(f["log_z"] - exact), f["log_z_stderr"], pct(f["ess"]), pct(f["unweighting_efficiency"]),
-        abs(p["log_z"] - exact), p["log_z_stderr"], pct(p["ess"]), ratio))
-print("\n".join(rows))
+    extra = " ".join(k + " " + v for k, v in zip(args[::2], args[1::2])
+                     if k not in ("--target", "--objective", "--steps", "--dim"))
+    rows[name] = "| %s | %s | %s | %s%s, %s steps, %.0f s | %.4f ± %.4f | %s | %s | %.4f ± %.4f | %s | %.3g | %.3g |" % (
+        name, opt["--target"], dim, opt["--objective"], (" " + extra) if extra else "",
+        opt["--steps"], secs, abs(f["log_z"] - exact), f["log_z_stderr"], pct(f["ess"]),
+        pct(f["unweighting_efficiency"]), abs(p["log_z"] - exact), p["log_z_stderr"],
+        pct(p["ess"]), p["relative_variance"], ratio)
+print("| run | target | D | fit: objective, steps, time | flow: \\|log Z error\\| ± se | ESS | unweighting | plain MC: \\|log Z error\\| ± se | ESS | relative variance | plain / flow |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for name in sorted(rows, key=lambda k: order.index(k) if k in order else len(order)):
+    print(rows[name])
 PY
 )
 echo "$table"
@@ -104,9 +119,10 @@ echo "$table"
 if [ "$write_docs" = 1 ]; then
   {
     echo "Measured {date} on {machine} by bench/variational.sh: nsf-coupling (6 layers," \
-      "128 hidden, batches of 1024, float32) fitted with one thread, $jobs fits at a time" \
-      "(steps × $scale); every estimate with N = $n samples, the flow's and plain Monte" \
-      "Carlo's (uniform on the camel's box, else a Gaussian around the target's plot box)."
+      "128 hidden, batches of 1024, float32) fitted with one thread, $jobs fits at a time;" \
+      "every estimate with N = $n samples, the flow's and plain Monte Carlo's (uniform on" \
+      "the camel's box, else a Gaussian around the target's plot box). Relative variance:" \
+      "plain Monte Carlo's var(w)/Z² per sample, and how many times the flow's it is."
     echo
     echo "$table"
   } | python3 bench/docs_block.py variational

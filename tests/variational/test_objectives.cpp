@@ -99,16 +99,20 @@ TEST(VariationalObjectives, ForwardKLOnABufferMatchesTheMarginals) {
 }
 
 TEST(VariationalObjectives, MassCoveringObjectivesCoverMoreThanReverseKL) {
-  // α = 2 and the variance loss penalise q < p: both end wider than reverse KL's 0.6.
+  // The importance-weighted bound (alpha with α = 0) and the variance loss penalise q < p:
+  // both end wider than reverse KL's 0.6 (the variance loss's optimum, the marginals' 1.0).
   for (const char* name : {"alpha", "variance"}) {
     zflow::FlowPtr flow = diagonal_gaussian_flow();
     zflow::VariationalOptions v;
     v.objective = name;
+    v.alpha = 0.0;
     fit(*flow, v, 2000);
     const auto [mean, std] = moments(*flow);
-    EXPECT_NEAR(mean[0].item<double>(), kMu0, 0.05) << name;
-    EXPECT_GT(std[0].item<double>(), 0.75) << name;
-    EXPECT_GT(std[1].item<double>(), 0.75) << name;
+    // The importance-weighted bound of 256 samples is flat around its optimum (the weights
+    // correct a shifted q): its mean is looser.
+    EXPECT_NEAR(mean[0].item<double>(), kMu0, std::string(name) == "alpha" ? 0.2 : 0.05) << name;
+    EXPECT_GT(std[0].item<double>(), 0.65) << name;
+    EXPECT_GT(std[1].item<double>(), 0.65) << name;
   }
 }
 
@@ -174,7 +178,8 @@ TEST(VariationalObjectives, BadChoicesAreConfigErrors) {
   };
   EXPECT_THROW(make([](auto& v) { v.objective = "elbo"; }), zflow::ConfigError);
   EXPECT_THROW(make([](auto& v) { v.alpha = 1.0; }), zflow::ConfigError);
-  EXPECT_THROW(make([](auto& v) { v.alpha = 0.0; }), zflow::ConfigError);
+  EXPECT_THROW(make([](auto& v) { v.alpha = -0.5; }), zflow::ConfigError);
+  EXPECT_THROW(make([](auto& v) { v.alpha = 2.0; }), zflow::ConfigError);
   EXPECT_THROW(make([](auto& v) { v.anneal_from = 0.0; }), zflow::ConfigError);
   EXPECT_THROW(make([](auto& v) { v.anneal_from = 1.5; }), zflow::ConfigError);
   EXPECT_THROW(make([](auto& v) { v.refresh_every = 0; }), zflow::ConfigError);
@@ -204,12 +209,12 @@ TEST(VariationalObjectives, ProgressShowsESSAndLogZ) {
 
 namespace {
 
-TEST(VariationalObjectives, AlphaIsTheSelfNormalisedRenyiDivergence) {
-  // The loss of a batch against the same batch's weights, recomputed here: for α = 2 it is
-  // log(N Σw² / (Σw)²) = log(1/ESS); for every α it is ≥ 0.
+TEST(VariationalObjectives, AlphaIsRenyisVariationalBound) {
+  // The loss of a batch against the same batch's weights, recomputed here:
+  // −1/(1−α) · log mean w^{1−α}; α → 1 approaches the negative ELBO, α = 0 is −log mean w.
   zflow::FlowPtr flow = diagonal_gaussian_flow();
   const zflow::TargetPtr target = correlated_gaussian();
-  for (double alpha : {0.5, 2.0, 3.0}) {
+  for (double alpha : {0.0, 0.5, 0.999999}) {
     zflow::VariationalOptions v;
     v.objective = "alpha";
     v.alpha = alpha;
@@ -221,16 +226,11 @@ TEST(VariationalObjectives, AlphaIsTheSelfNormalisedRenyiDivergence) {
     at::manual_seed(11);
     at::NoGradGuard no_grad;
     auto [x, log_q] = flow->sample_and_log_prob(500);
-    const at::Tensor w = (target->log_density(x) - log_q).exp();
-    const double expected =
-        (std::log(w.pow(alpha).mean().item<double>()) - alpha * std::log(w.mean().item<double>())) /
-        (alpha - 1.0);
-    EXPECT_NEAR(loss, expected, 1e-9) << alpha;
-    EXPECT_GE(loss, 0.0) << alpha;
-    if (alpha == 2.0) {
-      const double ess =
-          std::pow(w.sum().item<double>(), 2) / (500 * w.pow(2).sum().item<double>());
-      EXPECT_NEAR(loss, -std::log(ess), 1e-9);
+    const at::Tensor log_w = target->log_density(x) - log_q;
+    const double b = 1.0 - alpha;
+    EXPECT_NEAR(loss, -std::log((log_w * b).exp().mean().item<double>()) / b, 1e-6) << alpha;
+    if (alpha > 0.9) {
+      EXPECT_NEAR(loss, -log_w.mean().item<double>(), 1e-3);
     }
   }
 }

@@ -11,13 +11,14 @@
 ///   With `stick_the_landing` (Roeder et al. 2017, arXiv:1703.09194) the score term
 ///   ∇_θ log q_θ(x)|_x, whose expectation is zero, is left out of the gradient ("stl").
 ///   Mode-seeking: it may miss modes.
-/// - "alpha": Rényi's α-divergence D_α(p‖q) = 1/(α−1) · log E_q[(p/q)^α] (van Erven &
-///   Harremoës 2014; as a VI objective, Li & Turner 2016, arXiv:1602.02311), estimated from
-///   the batch with Z replaced by the batch's mean weight (self-normalised):
-///       L = 1/(α−1) · ( log (1/B) Σ_b w_b^α − α log (1/B) Σ_b w_b ),   w = p̃/q,
-///   reparameterised. L ≥ 0, and 0 only when all weights are equal; α = 2 (the default) is
-///   log(1/ESS), the weights' variance in log form, and covers mass (FAB's divergence,
-///   Midgley et al. 2023, arXiv:2208.01893); α → 1 is KL(p‖q). α > 0, α ≠ 1.
+/// - "alpha": Rényi's variational bound (Li & Turner 2016, arXiv:1602.02311, eq. 5),
+///       L_α = 1/(1−α) · log E_q[w^{1−α}] ≤ log Z,   w = p̃/q,   0 ≤ α < 1,
+///   estimated with the batch (eq. 10) and reparameterised; the loss is −L_α. α → 1 is
+///   the ELBO (rkl), α = 0 the importance-weighted bound log (1/B) Σ w_b (IWAE, Burda et al.
+///   2016); the smaller α, the more the fit covers mass. Orders α > 1 (FAB's α = 2, which
+///   minimises E_q[w²]) are not offered: estimated from q's own samples they are minimised
+///   by a q that leaves p or shrinks onto a region where the weights are nearly equal
+///   (FAB needs annealed importance sampling towards p²/q for them); see docs/variational.md.
 /// - "fkl" and "variance": importance-weighted forward KL and the weights' variance on a
 ///   buffer of past samples x ~ g with their proposal densities g(x) (MadNIS, Heimel et al.
 ///   2023, arXiv:2212.06172 and arXiv:2311.01548): every `refresh_every` steps a fresh
@@ -37,9 +38,15 @@
 /// selects the best model) draws `validation_samples` from q with a fixed seed and scores
 /// them by the objective's own measure with q as the proposal (validation_score): the
 /// negative ELBO mean(log q − log p̃) for rkl and stl (an upper bound on −log Z), the
-/// self-normalised Rényi divergence for alpha, the self-normalised cross-entropy −Σ ŵ log q for fkl
+/// negative Rényi bound for alpha, the self-normalised cross-entropy −Σ ŵ log q for fkl
 /// and log(1/ESS) for variance, so that a mass-covering objective does not keep the narrowest
 /// model.
+///
+/// Speed: far from the target the weights span hundreds of orders of magnitude, and the
+/// gradients of the samples that carry no weight are subnormal floats, on which CPUs are
+/// about a hundred times slower. Flush them to zero in the thread that trains
+/// (`at::globalContext().setFlushDenormal(true)`, as `zflow fit-target` does): on the camel
+/// in 8-D that made the variance objective six times faster.
 ///
 /// Example:
 ///
@@ -67,8 +74,8 @@ struct VariationalOptions {
   std::string objective = "rkl";
   /// rkl: drop the score term from the gradient (implied by "stl").
   bool stick_the_landing = false;
-  /// alpha: α > 0, α ≠ 1.
-  double alpha = 2.0;
+  /// alpha: 0 ≤ α < 1.
+  double alpha = 0.5;
   /// Annealing: β from `anneal_from` ∈ (0, 1] to 1 over `anneal_steps` (0: none).
   double anneal_from = 1.0;
   int64_t anneal_steps = 0;
@@ -105,6 +112,8 @@ class VariationalObjective : public train::Objective {
   /// The validation measure of samples x ~ q from their log q and (untempered) log p̃
   /// (the list above; lower is better). The default is the negative ELBO.
   virtual double validation_score(const Tensor& log_q, const Tensor& log_p) const;
+  /// What validation_score measures, for summaries ("negative ELBO", "log(1/ESS)", …).
+  virtual std::string validation_measure() const { return "negative ELBO"; }
 
  protected:
   /// β·log p̃(x) at `step` (checked), and the untempered log p̃ in `untempered` if given.
@@ -132,16 +141,17 @@ class ReverseKL : public VariationalObjective {
   Tensor loss(FlowImpl& flow, const train::Batch& batch) override;
 };
 
-/// Rényi's α-divergence, self-normalised.
+/// Rényi's variational bound.
 class AlphaDivergence : public VariationalObjective {
  public:
   AlphaDivergence(TargetPtr target, VariationalOptions options);
   std::string name() const override { return "alpha"; }
   Tensor loss(FlowImpl& flow, const train::Batch& batch) override;
   double validation_score(const Tensor& log_q, const Tensor& log_p) const override;
+  std::string validation_measure() const override { return "negative Renyi bound"; }
 
  private:
-  /// The self-normalised Rényi divergence of log weights (above), differentiable.
+  /// −L_α of log weights (above), differentiable.
   Tensor renyi(const Tensor& log_w) const;
 };
 
@@ -153,6 +163,9 @@ class BufferedObjective : public VariationalObjective {
   std::string name() const override { return kind_; }
   Tensor loss(FlowImpl& flow, const train::Batch& batch) override;
   double validation_score(const Tensor& log_q, const Tensor& log_p) const override;
+  std::string validation_measure() const override {
+    return kind_ == "fkl" ? "cross-entropy" : "log(1/ESS)";
+  }
   /// Samples held now.
   int64_t buffered() const { return size_; }
 
@@ -166,7 +179,7 @@ class BufferedObjective : public VariationalObjective {
 };
 
 /// The objective `options.objective` for `target`; ConfigError naming the choices, or
-/// for invalid options (α ≤ 0 or 1, anneal_from outside (0, 1], …).
+/// for invalid options (α outside [0, 1), anneal_from outside (0, 1], …).
 std::shared_ptr<VariationalObjective> make_variational_objective(TargetPtr target,
                                                                  VariationalOptions options);
 
