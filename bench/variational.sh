@@ -29,19 +29,21 @@ write_docs=1
 # (docs/benchmarks.md, "Unnormalised targets").
 config() {
   case "$1" in
-    u1 | u2 | u3 | u4) echo "--target $1 --objective rkl --steps 3000" ;;
+    u1 | u2 | u3 | u4) echo "--target $1 --objective rkl --steps 2000" ;;
     gmm40) echo "--target gmm40 --objective fkl --steps 4000" ;;
     funnel) echo "--target funnel --objective rkl --steps 3000" ;;
     many-well-rkl) echo "--target many-well --objective rkl --steps 3000" ;;
     many-well-alpha) echo "--target many-well --objective alpha --steps 3000" ;;
     many-well-fkl) echo "--target many-well --objective fkl --steps 3000" ;;
-    camel) echo "--target camel --dim 8 --objective variance --steps 3000" ;;
+    camel) echo "--target camel --dim 8 --objective variance --anneal-from 0.01 --anneal-steps 2000 --steps 4000" ;;
     *) echo "variational.sh: unknown configuration $1" >&2; exit 2 ;;
   esac
 }
 targets=${TARGETS:-"u1 u2 u3 u4 gmm40 funnel many-well-rkl many-well-alpha many-well-fkl camel"}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The fitted models and every run's numbers stay in out/bench-variational (a rerun of some
+# configurations replaces their files only), for pictures and for a look after a failure.
+work=${WORK:-out/bench-variational}
+mkdir -p "$work"
 
 run_one() {
   local name=$1 args steps
@@ -84,7 +86,8 @@ import json, os, re, sys
 work, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 order = ["u1", "u2", "u3", "u4", "gmm40", "funnel", "many-well-rkl", "many-well-alpha",
          "many-well-fkl", "camel"]
-def pct(x): return "%.1f%%" % (100 * x)
+def pct(x): return "n/a" if x is None else "%.1f%%" % (100 * x)
+def num(x, form="%.4f"): return "n/a" if x is None else form % x
 rows = {}
 docs = open("docs/benchmarks.md").read()
 block = re.search(r"<!-- variational:begin -->(.*?)<!-- variational:end -->", docs, re.S)
@@ -100,14 +103,15 @@ for name in names:
     opt = dict(zip(args[::2], args[1::2]))
     exact = f["exact_log_z"]
     dim = opt.get("--dim", {"funnel": "10", "many-well": "32"}.get(opt["--target"], "2"))
-    ratio = p["relative_variance"] / f["relative_variance"] if f["relative_variance"] > 0 else float("inf")
+    ratio = (p["relative_variance"] / f["relative_variance"]
+             if p["relative_variance"] is not None and f["relative_variance"] else None)
     extra = " ".join(k + " " + v for k, v in zip(args[::2], args[1::2])
                      if k not in ("--target", "--objective", "--steps", "--dim"))
-    rows[name] = "| %s | %s | %s | %s%s, %s steps, %.0f s | %.4f ± %.4f | %s | %s | %.4f ± %.4f | %s | %.3g | %.3g |" % (
+    rows[name] = "| %s | %s | %s | %s%s, %s steps, %.0f s | %s ± %s | %s | %s | %s ± %s | %s | %s | %s |" % (
         name, opt["--target"], dim, opt["--objective"], (" " + extra) if extra else "",
-        opt["--steps"], secs, abs(f["log_z"] - exact), f["log_z_stderr"], pct(f["ess"]),
-        pct(f["unweighting_efficiency"]), abs(p["log_z"] - exact), p["log_z_stderr"],
-        pct(p["ess"]), p["relative_variance"], ratio)
+        opt["--steps"], secs, num(abs(f["log_z"] - exact)), num(f["log_z_stderr"]), pct(f["ess"]),
+        pct(f["unweighting_efficiency"]), num(abs(p["log_z"] - exact)), num(p["log_z_stderr"]),
+        pct(p["ess"]), num(p["relative_variance"], "%.3g"), num(ratio, "%.3g"))
 print("| run | target | D | fit: objective, steps, time | flow: \\|log Z error\\| ± se | ESS | unweighting | plain MC: \\|log Z error\\| ± se | ESS | relative variance | plain / flow |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for name in sorted(rows, key=lambda k: order.index(k) if k in order else len(order)):
