@@ -8,7 +8,7 @@
 # relative variance is the flow's; writes the table into docs/benchmarks.md between the
 # variational markers.
 #
-# Usage: bench/variational.sh [--no-docs]
+# Usage: bench/variational.sh [--no-docs | --table]
 # Environment:
 #   ZFLOW    the zflow binary (default ./build/zflow)
 #   TARGETS  which configurations (default: every row of `config` below)
@@ -22,14 +22,18 @@ n=${N:-1000000}
 jobs=${JOBS:-$(nproc)}
 scale=${SCALE:-1}
 write_docs=1
+run=1
 [ "${1:-}" = "--no-docs" ] && write_docs=0
+# --table: no runs, the table from the runs kept in out/bench-variational.
+[ "${1:-}" = "--table" ] && run=0
 [ -x "$zflow" ] || { echo "variational.sh: build zflow first (scripts/build.sh), or set ZFLOW" >&2; exit 1; }
 
 # name: target, then the fit-target options (objective and budget). Chosen by measurement
 # (docs/benchmarks.md, "Unnormalised targets").
 config() {
   case "$1" in
-    u1 | u2 | u3 | u4) echo "--target $1 --objective rkl --steps 2000" ;;
+    u1 | u2 | u3) echo "--target $1 --objective rkl --steps 2000" ;;
+    u4) echo "--target u4 --objective rkl --steps 3000" ;;
     gmm40) echo "--target gmm40 --objective fkl --steps 4000" ;;
     funnel) echo "--target funnel --objective rkl --steps 3000" ;;
     many-well-rkl) echo "--target many-well --objective rkl --steps 3000" ;;
@@ -72,7 +76,8 @@ run_one() {
 }
 
 running=0
-for name in $targets; do
+[ "$run" = 1 ] || targets_to_run=""
+for name in ${targets_to_run-$targets}; do
   run_one "$name" &
   running=$((running + 1))
   if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
