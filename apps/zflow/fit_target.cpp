@@ -62,13 +62,8 @@ FlowPtr build_flow(const FitTargetArgs& a, const Target& target, at::ScalarType 
   } else {
     spec = build_flow_spec(a.model, target.dim(), builder);
     if (!a.no_standardize) {
-      const Domain box = target.plot_box();
-      std::vector<double> center, scale;
-      for (size_t i = 0; i < box.low.size(); ++i) {
-        center.push_back(0.5 * (box.low[i] + box.high[i]));
-        scale.push_back(0.25 * (box.high[i] - box.low[i]));
-      }
-      spec = with_standardization(spec, center, scale);
+      const BoxScale scale = box_scale(target.plot_box());
+      spec = with_standardization(spec, scale.center, scale.quarter);
     }
   }
   seed_torch(static_cast<uint64_t>(a.seed));

@@ -48,12 +48,8 @@ std::vector<std::string> header(int64_t dim, const std::string& last) {
 Proposal plain_proposal(const std::string& kind, const Target& target) {
   const Domain box = target.domain().bounded() ? target.domain() : target.plot_box();
   if (kind == "uniform") return uniform_proposal(box);
-  std::vector<double> mean, std;
-  for (size_t i = 0; i < box.low.size(); ++i) {
-    mean.push_back(0.5 * (box.low[i] + box.high[i]));
-    std.push_back(0.25 * (box.high[i] - box.low[i]));
-  }
-  return normal_proposal(mean, std);
+  const BoxScale scale = box_scale(box);
+  return normal_proposal(scale.center, scale.quarter);
 }
 
 /// Accept-reject on fresh samples until `a.unweighted` events are kept, streamed to
@@ -80,9 +76,7 @@ void write_unweighted(const IntegrateArgs& a, const Proposal& proposal, const Ta
         throw Error("unweighting kept " + std::to_string(kept) + " events of " +
                     std::to_string(drawn) + " samples, far fewer than the efficiency promised");
       }
-      auto [x, log_q] = proposal(a.batch);
-      const at::Tensor log_w =
-          checked_log_density(target, x).to(at::kDouble) - log_q.to(at::kDouble);
+      const auto [x, log_w] = weighted_batch(proposal, target, a.batch, drawn);
       auto [rows, weights] = unweight(log_w, log_w_max, at::rand({x.size(0)}, at::kDouble));
       const int64_t take = std::min(rows.size(0), a.unweighted - kept);
       const at::Tensor picked = rows.narrow(0, 0, take);

@@ -63,6 +63,15 @@ Json target_json(const Target& target, const std::string& source) {
           {"log_z", log_z ? Json(*log_z) : Json()}};
 }
 
+BoxScale box_scale(const Domain& box) {
+  BoxScale scale;
+  for (size_t i = 0; i < box.low.size(); ++i) {
+    scale.center.push_back(0.5 * (box.low[i] + box.high[i]));
+    scale.quarter.push_back(0.25 * (box.high[i] - box.low[i]));
+  }
+  return scale;
+}
+
 ImportanceSummary importance_sample_with_progress(const Proposal& proposal, const Target& target,
                                                   ImportanceOptions options, bool quiet) {
   const bool show = !quiet && (options.samples >= 1000000 ||

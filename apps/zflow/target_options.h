@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -32,6 +33,15 @@ TargetPtr load_target(const TargetArgs& args, const Model* model);
 /// {"name", "source", "dim", "domain": {"low", "high"} or null, "log_z" or null}: what a
 /// model card records of its target.
 Json target_json(const Target& target, const std::string& source);
+
+/// The centre of a box and a quarter of its width per dimension: the scale at which a
+/// target's plot box becomes [−2, 2]^D (fit-target's standardisation) and the Gaussian
+/// plain Monte Carlo proposal of integrate.
+struct BoxScale {
+  std::vector<double> center;
+  std::vector<double> quarter;
+};
+BoxScale box_scale(const Domain& box);
 
 /// Importance sampling with a progress line on stderr (unless `quiet`) for large runs.
 ImportanceSummary importance_sample_with_progress(const Proposal& proposal, const Target& target,

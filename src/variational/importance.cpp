@@ -305,6 +305,37 @@ Proposal normal_proposal(std::vector<double> mean, std::vector<double> std, at::
   };
 }
 
+std::pair<at::Tensor, at::Tensor> weighted_batch(const Proposal& proposal, const Target& target,
+                                                 int64_t n, int64_t first) {
+  const at::NoGradGuard no_grad;
+  const int64_t dim = target.dim();
+  const auto [x, log_q] = proposal(n);
+  if (!x.defined() || x.dim() != 2 || x.size(0) != n || x.size(1) != dim) {
+    throw Error("importance sampling: the proposal returned x of shape " +
+                (x.defined() ? shape_string(x) : std::string("(undefined)")) + " for " +
+                std::to_string(n) + " samples of the " + std::to_string(dim) + "-D target '" +
+                target.name() + "' (expected [" + std::to_string(n) + ", " + std::to_string(dim) +
+                "])");
+  }
+  if (!log_q.defined() || log_q.dim() != 1 || log_q.size(0) != n ||
+      !at::isFloatingType(log_q.scalar_type())) {
+    throw Error("importance sampling: the proposal returned log q of shape " +
+                (log_q.defined() ? shape_string(log_q) : std::string("(undefined)")) + " for " +
+                std::to_string(n) + " samples (expected floating [" + std::to_string(n) + "])");
+  }
+  const at::Tensor log_q64 = log_q.to(at::kDouble);
+  // −inf is impossible at a point the proposal drew: it would be a proposal bug, and the
+  // weight p̃/q would be +inf.
+  const int64_t bad = first_bad(log_q64, /*allow_minus_inf=*/false);
+  if (bad >= 0) {
+    throw Error("importance sampling: the proposal's log q of sample " +
+                std::to_string(first + bad) + " is " +
+                printf_string("%g", log_q64[bad].item<double>()) + " (must be finite)");
+  }
+  const at::Tensor log_w = checked_log_density(target, x).to(at::kDouble) - log_q64.to(x.device());
+  return {x, log_w};
+}
+
 ImportanceSummary importance_sample(const Proposal& proposal, const Target& target,
                                     const ImportanceOptions& options) {
   const auto require = [](bool ok, const std::string& what, int64_t value) {
@@ -319,35 +350,10 @@ ImportanceSummary importance_sample(const Proposal& proposal, const Target& targ
   if (!proposal) throw ConfigError("importance sampling: no proposal");
 
   const at::NoGradGuard no_grad;
-  const int64_t dim = target.dim();
   ImportanceAccumulator accumulator(options.replicas);
   for (int64_t done = 0; done < options.samples;) {
     const int64_t n = std::min(options.batch, options.samples - done);
-    const auto [x, log_q] = proposal(n);
-    if (!x.defined() || x.dim() != 2 || x.size(0) != n || x.size(1) != dim) {
-      throw Error("importance sampling: the proposal returned x of shape " +
-                  (x.defined() ? shape_string(x) : std::string("(undefined)")) + " for " +
-                  std::to_string(n) + " samples of the " + std::to_string(dim) + "-D target '" +
-                  target.name() + "' (expected [" + std::to_string(n) + ", " + std::to_string(dim) +
-                  "])");
-    }
-    if (!log_q.defined() || log_q.dim() != 1 || log_q.size(0) != n ||
-        !at::isFloatingType(log_q.scalar_type())) {
-      throw Error("importance sampling: the proposal returned log q of shape " +
-                  (log_q.defined() ? shape_string(log_q) : std::string("(undefined)")) + " for " +
-                  std::to_string(n) + " samples (expected floating [" + std::to_string(n) + "])");
-    }
-    const at::Tensor log_q64 = log_q.to(at::kDouble);
-    // −inf is impossible at a point the proposal drew: it would be a proposal bug, and the
-    // weight p̃/q would be +inf.
-    const int64_t bad = first_bad(log_q64, /*allow_minus_inf=*/false);
-    if (bad >= 0) {
-      throw Error("importance sampling: the proposal's log q of sample " +
-                  std::to_string(done + bad) + " is " +
-                  printf_string("%g", log_q64[bad].item<double>()) + " (must be finite)");
-    }
-    const at::Tensor log_w =
-        checked_log_density(target, x).to(at::kDouble) - log_q64.to(x.device());
+    const auto [x, log_w] = weighted_batch(proposal, target, n, done);
     accumulator.add(log_w);
     done += n;
     if (options.on_batch) options.on_batch(x, log_w, done);

@@ -117,6 +117,12 @@ struct ImportanceOptions {
   std::function<void(const at::Tensor& x, const at::Tensor& log_w, int64_t done)> on_batch;
 };
 
+/// One batch: n samples x [n, D] of `proposal` and their log weights log p̃(x) − log q(x)
+/// [n] (float64), without autograd, with the checks of importance_sample (`first`, the
+/// index of the batch's first sample, names a bad sample in the error).
+std::pair<at::Tensor, at::Tensor> weighted_batch(const Proposal& proposal, const Target& target,
+                                                 int64_t n, int64_t first = 0);
+
 /// Draws N samples from `proposal` in batches (no autograd) and accumulates their log
 /// weights log p̃(x) − log q(x) with checked_log_density. zflow::Error for a NaN or +inf
 /// log q, a proposal sample of the wrong shape, and a target that fails its checks.
