@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "common.h"
+#include "ode_options.h"
 #include "outputs.h"
 #include "zflow/core/error.h"
 #include "zflow/data/toy.h"
@@ -25,6 +26,7 @@ struct CodeArgs {
   std::string context_file;     // decode
   int64_t batch_size = 65536;
   int threads = 1;
+  SolverArgs solver;
 };
 
 /// `fn` over rows of x [N, D] and their contexts [N, K] (undefined: none), in chunks.
@@ -44,6 +46,7 @@ void run_encode(const CodeArgs& a) {
   check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--data", a.data}});
   const Model model = load_model(a.model);
   apply_threads(a.threads, workload_of(model));
+  apply_solver_options(model, a.solver);
   if (data::is_toy_dataset(a.data)) {
     throw ConfigError("'" + a.data + "' is a built-in dataset; encode reads a .csv or .npy file");
   }
@@ -69,6 +72,7 @@ void run_decode(const CodeArgs& a) {
                 {{"--model", a.model}, {"--data", a.data}, {"--context-file", a.context_file}});
   const Model model = load_model(a.model);
   apply_threads(a.threads, workload_of(model));
+  apply_solver_options(model, a.solver);
   if (data::is_toy_dataset(a.data)) {
     throw ConfigError("'" + a.data + "' is a built-in dataset; decode reads a .csv or .npy file");
   }
@@ -145,6 +149,7 @@ CLI::App* add_code_command(CLI::App& app, const std::string& name, const std::st
       ->check(positive())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
+  add_solver_options(sub, a->solver);
   sub->callback([a, encode] {
     if (encode) {
       run_encode(*a);

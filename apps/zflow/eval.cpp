@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 
 #include "common.h"
+#include "ode_options.h"
 #include "zflow/core/error.h"
 #include "zflow/data/toy.h"
 
@@ -23,6 +24,7 @@ struct EvalArgs {
   int64_t batch_size = 4096;
   bool json = false;
   int threads = 1;
+  SolverArgs solver;
 };
 
 /// The worst points removed for the trimmed mean: 0.1% of them (⌊N / 1000⌋).
@@ -74,6 +76,7 @@ std::string fixed(const char* format, double value) {
 void run_eval(const EvalArgs& a) {
   const Model model = load_model(a.model);
   apply_threads(a.threads, workload_of(model));
+  apply_solver_options(model, a.solver);
   const ModelData loaded = load_model_data(model, a.input);
   const Data& data = loaded.x;
   const at::Tensor nll = -log_prob_of(model, loaded, a.batch_size).to(at::kDouble);
@@ -116,6 +119,8 @@ void run_eval(const EvalArgs& a) {
                 {"bits_per_dim", s.mean * to_bits},
                 {"bits_per_dim_trimmed", s.trimmed * to_bits},
                 {"non_finite", bad.count}};
+    const EvaluationCount nfe = evaluation_count(model);
+    if (nfe.continuous) out["nfe_per_sample"] = nfe.per_solve();
     if (data.toy) {
       out["seed"] = a.input.seed;
       out["entropy"] = entropy;
@@ -136,6 +141,8 @@ void run_eval(const EvalArgs& a) {
               << fixed("%.3f", s.trimmed) << " (worst 0.1%, " << s.trimmed_points
               << " points, left out), worst point: row " << s.worst_row + 1 << " at "
               << fixed("%.3f", s.worst) << std::endl;
+    const std::string nfe = nfe_line(model);
+    if (!nfe.empty()) std::cout << nfe << std::endl;
   }
   if (s.carried()) {
     std::cerr << "zflow: warning: the worst 0.1% of the points (" << s.trimmed_points << " of "
@@ -164,6 +171,7 @@ void add_eval(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--json", a->json, "Print one JSON object instead of text");
   add_threads_option(sub, a->threads);
+  add_solver_options(sub, a->solver);
   sub->callback([a] { run_eval(*a); });
 }
 

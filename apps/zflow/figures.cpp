@@ -18,6 +18,7 @@
 #include "zflow/plot/chart.h"
 #include "zflow/plot/color.h"
 #include "zflow/plot/svg.h"
+#include "zflow/transforms/continuous.h"
 
 namespace zflow::cli {
 
@@ -42,14 +43,26 @@ constexpr double kRowTitle = 26;    // a row's caption
 constexpr double kPanelTitle = 22;  // a panel's title
 constexpr double kBottom = 38;      // x tick labels
 
-std::vector<TransformPtr> layers_of(const Model& model) {
+/// The model's top layers; with `times` > 1, a continuous layer becomes that many layers,
+/// each over an equal part of its time interval (ContinuousFlowImpl::segments).
+std::vector<TransformPtr> layers_of(const Model& model, int64_t times = 1) {
   const TransformPtr t = model.flow->transform();
+  std::vector<TransformPtr> top;
   if (auto composite = std::dynamic_pointer_cast<CompositeTransformImpl>(t)) {
-    std::vector<TransformPtr> layers;
-    for (size_t i = 0; i < composite->size(); ++i) layers.push_back(composite->layer(i));
-    return layers;
+    for (size_t i = 0; i < composite->size(); ++i) top.push_back(composite->layer(i));
+  } else {
+    top.push_back(t);
   }
-  return {t};
+  std::vector<TransformPtr> layers;
+  for (const auto& layer : top) {
+    auto* continuous = dynamic_cast<ContinuousFlowImpl*>(layer.get());
+    if (continuous && times > 1) {
+      for (auto& part : continuous->segments(times)) layers.push_back(part);
+    } else {
+      layers.push_back(layer);
+    }
+  }
+  return layers;
 }
 
 void require_2d(const Model& model, const std::string& kind) {
@@ -159,9 +172,16 @@ std::string layer_name(const std::vector<TransformPtr>& layers, size_t index) {
   return std::to_string(index + 1) + ". " + layers[index]->type();
 }
 
-/// "3. affine_coupling" for one layer, "2–4: … 4. affine_coupling" for a group.
+/// "3. affine_coupling" for one layer, "2–4: … 4. affine_coupling" for a group; "cnf, t =
+/// 0.5" where a part of a continuous layer ends the group (the time its output is at).
 std::string group_name(const std::vector<TransformPtr>& layers, size_t from, size_t to,
                        const std::string& suffix) {
+  const bool inverse = !suffix.empty();
+  if (const auto* part = dynamic_cast<ContinuousFlowImpl*>(layers[inverse ? from : to - 1].get())) {
+    if (part->time_begin() != 0.0 || part->time_end() != 1.0) {
+      return "cnf, t = " + fmt(inverse ? part->time_end() : part->time_begin(), 3);
+    }
+  }
   if (to == from + 1) return layer_name(layers, from) + suffix;
   return std::to_string(from + 1) + "–" + std::to_string(to) + ": " + layers[to - 1]->type() +
          suffix;
@@ -352,7 +372,7 @@ at::Tensor figure_data(const Model& model, const std::string& spec, int64_t n, u
 
 std::string steps_figure(const Model& model, const at::Tensor& data, const FigureOptions& o) {
   require_2d(model, "steps");
-  const std::vector<TransformPtr> layers = layers_of(model);
+  const std::vector<TransformPtr> layers = layers_of(model, o.times);
   const size_t k = layers.size();
   const std::vector<size_t> stages = stage_indices(k, o);
   c10::AutoGradMode no_grad(false);

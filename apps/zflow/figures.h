@@ -40,6 +40,9 @@ struct FigureOptions {
   /// steps: show the exact density of every stage, with samples as dots over it, instead
   /// of a histogram of samples.
   bool density = false;
+  /// steps: a continuous layer is shown at this many evenly spaced times after its start
+  /// (the seed's picture as a film strip: noise bent into data step by step).
+  int64_t times = 6;
   uint64_t seed = 0;
 };
 

@@ -173,6 +173,16 @@ void print_training(const Model& model) {
   }
   const Json& r = train["result"];
   const Json& o = train.value("options", Json::object());
+  if (!r.contains("best_val_nll") && r.contains("best_val_loss")) {
+    // Flow matching: the score is the regression loss, not an NLL.
+    std::cout << "training:     " << r.value("steps", 0) << " steps in "
+              << fmt(r.value("seconds", 0.0), 3) << " s; best validation loss "
+              << fmt(json_number(r, "best_val_loss")) << " ("
+              << o.value("objective", std::string("flow-matching")) << ") at step "
+              << r.value("best_step", 0) << "\n";
+    if (o.is_object()) std::cout << "options:      " << o.dump() << "\n";
+    return;
+  }
   std::cout << "training:     " << r.value("steps", 0) << " steps in "
             << fmt(r.value("seconds", 0.0), 3) << " s; best "
             << (r.value("validation", std::string()) == "held-out" ? "validation"

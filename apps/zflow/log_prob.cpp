@@ -1,8 +1,10 @@
 // zflow log-prob: log p(x) of every row of a data file under a trained model.
 
+#include <iostream>
 #include <memory>
 
 #include "common.h"
+#include "ode_options.h"
 #include "outputs.h"
 
 namespace zflow::cli {
@@ -15,18 +17,22 @@ struct LogProbArgs {
   std::string out = "-";
   int64_t batch_size = 4096;
   int threads = 1;
+  SolverArgs solver;
 };
 
 void run_log_prob(const LogProbArgs& a) {
   check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--data", a.input.data}});
   const Model model = load_model(a.model);
   apply_threads(a.threads, workload_of(model));
+  apply_solver_options(model, a.solver);
   const ModelData data = load_model_data(model, a.input);
   const at::Tensor log_prob = log_prob_of(model, data, a.batch_size);
   warn_non_finite(log_prob, a.out,
                   "the model cannot score these rows in " + dtype_name(model.dtype) +
                       "; check them for values far outside the training data");
   write_result(a.out, log_prob.unsqueeze(1), {"log_prob"});
+  const std::string nfe = nfe_line(model);
+  if (!nfe.empty()) std::cerr << "zflow: " << nfe << "\n";
 }
 
 }  // namespace
@@ -45,6 +51,7 @@ void add_log_prob(CLI::App& app) {
       ->check(positive())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
+  add_solver_options(sub, a->solver);
   sub->callback([a] { run_log_prob(*a); });
 }
 

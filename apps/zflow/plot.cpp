@@ -254,6 +254,10 @@ void add_plot(CLI::App& app) {
   sub->add_option("--max-panels", a->figure.max_panels, "steps: panels per row at most")
       ->check(CLI::Range(int64_t{2}, int64_t{64}))
       ->capture_default_str();
+  sub->add_option("--times", a->figure.times,
+                  "steps: a continuous flow (cnf) at this many evenly spaced times")
+      ->check(CLI::Range(int64_t{1}, int64_t{64}))
+      ->capture_default_str();
   sub->add_flag("--density", a->figure.density,
                 "steps: each stage's exact density with samples as dots over it, instead of a "
                 "histogram of samples");

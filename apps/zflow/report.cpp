@@ -116,6 +116,11 @@ void result_section(std::ostream& html, const Model& model) {
   html << "<h2>Result</h2><table>\n";
   if (fitted_to_target(model)) {
     target_result_rows(html, train);
+  } else if (result.is_object() && result.contains("best_val_loss")) {
+    // Flow matching: its score is the regression loss; the NLL comes from 'zflow eval'.
+    html << row("best validation flow-matching loss", fmt(json_number(result, "best_val_loss")))
+         << row("at step", value_text(result.value("best_step", Json(0))))
+         << row("steps", value_text(result.value("steps", Json(0))));
   } else if (result.is_object() && result.contains("best_val_nll")) {
     const double best = json_number(result, "best_val_nll");
     const bool held_out = result.value("validation", std::string()) == "held-out";

@@ -11,6 +11,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include "common.h"
+#include "ode_options.h"
 #include "outputs.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
@@ -38,6 +39,7 @@ struct SampleArgs {
   std::string grid;
   int64_t scale = 1;
   bool n_given = false;
+  SolverArgs solver;
 };
 
 /// Samples at the chosen temperature (the plain sampler at T = 1).
@@ -162,10 +164,7 @@ void sample_images(const Model& model, SampleArgs a) {
               });
 }
 
-void run_sample(const SampleArgs& a) {
-  check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--context-file", a.context_file}});
-  const Model model = load_model(a.model);
-  apply_threads(a.threads, workload_of(model));
+void draw_samples(const Model& model, const SampleArgs& a) {
   if (a.with_log_prob && a.temperature != 1.0) {
     throw ConfigError(
         "--log-prob gives log p(x) of the model; with --temperature score the "
@@ -196,6 +195,16 @@ void run_sample(const SampleArgs& a) {
   stream_rows(
       a.out, header, a.n, static_cast<int64_t>(header.size()), model.dtype, a.chunk,
       [&](int64_t, int64_t len) { return draw(flow, len, a.with_log_prob, a.temperature); });
+}
+
+void run_sample(const SampleArgs& a) {
+  check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--context-file", a.context_file}});
+  const Model model = load_model(a.model);
+  apply_threads(a.threads, workload_of(model));
+  apply_solver_options(model, a.solver);
+  draw_samples(model, a);
+  const std::string nfe = nfe_line(model);
+  if (!nfe.empty()) std::cerr << "zflow: " << nfe << "\n";
 }
 
 }  // namespace
@@ -231,6 +240,7 @@ void add_sample(CLI::App& app) {
       ->check(positive())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
+  add_solver_options(sub, a->solver);
   sub->callback([a, sub] {
     a->n_given = sub->get_option("-n")->count() > 0;
     run_sample(*a);

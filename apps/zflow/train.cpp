@@ -16,6 +16,7 @@
 #include "common.h"
 #include "distributed.h"
 #include "figures.h"
+#include "ode_options.h"
 #include "outputs.h"
 #include "report.h"
 #include "signals.h"
@@ -29,6 +30,7 @@
 #include "zflow/flows/model_card.h"
 #include "zflow/flows/registry.h"
 #include "zflow/io/atomic_file.h"
+#include "zflow/train/flow_matching.h"
 #include "zflow/train/trainer.h"
 #include "zflow/transforms/elementwise.h"
 
@@ -67,7 +69,13 @@ struct TrainArgs {
   bool quiet = false;
   bool threads_given = false;
   DistributedArgs dist;
+  // Empty: flow-matching for a cnf model, likelihood for every other.
+  std::string objective;
+  train::FlowMatchingOptions flow_matching;
+  SolverArgs solver;
 };
+
+bool uses_flow_matching(const TrainArgs& a) { return a.objective == "flow-matching"; }
 
 /// Fills in the default model and rejects a tabular model for images or the converse.
 void check_model_choice(TrainArgs& a, bool images) {
@@ -141,7 +149,12 @@ Json options_json(const TrainArgs& a, const Data& data) {
             {"device", a.device},
             {"standardize", !a.no_standardize},
             {"resume", a.train.resume},
-            {"processes", std::max(a.dist.nproc, 1)}};
+            {"processes", std::max(a.dist.nproc, 1)},
+            {"objective", a.objective}};
+  if (uses_flow_matching(a)) {
+    o["coupling"] = a.flow_matching.coupling;
+    o["sigma_min"] = a.flow_matching.sigma_min;
+  }
   if (a.spec_file.empty()) {
     o["layers"] = a.builder.layers;
     o["hidden"] = a.builder.hidden;
@@ -310,6 +323,9 @@ train::TrainResult fit(const TrainArgs& a, const RunData& d, FlowImpl& flow, at:
   options.state_path = "";  // the checkpoint callback below writes it
   options.seed = static_cast<uint64_t>(a.seed);
   train::Trainer trainer(flow, options);
+  if (uses_flow_matching(a)) {
+    trainer.set_objective(std::make_shared<train::FlowMatching>(a.flow_matching));
+  }
   if (run.sync) trainer.set_gradient_sync(run.sync);
   const int64_t bpd_dims = d.images ? d.features : 0;
   // Rank 0 alone prints and writes; every process stops on a signal to any of them.
@@ -385,7 +401,7 @@ ModelCard model_card(const TrainArgs& a, const RunData& d, const AssembledSpec& 
                 {"result",
                  {{"steps", result.steps_done},
                   {"best_step", result.best_step},
-                  {"best_val_nll", result.best_val_nll},
+                  {uses_flow_matching(a) ? "best_val_loss" : "best_val_nll", result.best_val_nll},
                   {"validation", d.split.val.defined() ? "held-out" : "training subset"},
                   {"final_train_nll", result.final_train_nll},
                   {"skipped_steps", result.skipped_steps},
@@ -408,9 +424,10 @@ void print_summary(const TrainArgs& a, const RunData& d, int64_t params,
                    const train::TrainResult& result) {
   std::cerr << "trained " << model_name(a) << " (" << params << " params) for " << result.steps_done
             << " steps in " << fmt(result.seconds, 3) << " s: best "
-            << (d.split.val.defined() ? "validation" : "training-subset") << " NLL "
+            << (d.split.val.defined() ? "validation" : "training-subset")
+            << (uses_flow_matching(a) ? " flow-matching loss " : " NLL ")
             << fmt(result.best_val_nll);
-  if (d.images) {
+  if (d.images && !uses_flow_matching(a)) {
     std::cerr << " (" << fmt(train::bits_per_dim(result.best_val_nll, d.features)) << " bits/dim)";
   }
   std::cerr << " at step " << result.best_step;
@@ -429,6 +446,24 @@ void print_summary(const TrainArgs& a, const RunData& d, int64_t params,
               << " ms per step";
   }
   std::cerr << "; wrote " << a.out << (a.report.empty() ? "" : " and " + a.report) << "\n";
+  if (uses_flow_matching(a)) {
+    std::cerr << "zflow: flow matching fits the velocity, not the likelihood: 'zflow eval --model "
+              << a.out << "' gives the test NLL (by the ODE solver, with the NFE it took)\n";
+  }
+}
+
+void validate_objective(const TrainArgs& a) {
+  if (uses_flow_matching(a) && a.model != "cnf" && a.spec_file.empty()) {
+    throw ConfigError(
+        "--objective flow-matching trains continuous flows: use --model cnf (or a "
+        "--spec with a cnf layer)");
+  }
+  train::check_flow_matching_options(a.flow_matching);
+  if (a.flow_matching.coupling == "ot" && !a.context_columns.empty()) {
+    throw ConfigError(
+        "--fm-coupling ot pairs noise and data regardless of the context, which "
+        "biases a conditional flow; use --fm-coupling independent");
+  }
 }
 
 /// Checks what can be checked before reading any data, and fills in the derived options.
@@ -453,6 +488,9 @@ void prepare(TrainArgs& a, bool leader, int local_processes) {
   }
   const bool images = data::is_image_source(a.data);
   check_model_choice(a, images);
+  if (a.objective.empty()) a.objective = a.model == "cnf" ? "flow-matching" : "likelihood";
+  validate_objective(a);
+  apply_solver_options(a.builder, a.solver);
   // Processes on one machine share its CPUs: by default each takes its part of them.
   if (!a.threads_given && local_processes > 1) {
     a.threads = std::max(1, train::available_cpus() / local_processes);
@@ -589,6 +627,32 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
                 "Do not insert a standardisation fitted on the training split");
 }
 
+void add_continuous_options(CLI::App* sub, TrainArgs* a) {
+  const std::string group = "Continuous flows (docs/continuous.md)";
+  sub->add_option("--objective", a->objective,
+                  "What training minimises: likelihood (maximum likelihood; for cnf through the "
+                  "ODE solver, FFJORD) or flow-matching (regression on a velocity, cnf only; "
+                  "default for cnf)")
+      ->check(CLI::IsMember({"likelihood", "flow-matching"}))
+      ->group("Optimisation");
+  sub->add_option("--fm-coupling", a->flow_matching.coupling,
+                  "Flow matching: pair noise and data independently, or by the exact optimal "
+                  "assignment within each minibatch (ot: straighter paths, fewer solver steps)")
+      ->check(CLI::IsMember({"independent", "ot"}))
+      ->capture_default_str()
+      ->group(group);
+  sub->add_option("--sigma-min", a->flow_matching.sigma_min,
+                  "Flow matching: width of the path's Gaussian at the data")
+      ->capture_default_str()
+      ->group(group);
+  sub->add_option("--time-embedding", a->builder.time_embedding,
+                  "cnf: time features of the velocity field, linear (t as an input) or "
+                  "sinusoidal (default: linear for tabular data, sinusoidal for images)")
+      ->check(CLI::IsMember({"linear", "sinusoidal"}))
+      ->group(group);
+  add_solver_options(sub, a->solver);
+}
+
 void add_optimisation_options(CLI::App* sub, TrainArgs* a) {
   add_optimiser_options(sub, a->train, a->no_cosine, a->seed);
   sub->add_option("--val-fraction", a->val_fraction,
@@ -605,6 +669,7 @@ void add_train(CLI::App& app) {
   set_example(
       sub,
       "zflow train --data 8gaussians --model realnvp --steps 2000 --out model.safetensors\n"
+      "  zflow train --data moons --model cnf --objective flow-matching --out cnf.safetensors\n"
       "  zflow train --data measurements.csv --columns 0-3 --out model.safetensors\n"
       "  zflow train --data runs.csv --context-columns temp --model maf --out cond.safetensors\n"
       "  zflow train --data fashion-mnist --model glow --hidden 64 --steps 3000 --out "
@@ -613,6 +678,7 @@ void add_train(CLI::App& app) {
   add_train_data_options(sub, a.get());
   add_model_options(sub, a.get());
   add_optimisation_options(sub, a.get());
+  add_continuous_options(sub, a.get());
   add_run_options(sub, a->threads, a->metrics, a->report, a->train, a->state, a->quiet);
   add_distributed_options(sub, &a->dist);
   auto group = [sub](const char* name, std::initializer_list<const char*> options) {

@@ -44,6 +44,27 @@ TransformOutput TransformImpl::inverse(const Tensor& inputs, const Tensor& conte
   return out;
 }
 
+Tensor TransformImpl::forward_outputs(const Tensor& inputs, const Tensor& context) {
+  check_inputs(type_, inputs, context);
+  return forward_outputs_impl(inputs, context);
+}
+
+Tensor TransformImpl::inverse_outputs(const Tensor& inputs, const Tensor& context) {
+  if (!has_inverse()) {
+    throw NotInvertibleError(type_ + " has no closed-form inverse");
+  }
+  check_inputs(type_, inputs, context);
+  return inverse_outputs_impl(inputs, context);
+}
+
+Tensor TransformImpl::forward_outputs_impl(const Tensor& inputs, const Tensor& context) {
+  return forward_impl(inputs, context).outputs;
+}
+
+Tensor TransformImpl::inverse_outputs_impl(const Tensor& inputs, const Tensor& context) {
+  return inverse_impl(inputs, context).outputs;
+}
+
 TransformOutput TransformImpl::inverse_impl(const Tensor&, const Tensor&) {
   throw NotInvertibleError(type_ + " has no closed-form inverse");
 }
@@ -102,6 +123,19 @@ TransformOutput CompositeTransformImpl::inverse_impl(const Tensor& inputs, const
     total = total + out.logabsdet;
   }
   return {x, total};
+}
+
+Tensor CompositeTransformImpl::forward_outputs_impl(const Tensor& inputs, const Tensor& context) {
+  Tensor x = inputs;
+  for (const auto& layer : layers_) x = layer->forward_outputs(x, context);
+  return x;
+}
+
+Tensor CompositeTransformImpl::inverse_outputs_impl(const Tensor& inputs, const Tensor& context) {
+  Tensor x = inputs;
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it)
+    x = (*it)->inverse_outputs(x, context);
+  return x;
 }
 
 std::vector<Tensor> CompositeTransformImpl::forward_steps(const Tensor& inputs,

@@ -47,7 +47,7 @@ Json with_context(Json spec, int64_t k, const std::vector<double>& context_mean,
         {"features", r.embedding},
         {"hidden", r.builder.hidden > 0 ? r.builder.hidden : kDefaultTabularHidden},
         {"layers", 1},
-        {"activation", r.builder.activation}};
+        {"activation", r.builder.activation.empty() ? "relu" : r.builder.activation}};
   }
   return spec;
 }

@@ -107,6 +107,36 @@ void check(const std::string& name, int64_t features, const BuilderOptions& o) {
   if (o.context_features < 0) throw ConfigError(name + ": context features must be >= 0");
 }
 
+/// A continuous flow over a standard normal: one "cnf" layer with the velocity field and
+/// solver of `o` (an MLP for [D], a U-Net for [C, H, W]). No log tails: flow matching draws
+/// the path's start from the base itself.
+Json continuous_flow(const std::vector<int64_t>& shape, const BuilderOptions& o) {
+  const bool images = shape.size() == 3;
+  const std::string time =
+      !o.time_embedding.empty() ? o.time_embedding : (images ? "sinusoidal" : "linear");
+  Json velocity = {{"time_embedding", time}, {"hidden", o.hidden}};
+  if (images) {
+    velocity["type"] = "unet";
+    velocity["levels"] = o.levels > 0 ? o.levels : 2;
+  } else {
+    velocity["type"] = "mlp";
+    velocity["layers"] = o.depth;
+    velocity["activation"] = o.activation;
+  }
+  Json cnf = {{"type", "cnf"},
+              {"shape", shape},
+              {"velocity", velocity},
+              {"solver",
+               {{"method", o.solver}, {"steps", o.ode_steps}, {"atol", o.atol}, {"rtol", o.rtol}}},
+              {"trace", o.trace.empty() ? (images ? "hutchinson" : "exact") : o.trace}};
+  if (o.context_features > 0) cnf["context_features"] = o.context_features;
+  Json spec = {{"type", "flow"},
+               {"transform", {{"type", "composite"}, {"layers", Json::array({cnf})}}},
+               {"base", {{"type", "standard_normal"}, {"shape", shape}}}};
+  if (o.context_features > 0) spec["context_features"] = o.context_features;
+  return spec;
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> builder_names() {
@@ -121,12 +151,25 @@ std::vector<std::pair<std::string, std::string>> builder_names() {
           {"nsf-coupling",
            "NSF-C: rational-quadratic spline couplings + LU linear (Durkan et al. 2019)"},
           {"nsf-autoregressive",
-           "NSF-AR: autoregressive rational-quadratic splines + LU linear (Durkan et al. 2019)"}};
+           "NSF-AR: autoregressive rational-quadratic splines + LU linear (Durkan et al. 2019)"},
+          {"cnf",
+           "CNF: a neural ODE, trained by flow matching or maximum likelihood (Lipman et al. "
+           "2023; Grathwohl et al. 2019)"}};
+}
+
+std::string builder_activation(const std::string& name, const BuilderOptions& options) {
+  if (!options.activation.empty()) return options.activation;
+  return name == "cnf" ? "silu" : "relu";
 }
 
 Json build_flow_spec(const std::string& name, int64_t features, const BuilderOptions& options) {
   BuilderOptions o = options;
   if (o.hidden == 0) o.hidden = kDefaultTabularHidden;
+  o.activation = builder_activation(name, o);
+  if (name == "cnf") {
+    check(name, features, o);
+    return continuous_flow(std::vector<int64_t>{features}, o);
+  }
   check(name, features, o);
   if (o.layers > 2) {
     // Two layers hold one of each alternating kind; the full list is built only if it fits.
@@ -220,6 +263,7 @@ Json build_box_flow_spec(const std::string& name, int64_t features, const Builde
   }
   BuilderOptions o = options;
   if (o.hidden == 0) o.hidden = kDefaultTabularHidden;
+  o.activation = builder_activation(name, o);
   o.tail_bound = 1.0;
   check(name, features, o);
   Json layers = Json::array({{{"type", "standardize"}, {"mean", center}, {"std", half}}});
@@ -321,7 +365,10 @@ std::vector<std::pair<std::string, std::string>> image_builder_names() {
            "the channels factored out after each level (Kingma & Dhariwal 2018)"},
           {"realnvp-image",
            "RealNVP multi-scale: checkerboard and channel-mask affine couplings (Dinh et al. "
-           "2017)"}};
+           "2017)"},
+          {"cnf",
+           "CNF: a neural ODE with a U-Net velocity field, trained by flow matching (Lipman "
+           "et al. 2023)"}};
 }
 
 Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& shape,
@@ -351,6 +398,20 @@ Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& 
   }
   if (!(o.logit_alpha < 0.5)) throw ConfigError(name + ": logit alpha must be below 0.5");
   const bool glow = name == "glow";
+  if (name == "cnf") {
+    // Dequantised pixels through RealNVP's logit (α = 0.05 unless given), then the ODE.
+    Json spec = continuous_flow(shape, o);
+    Json& layers = spec["transform"]["layers"];
+    const double alpha = o.logit_alpha >= 0 ? o.logit_alpha : 0.05;
+    if (alpha > 0) {
+      const double width = 1.0 / (1.0 - 2.0 * alpha);
+      layers.insert(
+          layers.begin(),
+          Json{{"type", "logit"}, {"lower", -alpha * width}, {"upper", 1.0 + alpha * width}});
+    }
+    layers.insert(layers.begin(), Json{{"type", "dequantize"}, {"bits", o.bits}});
+    return spec;
+  }
   if (!glow && name != "realnvp-image") {
     std::string known;
     for (const auto& [n, d] : image_builder_names()) known += (known.empty() ? "" : ", ") + n;

@@ -55,7 +55,8 @@ Tensor FlowImpl::draw_noise(int64_t n, const Tensor& embedded) {
   return base_->sample(n, embedded).flatten(0, 1);  // [C, n, ...] → [C·n, ...]
 }
 
-std::pair<Tensor, Tensor> FlowImpl::draw(int64_t n, const Tensor& context, double temperature) {
+std::pair<Tensor, Tensor> FlowImpl::draw(int64_t n, const Tensor& context, double temperature,
+                                         bool with_log_prob) {
   TORCH_CHECK(n >= 0, "flow: number of samples must be >= 0, got ", n);
   const bool one_context = context.defined() && context.dim() == 1;
   const Tensor raw = one_context ? context.unsqueeze(0) : context;
@@ -64,27 +65,32 @@ std::pair<Tensor, Tensor> FlowImpl::draw(int64_t n, const Tensor& context, doubl
   const Tensor repeated = embedded.defined() ? embedded.repeat_interleave(n, 0) : embedded;
   Tensor z = draw_noise(n, embedded);
   if (temperature != 1.0) z = z * temperature;
-  const Tensor base_log_prob = base_->log_prob(z, repeated);
-  auto out = transform_->inverse(z, repeated);
-  // log p(x) = log π(z) − log|det ∂x/∂z| (the model's density, whatever the temperature).
-  Tensor x = out.outputs;
-  Tensor log_prob = base_log_prob - out.logabsdet;
+  Tensor x;
+  Tensor log_prob;
+  if (with_log_prob) {
+    auto out = transform_->inverse(z, repeated);
+    // log p(x) = log π(z) − log|det ∂x/∂z| (the model's density, whatever the temperature).
+    x = out.outputs;
+    log_prob = base_->log_prob(z, repeated) - out.logabsdet;
+  } else {
+    // Without the log-determinant, which some layers (continuous flows) pay dearly for.
+    x = transform_->inverse_outputs(z, repeated);
+  }
   if (raw.defined() && !one_context) {
     std::vector<int64_t> shape{raw.size(0), n};
     for (auto s : x.sizes().slice(1)) shape.push_back(s);
     x = x.reshape(shape);
-    log_prob = log_prob.reshape({raw.size(0), n});
+    if (with_log_prob) log_prob = log_prob.reshape({raw.size(0), n});
   }
   return {x, log_prob};
 }
 
 std::pair<Tensor, Tensor> FlowImpl::sample_and_log_prob(int64_t n, const Tensor& context) {
-  return draw(n, context, 1.0);
+  return draw(n, context, 1.0, true);
 }
 
 Tensor FlowImpl::sample(int64_t n, const Tensor& context) {
-  // The inverse computes its log-determinant anyway; the base density is cheap.
-  return draw(n, context, 1.0).first;
+  return draw(n, context, 1.0, false).first;
 }
 
 Tensor FlowImpl::sample_at_temperature(int64_t n, double temperature, const Tensor& context) {
@@ -95,15 +101,15 @@ Tensor FlowImpl::sample_at_temperature(int64_t n, double temperature, const Tens
     throw ConfigError("sampling at a temperature needs a standard_normal base, this flow has " +
                       base_->type());
   }
-  return draw(n, context, temperature).first;
+  return draw(n, context, temperature, false).first;
 }
 
 Tensor FlowImpl::transform_to_noise(const Tensor& inputs, const Tensor& context) {
-  return transform_->forward(inputs, embed_context(context)).outputs;
+  return transform_->forward_outputs(inputs, embed_context(context));
 }
 
 Tensor FlowImpl::decode(const Tensor& noise, const Tensor& context) {
-  return transform_->inverse(noise, embed_context(context)).outputs;
+  return transform_->inverse_outputs(noise, embed_context(context));
 }
 
 Json FlowImpl::spec() const {

@@ -11,6 +11,7 @@
 #include "zflow/distributions/uniform.h"
 #include "zflow/flows/spec_size.h"
 #include "zflow/transforms/autoregressive.h"
+#include "zflow/transforms/continuous.h"
 #include "zflow/transforms/coupling.h"
 #include "zflow/transforms/elementwise.h"
 #include "zflow/transforms/image.h"
@@ -187,6 +188,9 @@ Table<TransformFactory>& transform_table() {
       MultiscaleOptions o(spec_required<std::vector<int64_t>>(s, "shape"), std::move(built));
       o.scale_bound(spec_optional(s, "scale_bound", o.scale_bound()));
       return std::make_shared<MultiscaleImpl>(o);
+    };
+    f["cnf"] = [](const Json& s) -> TransformPtr {
+      return std::make_shared<ContinuousFlowImpl>(s);
     };
     f["logit"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"lower", "upper", "eps"});

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <limits>
@@ -22,8 +23,8 @@ namespace {
 /// conditioner and an array of specs in a composite; only integers are checked.
 const std::set<std::string>& size_keys() {
   static const std::set<std::string> keys = {
-      "features",   "hidden", "layers", "channels",         "bins",
-      "components", "factor", "bits",   "context_features", "shape"};
+      "features", "hidden", "layers",           "channels", "bins",          "components",
+      "factor",   "bits",   "context_features", "shape",    "embedding_size"};
   return keys;
 }
 
@@ -111,6 +112,20 @@ class Walker {
           integer(spec, "hidden", static_cast<double>(nn::ConvNetOptions(0, 0).hidden_channels()));
       size.elements += 9 * channels * hidden + hidden * hidden + 18 * hidden * channels +
                        2 * hidden + 2 * channels;
+    } else if (type == "cnf") {
+      const Json velocity = field(spec, "velocity");
+      const double time = 1 + integer(velocity, "embedding_size", 16);
+      if (length(spec, "shape") == 3) {
+        // A U-Net: per level, blocks of two 3x3 convolutions at width hidden·2^level, and the
+        // same again on the way up.
+        const double hidden = integer(velocity, "hidden", 32);
+        const double levels = integer(velocity, "levels", 2);
+        const double blocks = integer(velocity, "blocks", 1);
+        size.elements += 4 * 18 * hidden * hidden * std::pow(4.0, levels) * blocks / 3;
+      } else {
+        const double features = shape_elements(spec);
+        dense(features + time + context, features, velocity);
+      }
     } else if (type == "standard_normal") {
       size.elements += 0;
     } else if (type == "diagonal_normal") {

@@ -1,6 +1,7 @@
 #include "zflow/train/objective.h"
 
 #include "zflow/core/error.h"
+#include "zflow/train/flow_matching.h"
 #include "zflow/train/trainer.h"
 
 namespace zflow::train {
@@ -15,7 +16,8 @@ Tensor MaximumLikelihood::loss(FlowImpl& flow, const Batch& batch) {
 
 std::shared_ptr<Objective> make_objective(const std::string& name) {
   if (name == "likelihood") return std::make_shared<MaximumLikelihood>();
-  throw ConfigError("unknown objective '" + name + "' (choose likelihood)");
+  if (name == "flow-matching") return std::make_shared<FlowMatching>();
+  throw ConfigError("unknown objective '" + name + "' (choose likelihood or flow-matching)");
 }
 
 }  // namespace zflow::train

@@ -35,6 +35,10 @@ struct Case {
   // A quantiser: inverse is piecewise constant (no Jacobian, forward(inverse(z)) ≠ z) and
   // forward is random; its own tests check it instead.
   bool discrete_inverse = false;
+  // How close inverse(forward(x)) comes to x and log|det| to the autograd Jacobian's in
+  // float64: exact up to rounding for closed forms; the solver's accuracy for a
+  // continuous flow (dopri5 at tolerance 1e-9, rk4 with fixed steps).
+  double tolerance = 1e-9;
 };
 
 // Small images, so that the autograd Jacobian stays small (D = C·H·W).
@@ -196,6 +200,39 @@ std::vector<Case> cases() {
   };
   dequantize.discrete_inverse = true;
   c.push_back(dequantize);
+  // Continuous flows: the exact trace in evaluation, Hutchinson's in training (the
+  // gradient test runs in train mode).
+  auto cnf = [](const Json& shape, const Json& velocity, const Json& solver) {
+    return Json{{"type", "cnf"}, {"shape", shape}, {"velocity", velocity}, {"solver", solver}};
+  };
+  const Json tight = {{"method", "dopri5"}, {"atol", 1e-9}, {"rtol", 1e-9}};
+  Case cnf_mlp{"cnf_dopri5", cnf({kFeatures},
+                                 {{"type", "mlp"},
+                                  {"hidden", 16},
+                                  {"layers", 2},
+                                  {"activation", "tanh"},
+                                  {"time_embedding", "sinusoidal"},
+                                  {"embedding_size", 4}},
+                                 tight)};
+  cnf_mlp.tolerance = 1e-6;
+  c.push_back(cnf_mlp);
+  Json cnf_context_spec = cnf(
+      {kFeatures}, {{"type", "mlp"}, {"hidden", 16}, {"layers", 1}, {"time_embedding", "linear"}},
+      {{"method", "rk4"}, {"steps", 200}});
+  cnf_context_spec["context_features"] = kContext;
+  cnf_context_spec["training_trace"] = "exact";
+  Case cnf_context{"cnf_rk4_context", cnf_context_spec, kContext};
+  cnf_context.tolerance = 1e-6;
+  c.push_back(cnf_context);
+  Json cnf_image_spec = cnf(
+      {2, 3, 3},
+      {{"type", "unet"}, {"hidden", 4}, {"levels", 2}, {"groups", 2}, {"time_embedding", "linear"}},
+      {{"method", "dopri5"}, {"atol", 1e-8}, {"rtol", 1e-8}});
+  cnf_image_spec["probe"] = "gaussian";
+  Case cnf_image{"cnf_unet", cnf_image_spec};
+  cnf_image.inputs = images(2, 3, 3);
+  cnf_image.tolerance = 1e-6;
+  c.push_back(cnf_image);
   c.push_back({"inverse", {{"type", "inverse"}, {"transform", c[0].spec}}});
   c.push_back({"composite",
                {{"type", "composite"},
@@ -272,15 +309,21 @@ TEST_P(TransformProperties, InverseUndoesForwardFloat64) {
   Tensor ctx = context_for(GetParam(), at::kDouble);
   auto fwd = t->forward(x, ctx);
   auto inv = t->inverse(fwd.outputs, ctx);
-  EXPECT_LT((inv.outputs - x).abs().max().item<double>(), 1e-9);
-  EXPECT_LT((fwd.logabsdet + inv.logabsdet).abs().max().item<double>(), 1e-9);
+  const double tolerance = GetParam().tolerance;
+  EXPECT_LT((inv.outputs - x).abs().max().item<double>(), tolerance);
+  EXPECT_LT((fwd.logabsdet + inv.logabsdet).abs().max().item<double>(), tolerance);
   if (GetParam().discrete_inverse) return;
+  // Without the log-determinant, the same outputs (a continuous flow's adaptive solver
+  // may then take other steps, within its tolerance).
+  EXPECT_LT((t->forward_outputs(x, ctx) - fwd.outputs).abs().max().item<double>(), tolerance);
+  EXPECT_LT((t->inverse_outputs(fwd.outputs, ctx) - inv.outputs).abs().max().item<double>(),
+            tolerance);
   // And the other way round: forward(inverse(z)) = z.
   Tensor z = at::randn_like(fwd.outputs).clamp(-2, 2);
   if (GetParam().name == "logit") z = fwd.outputs;
   if (GetParam().name == "sigmoid") z = at::rand_like(x) * 3.6 - 0.8;
   auto back = t->forward(t->inverse(z, ctx).outputs, ctx);
-  EXPECT_LT((back.outputs - z).abs().max().item<double>(), 1e-9);
+  EXPECT_LT((back.outputs - z).abs().max().item<double>(), tolerance);
 }
 
 TEST_P(TransformProperties, InverseUndoesForwardFloat32) {
@@ -299,7 +342,8 @@ TEST_P(TransformProperties, LogabsdetMatchesAutogradJacobian) {
   Tensor ctx = context_for(GetParam(), at::kDouble);
   Tensor expected = autograd_logabsdet(*t, x, ctx);
   Tensor actual = t->forward(x, ctx).logabsdet;
-  EXPECT_LT((actual - expected).abs().max().item<double>(), 1e-8)
+  const double tolerance = std::max(GetParam().tolerance, 1e-8);
+  EXPECT_LT((actual - expected).abs().max().item<double>(), tolerance)
       << "expected " << expected << "\nactual " << actual;
   if (GetParam().discrete_inverse) return;
   // The inverse's logabsdet is that of its own Jacobian, at the noise point.
@@ -309,7 +353,7 @@ TEST_P(TransformProperties, LogabsdetMatchesAutogradJacobian) {
                 .abs()
                 .max()
                 .item<double>(),
-            1e-8);
+            tolerance);
 }
 
 TEST_P(TransformProperties, GradientsReachEveryParameter) {

@@ -55,6 +55,13 @@ class TransformImpl : public torch::nn::Module {
   /// Noise → data. Throws NotInvertibleError when has_inverse() is false.
   TransformOutput inverse(const Tensor& inputs, const Tensor& context = {});
 
+  /// forward() without the log-determinant, for encoding: layers whose log-determinant
+  /// costs much more than their outputs (a continuous flow's Jacobian trace at every solver
+  /// step) skip it. The outputs equal forward(inputs, context).outputs.
+  Tensor forward_outputs(const Tensor& inputs, const Tensor& context = {});
+  /// inverse() without the log-determinant, for sampling and decoding (as forward_outputs).
+  Tensor inverse_outputs(const Tensor& inputs, const Tensor& context = {});
+
   /// Whether inverse() is available in closed form.
   virtual bool has_inverse() const { return true; }
   /// The registry name ("affine_coupling", ...).
@@ -79,6 +86,9 @@ class TransformImpl : public torch::nn::Module {
   virtual TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) = 0;
   /// Default: throws NotInvertibleError.
   virtual TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context);
+  /// Defaults: forward_impl(...).outputs and inverse_impl(...).outputs.
+  virtual Tensor forward_outputs_impl(const Tensor& inputs, const Tensor& context);
+  virtual Tensor inverse_outputs_impl(const Tensor& inputs, const Tensor& context);
 
  private:
   std::string type_;
@@ -116,6 +126,8 @@ class CompositeTransformImpl : public TransformImpl {
  protected:
   TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;
   TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context) override;
+  Tensor forward_outputs_impl(const Tensor& inputs, const Tensor& context) override;
+  Tensor inverse_outputs_impl(const Tensor& inputs, const Tensor& context) override;
 
  private:
   std::vector<TransformPtr> layers_;

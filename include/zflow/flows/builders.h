@@ -45,8 +45,9 @@ struct BuilderOptions {
   int64_t hidden = 0;
   /// Hidden layers (or residual blocks) per conditioner.
   int64_t depth = 2;
-  /// Conditioner activation.
-  std::string activation = "relu";
+  /// Conditioner activation (empty: the model's default, relu; cnf: silu, smooth as the
+  /// trace of its Jacobian needs).
+  std::string activation;
   /// "mlp" or "resmlp".
   std::string conditioner = "mlp";
   /// Bound b of the affine couplings' soft-clamped log-scale.
@@ -76,7 +77,26 @@ struct BuilderOptions {
   double logit_alpha = -1.0;
   /// Bits per pixel value of the data (8 for ordinary images).
   int64_t bits = 8;
+
+  // Continuous flows (cnf; transforms/continuous.h): the velocity field has `depth` hidden
+  // layers of width `hidden` (images: a U-Net with `levels` resolutions).
+  /// ODE solver: euler, midpoint, rk4 or dopri5.
+  std::string solver = "dopri5";
+  /// Steps of the fixed-step solvers.
+  int64_t ode_steps = 20;
+  /// dopri5's tolerances.
+  double atol = 1e-5;
+  double rtol = 1e-5;
+  /// The trace in evaluation: "exact" or "hutchinson" (empty: exact for tabular data,
+  /// hutchinson for images, where D vector-Jacobian products per step cost too much).
+  std::string trace;
+  /// Time features of the velocity field: "linear" (t as an input) or "sinusoidal" (empty:
+  /// linear for tabular data, sinusoidal for the U-Net of images).
+  std::string time_embedding;
 };
+
+/// The activation of `options` for model `name` (its default when none was chosen).
+std::string builder_activation(const std::string& name, const BuilderOptions& options);
 
 /// Names of the ready-made models with a one-line description each.
 std::vector<std::pair<std::string, std::string>> builder_names();

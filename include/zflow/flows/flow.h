@@ -65,8 +65,10 @@ class FlowImpl : public DistributionImpl {
   DistributionPtr base() const { return base_; }
 
  private:
-  /// Samples and their log p(x), base noise scaled by `temperature`.
-  std::pair<Tensor, Tensor> draw(int64_t n, const Tensor& context, double temperature);
+  /// Base noise scaled by `temperature` through the inverse.
+  /// Samples (and their log p(x) when `with_log_prob`; else an undefined tensor).
+  std::pair<Tensor, Tensor> draw(int64_t n, const Tensor& context, double temperature,
+                                 bool with_log_prob);
   /// Draws z for n samples per context row: [C·n, ...] from embedded contexts [C, E].
   Tensor draw_noise(int64_t n, const Tensor& embedded);
   TransformPtr transform_;
