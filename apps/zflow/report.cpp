@@ -8,13 +8,18 @@
 #include <memory>
 #include <sstream>
 
+#include <c10/core/GradMode.h>
+
 #include "figures.h"
+#include "ode_options.h"
 #include "outputs.h"
 #include "target_options.h"
 #include "zflow/core/error.h"
 #include "zflow/io/atomic_file.h"
+#include "zflow/ode/solver.h"
 #include "zflow/plot/svg.h"
 #include "zflow/train/trainer.h"
+#include "zflow/transforms/continuous.h"
 #include "zflow/version.h"
 
 namespace zflow::cli {
@@ -245,6 +250,34 @@ void architecture_section(std::ostream& html, const Model& model) {
 
 }  // namespace
 
+/// For a model with continuous layers: its solver and the evaluations of the velocity
+/// field (NFE) that sampling and scoring 256 points take.
+void continuous_section(std::ostream& html, const Model& model, const ReportOptions& o) {
+  const auto layers = continuous_layers(*model.flow->transform());
+  if (layers.empty()) return;
+  const auto& options = layers.front()->options();
+  c10::AutoGradMode no_grad(false);
+  seed_torch(o.seed);
+  for (auto* layer : layers) layer->reset_counts();
+  const at::Tensor context =
+      model.conditional() ? at::zeros({model.context_features}, at::TensorOptions(model.dtype))
+                          : at::Tensor();
+  const at::Tensor x = model.flow->sample(256, context);
+  const EvaluationCount sampling = evaluation_count(model);
+  for (auto* layer : layers) layer->reset_counts();
+  model.flow->log_prob(x, context.defined() ? context.expand({256, -1}) : context);
+  const EvaluationCount density = evaluation_count(model);
+  const std::string solver =
+      ode::is_fixed_step(options.solver.method)
+          ? options.solver.method + ", " + std::to_string(options.solver.steps) + " steps"
+          : options.solver.method + ", atol " + fmt(options.solver.atol, 2) + ", rtol " +
+                fmt(options.solver.rtol, 2);
+  html << "<h2>Continuous flow</h2><table>\n"
+       << row("ODE solver", solver) << row("trace in evaluation", options.trace)
+       << row("NFE per sample, sampling", fmt(sampling.per_solve(), 4))
+       << row("NFE per sample, log p(x)", fmt(density.per_solve(), 4)) << "</table>\n";
+}
+
 std::string report_html(const Model& model, const ReportOptions& o) {
   std::ostringstream html;
   const Json& train = model.card.train;
@@ -262,6 +295,7 @@ std::string report_html(const Model& model, const ReportOptions& o) {
        << (model.card.dataset.empty() ? std::string() : " on " + escape(model.card.dataset))
        << " · written " << date << " by zflow " << kVersion << "</p>\n";
   result_section(html, model);
+  continuous_section(html, model, o);
   curves_section(html, model, o);
   pictures_section(html, model, o);
   html << "<h2>Configuration</h2><table>\n";

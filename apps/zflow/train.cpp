@@ -327,7 +327,8 @@ train::TrainResult fit(const TrainArgs& a, const RunData& d, FlowImpl& flow, at:
     trainer.set_objective(std::make_shared<train::FlowMatching>(a.flow_matching));
   }
   if (run.sync) trainer.set_gradient_sync(run.sync);
-  const int64_t bpd_dims = d.images ? d.features : 0;
+  // Bits/dim only for a likelihood: a flow-matching loss is not one.
+  const int64_t bpd_dims = d.images && !uses_flow_matching(a) ? d.features : 0;
   // Rank 0 alone prints and writes; every process stops on a signal to any of them.
   if (!a.quiet && run.leader()) {
     trainer.add_callback(std::make_shared<train::ProgressCallback>(

@@ -374,7 +374,8 @@ std::vector<std::pair<std::string, std::string>> image_builder_names() {
 Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& shape,
                            const BuilderOptions& options) {
   BuilderOptions o = options;
-  if (o.hidden == 0) o.hidden = kDefaultImageHidden;
+  // The cnf's U-Net doubles its width at every level: 32 channels at the top.
+  if (o.hidden == 0) o.hidden = name == "cnf" ? 32 : kDefaultImageHidden;
   if (shape.size() != 3) {
     throw ConfigError(name + ": image models need an event shape [C, H, W], got " +
                       shape_string(shape));
