@@ -18,12 +18,8 @@ void add_solver_options(CLI::App* sub, SolverArgs& a) {
   sub->add_option("--ode-steps", a.steps, "Steps of the fixed-step solvers")
       ->check(positive())
       ->group(group);
-  sub->add_option("--atol", a.atol, "dopri5's absolute tolerance")
-      ->check(CLI::PositiveNumber)
-      ->group(group);
-  sub->add_option("--rtol", a.rtol, "dopri5's relative tolerance")
-      ->check(CLI::PositiveNumber)
-      ->group(group);
+  sub->add_option("--atol", a.atol, "dopri5's absolute tolerance")->check(positive())->group(group);
+  sub->add_option("--rtol", a.rtol, "dopri5's relative tolerance")->check(positive())->group(group);
   sub->add_option("--trace", a.trace,
                   "log|det| of a continuous flow: exact (D vector-Jacobian products per "
                   "evaluation) or hutchinson (one, an unbiased estimate)")

@@ -195,6 +195,24 @@ void run_plot(PlotArgs& a) {
   std::cerr << "wrote the " << a.kind << " picture of " << a.model << " to " << a.out << "\n";
 }
 
+/// The options of `plot steps` alone.
+void add_steps_options(CLI::App* sub, PlotArgs* a) {
+  sub->add_option("--groups", a->figure.groups,
+                  "steps: panels for groups of consecutive layers (default: one per layer, "
+                  "grouped evenly beyond --max-panels)")
+      ->check(non_negative());
+  sub->add_option("--max-panels", a->figure.max_panels, "steps: panels per row at most")
+      ->check(CLI::Range(int64_t{2}, int64_t{64}))
+      ->capture_default_str();
+  sub->add_option("--times", a->figure.times,
+                  "steps: a continuous flow (cnf) at this many evenly spaced times")
+      ->check(CLI::Range(int64_t{1}, int64_t{64}))
+      ->capture_default_str();
+  sub->add_flag("--density", a->figure.density,
+                "steps: each stage's exact density with samples as dots over it, instead of a "
+                "histogram of samples");
+}
+
 }  // namespace
 
 void add_plot(CLI::App& app) {
@@ -247,20 +265,7 @@ void add_plot(CLI::App& app) {
   sub->add_option("--range", a->range,
                   "Fixed axes 'xmin,xmax,ymin,ymax' (default: cover the data, the same within a "
                   "row; for a target, its plot box)");
-  sub->add_option("--groups", a->figure.groups,
-                  "steps: panels for groups of consecutive layers (default: one per layer, "
-                  "grouped evenly beyond --max-panels)")
-      ->check(non_negative());
-  sub->add_option("--max-panels", a->figure.max_panels, "steps: panels per row at most")
-      ->check(CLI::Range(int64_t{2}, int64_t{64}))
-      ->capture_default_str();
-  sub->add_option("--times", a->figure.times,
-                  "steps: a continuous flow (cnf) at this many evenly spaced times")
-      ->check(CLI::Range(int64_t{1}, int64_t{64}))
-      ->capture_default_str();
-  sub->add_flag("--density", a->figure.density,
-                "steps: each stage's exact density with samples as dots over it, instead of a "
-                "histogram of samples");
+  add_steps_options(sub, a.get());
   sub->add_option("--grid", a->grid, "samples, reconstruct: ROWSxCOLS images")
       ->capture_default_str();
   sub->add_option("--temperature,-t", a->temperature, "samples: z ~ N(0, T^2 I)")

@@ -52,13 +52,19 @@ TEST(LogTails, EveryReadyMadeFlowEndsWithThem) {
   BuilderOptions o;
   o.layers = 2;
   o.hidden = 8;
+  // All but the continuous flow: flow matching draws its paths' starts from the base
+  // itself, and log tails there would make rare starts enormous.
   for (const auto& [name, description] : builder_names()) {
     const Json spec = build_flow_spec(name, 3, o);
-    EXPECT_EQ(spec.at("transform").at("layers").back().at("type"), "log_tails") << name;
+    EXPECT_EQ(spec.at("transform").at("layers").back().at("type"),
+              name == "cnf" ? "cnf" : "log_tails")
+        << name;
   }
   for (const auto& [name, description] : image_builder_names()) {
     const Json spec = build_image_flow_spec(name, {1, 8, 8}, o);
-    EXPECT_EQ(spec.at("transform").at("layers").back().at("type"), "log_tails") << name;
+    EXPECT_EQ(spec.at("transform").at("layers").back().at("type"),
+              name == "cnf" ? "cnf" : "log_tails")
+        << name;
   }
 }
 
