@@ -77,15 +77,18 @@ EvaluationCount evaluation_count(const Model& model) {
   return count;
 }
 
+std::string solver_description(const ode::SolverOptions& solver) {
+  return ode::is_fixed_step(solver.method)
+             ? solver.method + " with " + std::to_string(solver.steps) + " steps"
+             : solver.method + " (atol " + fmt(solver.atol, 2) + ", rtol " + fmt(solver.rtol, 2) +
+                   ")";
+}
+
 std::string nfe_line(const Model& model) {
   const EvaluationCount count = evaluation_count(model);
   if (!count.continuous || count.solves == 0) return {};
   const auto layers = continuous_layers(*model.flow->transform());
-  const auto& solver = layers.front()->options().solver;
-  const std::string how =
-      ode::is_fixed_step(solver.method)
-          ? solver.method + " with " + std::to_string(solver.steps) + " steps"
-          : solver.method + " (atol " + fmt(solver.atol, 2) + ", rtol " + fmt(solver.rtol, 2) + ")";
+  const std::string how = solver_description(layers.front()->options().solver);
   return how + ": " + fmt(count.per_solve(), 4) +
          " evaluations of the velocity field per sample (NFE, over " +
          std::to_string(count.solves) + " solve" + (count.solves == 1 ? "" : "s") + ")";

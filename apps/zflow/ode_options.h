@@ -8,6 +8,7 @@
 
 #include "common.h"
 #include "zflow/flows/builders.h"
+#include "zflow/ode/solver.h"
 
 namespace zflow::cli {
 
@@ -27,6 +28,9 @@ void add_solver_options(CLI::App* sub, SolverArgs& args);
 void apply_solver_options(const Model& model, const SolverArgs& args);
 /// The given options written into BuilderOptions (for zflow train's cnf model).
 void apply_solver_options(BuilderOptions& builder, const SolverArgs& args);
+
+/// "rk4 with 8 steps" or "dopri5 (atol 1e-05, rtol 1e-05)".
+std::string solver_description(const ode::SolverOptions& solver);
 
 /// NFE of the model's continuous layers since the last reset.
 struct EvaluationCount {

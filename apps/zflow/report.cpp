@@ -16,7 +16,6 @@
 #include "target_options.h"
 #include "zflow/core/error.h"
 #include "zflow/io/atomic_file.h"
-#include "zflow/ode/solver.h"
 #include "zflow/plot/svg.h"
 #include "zflow/train/trainer.h"
 #include "zflow/transforms/continuous.h"
@@ -267,13 +266,9 @@ void continuous_section(std::ostream& html, const Model& model, const ReportOpti
   for (auto* layer : layers) layer->reset_counts();
   model.flow->log_prob(x, context.defined() ? context.expand({256, -1}) : context);
   const EvaluationCount density = evaluation_count(model);
-  const std::string solver =
-      ode::is_fixed_step(options.solver.method)
-          ? options.solver.method + ", " + std::to_string(options.solver.steps) + " steps"
-          : options.solver.method + ", atol " + fmt(options.solver.atol, 2) + ", rtol " +
-                fmt(options.solver.rtol, 2);
   html << "<h2>Continuous flow</h2><table>\n"
-       << row("ODE solver", solver) << row("trace in evaluation", options.trace)
+       << row("ODE solver", solver_description(options.solver))
+       << row("trace in evaluation", options.trace)
        << row("NFE per sample, sampling", fmt(sampling.per_solve(), 4))
        << row("NFE per sample, log p(x)", fmt(density.per_solve(), 4)) << "</table>\n";
 }

@@ -97,7 +97,6 @@ ContinuousFlowImpl::ContinuousFlowImpl(const Json& spec) : TransformImpl("cnf") 
   velocity_ = register_module(
       "velocity", nn::make_velocity_field(spec_optional<Json>(spec, "velocity", Json::object()),
                                           shape_, context_features_));
-  velocity_spec_ = velocity_->spec();
 }
 
 Json ContinuousFlowImpl::spec() const {
@@ -305,14 +304,14 @@ TransformOutput ContinuousFlowImpl::solve(const Tensor& inputs, const Tensor& co
 }
 
 Tensor ContinuousFlowImpl::solve_outputs(const Tensor& inputs, const Tensor& context, double t0,
-                                         double t1) {
+                                         double t1, const ode::SolverOptions& solver) {
   check_event(inputs);
   const int64_t batch = inputs.size(0);
   auto dynamics = [&](double t, const ode::State& y) -> ode::State {
     ++evaluations_;
     return {velocity(at::full({batch}, t, y[0].options()), y[0], context)};
   };
-  const ode::Solution solution = ode::integrate(dynamics, {inputs}, t0, t1, options_.solver);
+  const ode::Solution solution = ode::integrate(dynamics, {inputs}, t0, t1, solver);
   ++solves_;
   return solution.state[0];
 }
@@ -326,11 +325,11 @@ TransformOutput ContinuousFlowImpl::inverse_impl(const Tensor& inputs, const Ten
 }
 
 Tensor ContinuousFlowImpl::forward_outputs_impl(const Tensor& inputs, const Tensor& context) {
-  return solve_outputs(inputs, context, time_end_, time_begin_);
+  return solve_outputs(inputs, context, time_end_, time_begin_, options_.solver);
 }
 
 Tensor ContinuousFlowImpl::inverse_outputs_impl(const Tensor& inputs, const Tensor& context) {
-  return solve_outputs(inputs, context, time_begin_, time_end_);
+  return solve_outputs(inputs, context, time_begin_, time_end_, options_.solver);
 }
 
 std::vector<Tensor> ContinuousFlowImpl::path(const Tensor& noise, const Tensor& context,
@@ -349,14 +348,7 @@ std::vector<Tensor> ContinuousFlowImpl::path(const Tensor& noise, const Tensor& 
         segment.steps = std::max<int64_t>(
             1, std::llround(static_cast<double>(options_.solver.steps) * (next - t)));
       }
-      check_event(x);
-      const int64_t batch = x.size(0);
-      auto dynamics = [&](double time, const ode::State& y) -> ode::State {
-        ++evaluations_;
-        return {velocity(at::full({batch}, time, y[0].options()), y[0], context)};
-      };
-      x = ode::integrate(dynamics, {x}, t, next, segment).state[0];
-      ++solves_;
+      x = solve_outputs(x, context, t, next, segment);
       t = next;
     }
     points.push_back(x);

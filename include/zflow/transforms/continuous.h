@@ -112,8 +112,9 @@ class ContinuousFlowImpl : public TransformImpl {
  private:
   /// x(t1) and ∫_{t0}^{t1} tr(∂v/∂x) dt from x(t0) = inputs.
   TransformOutput solve(const Tensor& inputs, const Tensor& context, double t0, double t1);
-  /// x(t1) alone.
-  Tensor solve_outputs(const Tensor& inputs, const Tensor& context, double t0, double t1);
+  /// x(t1) alone, by `solver`.
+  Tensor solve_outputs(const Tensor& inputs, const Tensor& context, double t0, double t1,
+                       const ode::SolverOptions& solver);
   void check_event(const Tensor& inputs) const;
 
   std::vector<int64_t> shape_;
@@ -121,7 +122,6 @@ class ContinuousFlowImpl : public TransformImpl {
   double time_begin_ = 0.0;
   double time_end_ = 1.0;
   ContinuousOptions options_;
-  Json velocity_spec_;
   nn::VelocityFieldPtr velocity_;
   int64_t evaluations_ = 0;
   int64_t solves_ = 0;
