@@ -53,6 +53,10 @@ struct TrainArgs {
   // Empty: kDefaultTabularModel (nsf-coupling) for tabular data, glow for images.
   std::string model;
   std::string spec_file;
+  // --init: start from this model file's flow and weights (fine-tuning) instead of a new one.
+  std::string init;
+  std::shared_ptr<Model> init_model;
+  bool dtype_given = false;
   BuilderOptions builder;
   train::TrainOptions train;
   bool no_cosine = false;
@@ -84,7 +88,7 @@ void check_model_choice(TrainArgs& a, bool images) {
     for (const auto& [name, description] : list) out += (out.empty() ? "" : ", ") + name;
     return out;
   };
-  if (!a.spec_file.empty()) return;
+  if (!a.spec_file.empty() || !a.init.empty()) return;
   if (a.model.empty()) a.model = images ? kDefaultImageModel : kDefaultTabularModel;
   bool image_model = false;
   for (const auto& [name, description] : image_builder_names()) image_model |= name == a.model;
@@ -132,6 +136,7 @@ void validate(const TrainArgs& a) {
 
 Json options_json(const TrainArgs& a, const Data& data) {
   Json o = {{"model", a.spec_file.empty() ? a.model : "spec:" + a.spec_file},
+            {"init", a.init.empty() ? Json(nullptr) : Json(a.init)},
             {"steps", a.train.steps},
             {"batch_size", a.train.batch_size},
             {"lr", a.train.lr},
@@ -155,7 +160,7 @@ Json options_json(const TrainArgs& a, const Data& data) {
     o["coupling"] = a.flow_matching.coupling;
     o["sigma_min"] = a.flow_matching.sigma_min;
   }
-  if (a.spec_file.empty()) {
+  if (a.spec_file.empty() && a.init.empty()) {
     o["layers"] = a.builder.layers;
     o["hidden"] = a.builder.hidden;
     o["depth"] = a.builder.depth;
@@ -222,9 +227,42 @@ RunData load_run_data(const TrainArgs& a, at::ScalarType dtype) {
   return d;
 }
 
+/// ConfigError unless a flow for events of `shape` fits the data (`source`: the spec or
+/// model file the flow came from, or empty for a ready-made model).
+void check_event_shape(const std::vector<int64_t>& shape, const RunData& d,
+                       const std::string& source) {
+  if (shape == d.event_shape) return;
+  std::ostringstream s;
+  s << "the model spec is for events of shape " << c10::IntArrayRef(shape) << ", the data have ";
+  if (d.images) {
+    s << "images of shape " << c10::IntArrayRef(d.event_shape);
+  } else {
+    s << d.features << " column" << (d.features == 1 ? "" : "s");
+  }
+  throw ConfigError((source.empty() ? "" : source + ": ") + s.str());
+}
+
+/// --init: the flow of the model file, weights and standardisation included, to train on.
+FlowPtr initial_flow(const TrainArgs& a, const RunData& d, at::ScalarType dtype,
+                     AssembledSpec& assembled) {
+  const Model& m = *a.init_model;
+  check_event_shape(m.flow->event_shape(), d, "--init " + a.init);
+  if (m.context_features != d.context_features) {
+    throw ConfigError("--init " + a.init + ": the model takes " +
+                      std::to_string(m.context_features) + " context column" +
+                      (m.context_features == 1 ? "" : "s") + ", the data give " +
+                      std::to_string(d.context_features));
+  }
+  assembled.standardization = m.card.standardization;
+  assembled.context_standardization = m.card.context_standardization;
+  m.flow->to(dtype);
+  return m.flow;
+}
+
 /// The flow to train, its spec assembled from the model choice and the training split.
 FlowPtr build_flow(const TrainArgs& a, const RunData& d, at::ScalarType dtype,
                    AssembledSpec& assembled) {
+  if (a.init_model) return initial_flow(a, d, dtype, assembled);
   FlowRecipe recipe;
   recipe.model = a.model;
   if (!a.spec_file.empty()) recipe.spec = read_flow_spec_file(a.spec_file);
@@ -238,17 +276,7 @@ FlowPtr build_flow(const TrainArgs& a, const RunData& d, at::ScalarType dtype,
   assembled = assemble_flow_spec(recipe, d.split.train, d.split.train_context, d.split.train_rows);
   seed_torch(static_cast<uint64_t>(a.seed));
   FlowPtr flow = make_flow(assembled.spec);
-  const auto shape = flow->event_shape();
-  if (shape != d.event_shape) {
-    std::ostringstream s;
-    s << "the model spec is for events of shape " << c10::IntArrayRef(shape) << ", the data have ";
-    if (d.images) {
-      s << "images of shape " << c10::IntArrayRef(d.event_shape);
-    } else {
-      s << d.features << " column" << (d.features == 1 ? "" : "s");
-    }
-    throw ConfigError((a.spec_file.empty() ? "" : a.spec_file + ": ") + s.str());
-  }
+  check_event_shape(flow->event_shape(), d, a.spec_file);
   flow->to(dtype);
   if (!a.spec_file.empty()) {
     // A hand-written spec can be inconsistent in ways only running it shows (a mask of
@@ -288,6 +316,7 @@ void announce(const TrainArgs& a, const RunData& d, int64_t params) {
             << "), " << a.threads << " thread" << (a.threads == 1 ? "" : "s")
             << (a.dist.nproc > 1 ? " in each of " + std::to_string(a.dist.nproc) + " processes"
                                  : std::string())
+            << (a.init.empty() ? std::string() : ", starting from " + a.init)
             << (a.train.resume ? ", resuming from " + a.state : std::string()) << "\n";
 }
 
@@ -453,8 +482,24 @@ void print_summary(const TrainArgs& a, const RunData& d, int64_t params,
   }
 }
 
+/// --init: loads the model file; the run then trains its flow, in its dtype unless --dtype
+/// is given, with the solver options given applied to its continuous layers.
+void take_initial_model(TrainArgs& a, bool images) {
+  a.init_model = std::make_shared<Model>(load_model(a.init));
+  const Model& m = *a.init_model;
+  if (m.image() != images) {
+    throw ConfigError("--init " + a.init + ": the model is for " +
+                      (m.image() ? "images" : "tabular data") + ", --data " + a.data + " is " +
+                      (images ? "images" : "tabular data"));
+  }
+  a.model = m.card.model.empty() ? "the model of " + a.init : m.card.model;
+  if (!a.dtype_given) a.dtype = dtype_name(m.dtype);
+  apply_solver_options(m, a.solver);
+}
+
 void validate_objective(const TrainArgs& a) {
-  if (uses_flow_matching(a) && a.model != "cnf" && a.spec_file.empty()) {
+  // A spec or an --init model is checked by the objective itself (it needs a cnf layer).
+  if (uses_flow_matching(a) && a.model != "cnf" && a.spec_file.empty() && a.init.empty()) {
     throw ConfigError(
         "--objective flow-matching trains continuous flows: use --model cnf (or a "
         "--spec with a cnf layer)");
@@ -476,7 +521,7 @@ void prepare(TrainArgs& a, bool leader, int local_processes) {
   if (a.state == a.out) throw ConfigError("--state and --out must be different files");
   check_outputs(
       {{"--out", a.out}, {"--state", a.state}, {"--metrics", a.metrics}, {"--report", a.report}},
-      {{"--data", a.data}, {"--spec", a.spec_file}});
+      {{"--data", a.data}, {"--spec", a.spec_file}, {"--init", a.init}});
   a.train.cosine = !a.no_cosine;
   const std::string blas = active_blas();
   if (leader && is_reference_blas(blas)) {
@@ -488,6 +533,7 @@ void prepare(TrainArgs& a, bool leader, int local_processes) {
     throw IOError(a.state + ": no training state to resume from (no such file)");
   }
   const bool images = data::is_image_source(a.data);
+  if (!a.init.empty()) take_initial_model(a, images);
   check_model_choice(a, images);
   if (a.objective.empty()) a.objective = a.model == "cnf" ? "flow-matching" : "likelihood";
   validate_objective(a);
@@ -595,8 +641,14 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
   sub->add_option("--model", a->model,
                   "Architecture (default: nsf-coupling for tabular data, glow for images)")
       ->check(CLI::IsMember(models));
-  sub->add_option("--spec", a->spec_file, "A JSON flow spec to train instead of a ready-made model")
-      ->check(CLI::ExistingFile);
+  auto* spec = sub->add_option("--spec", a->spec_file,
+                               "A JSON flow spec to train instead of a ready-made model")
+                   ->check(CLI::ExistingFile);
+  sub->add_option("--init", a->init,
+                  "Start from this model file's flow and weights instead of a new flow (to "
+                  "fine-tune, e.g. a flow-matching cnf by likelihood); its architecture, "
+                  "standardisation and dtype are kept")
+      ->excludes(spec);
   add_builder_options(sub, a->builder);
   sub->add_option("--embedding", a->embedding,
                   "Embed the context by an MLP (width --hidden, 1 layer) into this many features "
@@ -685,15 +737,25 @@ void add_train(CLI::App& app) {
   auto group = [sub](const char* name, std::initializer_list<const char*> options) {
     for (const char* o : options) sub->get_option(o)->group(name);
   };
-  group("Model",
-        {"--model", "--spec", "--layers", "--hidden", "--depth", "--activation", "--conditioner",
-         "--scale-bound", "--bins", "--tail-bound", "--embedding", "--levels", "--steps-per-level",
-         "--coupling", "--logit-alpha", "--base", "--dtype", "--device", "--no-standardize"});
+  group(
+      "Model",
+      {"--model",       "--spec",       "--init",        "--layers",          "--hidden",
+       "--depth",       "--activation", "--conditioner", "--scale-bound",     "--bins",
+       "--tail-bound",  "--embedding",  "--levels",      "--steps-per-level", "--coupling",
+       "--logit-alpha", "--base",       "--dtype",       "--device",          "--no-standardize"});
   group("Optimisation", {"--steps", "--batch-size", "--lr", "--optimizer", "--weight-decay",
                          "--no-cosine", "--warmup", "--clip", "--val-fraction", "--eval-every",
                          "--patience", "--max-nonfinite", "--seed"});
   group("Run",
         {"--threads", "--metrics", "--report", "--log-every", "--state", "--resume", "--quiet"});
+  // --init takes the architecture from its model file: the options that describe a new
+  // one would be silently ignored, so they are refused beside it.
+  for (const char* o : {"--model", "--layers", "--hidden", "--depth", "--activation",
+                        "--conditioner", "--scale-bound", "--bins", "--tail-bound", "--base",
+                        "--embedding", "--levels", "--steps-per-level", "--coupling",
+                        "--logit-alpha", "--no-standardize", "--time-embedding"}) {
+    sub->get_option("--init")->excludes(o);
+  }
   group("Distributed (docs/distributed.md)",
         {"--nproc", "--master", "--dist-backend", "--dist-timeout", "--dist-buckets"});
 
@@ -701,6 +763,7 @@ void add_train(CLI::App& app) {
     a->n_given = sub->get_option("--n")->count() > 0;
     a->warmup_given = sub->get_option("--warmup")->count() > 0;
     a->threads_given = sub->get_option("--threads")->count() > 0;
+    a->dtype_given = sub->get_option("--dtype")->count() > 0;
     run_train(*a);
   });
 }
