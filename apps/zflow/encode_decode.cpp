@@ -65,6 +65,7 @@ void run_encode(const CodeArgs& a) {
   warn_non_finite(z, a.out,
                   "the model maps these rows out of " + dtype_name(model.dtype) + "'s range");
   write_result(a.out, z.reshape({z.size(0), -1}), header);
+  print_nfe(model);
 }
 
 void run_decode(const CodeArgs& a) {
@@ -104,6 +105,7 @@ void run_decode(const CodeArgs& a) {
       z, context, a.batch_size,
       [&](const at::Tensor& rows, const at::Tensor& c) { return model.flow->decode(rows, c); });
   warn_non_finite(x, a.out, "the model is numerically unstable there");
+  print_nfe(model);
   if (model.image()) {
     if (has_extension(a.out, ".png")) {
       const auto [rows, cols] = squarest_grid(x.size(0));

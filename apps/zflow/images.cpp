@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "figures.h"
+#include "ode_options.h"
 #include "outputs.h"
 #include "zflow/core/error.h"
 #include "zflow/data/images.h"
@@ -28,6 +29,7 @@ struct PictureArgs {
   int64_t scale = 2;
   int64_t seed = 0;
   int threads = 1;
+  SolverArgs solver;  // continuous flows: encode and decode by this solver
 };
 
 /// The image model of `a`, with `count` of its images chosen at random.
@@ -43,6 +45,7 @@ std::pair<Model, at::Tensor> model_and_images(const PictureArgs& a, int64_t coun
                       "models (use encode and decode)");
   }
   check_picture_size(grid_rows, grid_cols, model.image_shape, a.scale);
+  apply_solver_options(model, a.solver);
   at::Tensor images = pick_images(model, a.data, count, static_cast<uint64_t>(a.seed));
   return {std::move(model), images};
 }
@@ -57,6 +60,7 @@ void run_reconstruct(const PictureArgs& a) {
   io::write_png(a.out, reconstruction_grid(model, x, rows, cols, a.scale, &error));
   std::cerr << "wrote " << rows * cols << " images and their reconstructions decode(encode(x)) to "
             << a.out << "; largest pixel error " << fmt(error) << " (of 255)\n";
+  print_nfe(model);
 }
 
 void run_interpolate(const PictureArgs& a) {
@@ -67,6 +71,7 @@ void run_interpolate(const PictureArgs& a) {
   io::write_png(a.out, interpolation_grid(model, x, a.pairs, a.steps, a.scale));
   std::cerr << "wrote " << a.pairs << " interpolations of " << a.steps << " steps to " << a.out
             << "\n";
+  print_nfe(model);
 }
 
 CLI::App* add_picture_command(CLI::App& app, const std::string& name, const std::string& help,
@@ -83,6 +88,7 @@ CLI::App* add_picture_command(CLI::App& app, const std::string& name, const std:
       ->check(non_negative())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
+  add_solver_options(sub, a->solver);
   return sub;
 }
 

@@ -31,8 +31,7 @@ void run_log_prob(const LogProbArgs& a) {
                   "the model cannot score these rows in " + dtype_name(model.dtype) +
                       "; check them for values far outside the training data");
   write_result(a.out, log_prob.unsqueeze(1), {"log_prob"});
-  const std::string nfe = nfe_line(model);
-  if (!nfe.empty()) std::cerr << "zflow: " << nfe << "\n";
+  print_nfe(model);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include "ode_options.h"
 
+#include <iostream>
+
 #include "zflow/core/error.h"
 #include "zflow/ode/solver.h"
 #include "zflow/transforms/continuous.h"
@@ -92,6 +94,11 @@ std::string nfe_line(const Model& model) {
   return how + ": " + fmt(count.per_solve(), 4) +
          " evaluations of the velocity field per sample (NFE, over " +
          std::to_string(count.solves) + " solve" + (count.solves == 1 ? "" : "s") + ")";
+}
+
+void print_nfe(const Model& model) {
+  const std::string nfe = nfe_line(model);
+  if (!nfe.empty()) std::cerr << "zflow: " << nfe << "\n";
 }
 
 }  // namespace zflow::cli

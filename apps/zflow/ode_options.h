@@ -44,5 +44,7 @@ EvaluationCount evaluation_count(const Model& model);
 /// "dopri5, 38.5 evaluations of the velocity field per sample (4 solves)"; empty for a
 /// model without continuous layers.
 std::string nfe_line(const Model& model);
+/// "zflow: " + nfe_line on stderr, for a model with continuous layers (else nothing).
+void print_nfe(const Model& model);
 
 }  // namespace zflow::cli

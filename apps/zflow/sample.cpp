@@ -203,8 +203,7 @@ void run_sample(const SampleArgs& a) {
   apply_threads(a.threads, workload_of(model));
   apply_solver_options(model, a.solver);
   draw_samples(model, a);
-  const std::string nfe = nfe_line(model);
-  if (!nfe.empty()) std::cerr << "zflow: " << nfe << "\n";
+  print_nfe(model);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/cli_test.h"
+#include "support/png_folder.h"
 
 namespace {
 
@@ -111,6 +112,24 @@ TEST_F(ContinuousCliTest, LikelihoodTrainingThroughTheSolver) {
       "--hidden 16 --steps 20 --batch-size 128 --eval-every 10 --out ffjord.safetensors");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("NLL"), std::string::npos) << r.err;
+}
+
+TEST_F(ContinuousCliTest, ImageCnfPicturesTakeTheSolverOptions) {
+  zflow::testing::write_png_folder(path("pngs"), 64);
+  Outcome r = zflow(
+      "train --data pngs --model cnf --hidden 8 --steps 4 --batch-size 16 --eval-every 2 "
+      "--threads 1 --out icnf.safetensors");
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Each picture command codes by the solver given and says what it cost.
+  for (const std::string command :
+       {"reconstruct --model icnf.safetensors --data pngs --grid 1x2 --scale 1 -o r.png",
+        "interpolate --model icnf.safetensors --data pngs --pairs 1 --steps 3 --scale 1 -o i.png",
+        "sample --model icnf.safetensors --grid 1x2 --scale 1 -o s.png"}) {
+    r = zflow(command + " --solver rk4 --ode-steps 2 --threads 1");
+    ASSERT_EQ(r.code, 0) << command << "\n" << r.err;
+    EXPECT_NE(r.err.find("rk4 with 2 steps: 8 evaluations"), std::string::npos) << command << "\n"
+                                                                                << r.err;
+  }
 }
 
 TEST_F(ContinuousCliTest, MisusedOptionsAreOneLineErrors) {
