@@ -142,7 +142,8 @@ Data load_image_data(const std::string& spec, const std::string& default_split, 
 Data load_model_images(const Model& model, const std::string& spec, int64_t limit) {
   if (!data::is_image_source(spec)) {
     throw ConfigError(model.path + " is an image model; '" + spec +
-                      "' is not image data (give fashion-mnist, an IDX file or a folder of PNGs)");
+                      "' is not image data (give fashion-mnist, an IDX file, a CIFAR-10/100 folder "
+                      "or a folder of PNGs)");
   }
   Data out = load_image_data(spec, "test", limit);
   const std::vector<int64_t> shape(out.values.sizes().begin() + 1, out.values.sizes().end());

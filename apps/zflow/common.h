@@ -90,8 +90,8 @@ struct Model {
 /// file for a missing, damaged or foreign file.
 Model load_model(const std::string& path);
 
-/// Image data (data::load_images: fashion-mnist[:train|:test], an IDX file or a folder of
-/// PNGs; `default_split` for plain "fashion-mnist"; `limit` > 0 keeps the first images).
+/// Image data (data::load_images: fashion-mnist[:train|:test], an IDX file, a CIFAR folder or a
+/// folder of PNGs; `default_split` for plain "fashion-mnist"; `limit` > 0 keeps the first images).
 Data load_image_data(const std::string& spec, const std::string& default_split, int64_t limit);
 
 /// An image model's data: load_image_data (test split by default) with the image size

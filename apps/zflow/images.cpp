@@ -79,8 +79,8 @@ CLI::App* add_picture_command(CLI::App& app, const std::string& name, const std:
   CLI::App* sub = app.add_subcommand(name, help);
   sub->add_option("--model,-m", a->model, "Image model written by 'zflow train'")->required();
   sub->add_option("--data", a->data,
-                  "Images: fashion-mnist (test split), fashion-mnist:train, an IDX file or a "
-                  "folder of PNGs")
+                  "Images: fashion-mnist (test split), fashion-mnist:train, an IDX file, a "
+                  "CIFAR-10/100 folder (test split; DIR:train) or a folder of PNGs")
       ->capture_default_str();
   sub->add_option("--out,-o", a->out, "The picture to write (.png)")->required();
   add_scale_option(sub, a->scale);

@@ -616,7 +616,7 @@ void run_train(TrainArgs& a) {
 void add_train_data_options(CLI::App* sub, TrainArgs* a) {
   sub->add_option("--data", a->data,
                   "A built-in dataset (see 'zflow datasets'), a .csv/.npy file, or images: "
-                  "fashion-mnist, an IDX file or a folder of PNGs")
+                  "fashion-mnist, an IDX file, a CIFAR-10/100 folder or a folder of PNGs")
       ->required();
   sub->add_option(
       "--columns", a->columns,

@@ -130,6 +130,68 @@ std::vector<int64_t> to_vec(const at::Tensor& t) {
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
 }
 
+/// Pixel (y, x) of channel k of CIFAR test image `id`: differs between channels, rows and
+/// columns, so that a wrong layout shows.
+uint8_t cifar_value(int64_t id, int64_t k, int64_t y, int64_t x) {
+  return static_cast<uint8_t>(id * 31 + k * 83 + y * 5 + x);
+}
+
+/// A CIFAR record: the label bytes, then the red, green and blue planes of image `id`.
+std::string cifar_record(const std::vector<uint8_t>& label, int64_t id) {
+  std::string out(label.begin(), label.end());
+  for (int64_t k = 0; k < 3; ++k) {
+    for (int64_t y = 0; y < 32; ++y) {
+      for (int64_t x = 0; x < 32; ++x) out.push_back(static_cast<char>(cifar_value(id, k, y, x)));
+    }
+  }
+  return out;
+}
+
+/// Checks CIFAR images [N, 3, 32, 32] against cifar_value for the given ids.
+void expect_cifar_values(const at::Tensor& images, const std::vector<int64_t>& ids) {
+  const auto n = static_cast<int64_t>(ids.size());
+  ASSERT_EQ(images.scalar_type(), at::kFloat);
+  ASSERT_EQ(images.sizes(), (std::vector<int64_t>{n, 3, 32, 32}));
+  const auto a = images.accessor<float, 4>();
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t k = 0; k < 3; ++k) {
+      for (int64_t y = 0; y < 32; ++y) {
+        for (int64_t x = 0; x < 32; ++x) {
+          ASSERT_EQ(a[i][k][y][x],
+                    static_cast<float>(cifar_value(ids[static_cast<size_t>(i)], k, y, x)))
+              << "image " << i << " channel " << k << " at (" << y << ", " << x << ")";
+        }
+      }
+    }
+  }
+}
+
+std::vector<int64_t> iota(int64_t begin, int64_t end) {
+  std::vector<int64_t> out;
+  for (int64_t i = begin; i < end; ++i) out.push_back(i);
+  return out;
+}
+
+/// CIFAR folders for the tests, written record by record in the binary format.
+class CifarTest : public ImagesTest {
+ protected:
+  /// A CIFAR-10 folder: five training batches of 3 records (images 0..14, label id % 10) and
+  /// a test batch of 2 (images 100 and 101, labels 7 and 3).
+  std::string cifar10(const std::string& name = "cifar-10-batches-bin") const {
+    const std::string dir = folder(name);
+    for (int b = 0; b < 5; ++b) {
+      std::string bytes;
+      for (int r = 0; r < 3; ++r) {
+        const int id = b * 3 + r;
+        bytes += cifar_record({static_cast<uint8_t>(id % 10)}, id);
+      }
+      write_bytes(name + "/data_batch_" + std::to_string(b + 1) + ".bin", bytes);
+    }
+    write_bytes(name + "/test_batch.bin", cifar_record({7}, 100) + cifar_record({3}, 101));
+    return dir;
+  }
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -364,6 +426,233 @@ TEST(FashionMnist, LoadsTheDebianPackage) {
               std::string::npos);
   }
   EXPECT_EQ(load_images("fashion-mnist", "test", 100).labels.size(0), 100);
+}
+
+// ---------------------------------------------------------------------------------------
+// CIFAR-10 and CIFAR-100 (binary version)
+// ---------------------------------------------------------------------------------------
+
+TEST_F(CifarTest, Cifar10TrainIsTheFiveBatchesInOrder) {
+  const std::string dir = cifar10();
+  const ImageSet train = load_images(dir);
+  expect_cifar_values(train.images, iota(0, 15));
+  EXPECT_EQ(train.labels.scalar_type(), at::kLong);
+  EXPECT_EQ(to_vec(train.labels),
+            (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4}));
+  EXPECT_EQ(train.source, "cifar-10:train (" + dir + ")");
+  EXPECT_TRUE(train.class_names.empty());  // no batches.meta.txt
+  EXPECT_EQ(load_images(dir + ":train").images.size(0), 15);
+}
+
+TEST_F(CifarTest, Cifar10TestSplitAndPixelLayout) {
+  const std::string dir = cifar10();
+  // Image 102 with one marked pixel at row 2, column 30: red 201, green 102, blue 3.
+  std::string record = cifar_record({9}, 102);
+  record[1 + 0 * 1024 + 2 * 32 + 30] = static_cast<char>(201);
+  record[1 + 1 * 1024 + 2 * 32 + 30] = static_cast<char>(102);
+  record[1 + 2 * 1024 + 2 * 32 + 30] = static_cast<char>(3);
+  write_bytes("cifar-10-batches-bin/test_batch.bin", cifar_record({7}, 100) + record);
+
+  const ImageSet test = load_images(dir + ":test");
+  ASSERT_EQ(test.images.sizes(), (std::vector<int64_t>{2, 3, 32, 32}));
+  expect_cifar_values(test.images.narrow(0, 0, 1), {100});
+  EXPECT_EQ(test.images[1][0][2][30].item<float>(), 201.0f);
+  EXPECT_EQ(test.images[1][1][2][30].item<float>(), 102.0f);
+  EXPECT_EQ(test.images[1][2][2][30].item<float>(), 3.0f);
+  // The neighbours keep their values: the mark landed at (2, 30) only.
+  EXPECT_EQ(test.images[1][0][2][29].item<float>(), cifar_value(102, 0, 2, 29));
+  EXPECT_EQ(test.images[1][0][30][2].item<float>(), cifar_value(102, 0, 30, 2));
+  EXPECT_EQ(to_vec(test.labels), (std::vector<int64_t>{7, 9}));
+  EXPECT_EQ(test.source, "cifar-10:test (" + dir + ")");
+  // The default split picks it too.
+  EXPECT_EQ(to_vec(load_images(dir, "test").labels), (std::vector<int64_t>{7, 9}));
+}
+
+TEST_F(CifarTest, LimitReadsOnlyTheRecordsItKeeps) {
+  const std::string dir = cifar10();
+  // Record 2 of batch 2 (image 5 of the split) has a bad label: only a read reaching it fails.
+  std::string batch2;
+  for (int r = 0; r < 3; ++r) batch2 += cifar_record({static_cast<uint8_t>(r == 2 ? 10 : 3)}, r);
+  write_bytes("cifar-10-batches-bin/data_batch_2.bin", batch2);
+  const ImageSet four = load_images(dir, "train", 4);
+  expect_cifar_values(four.images, {0, 1, 2, 0});
+  EXPECT_EQ(to_vec(four.labels), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(load_images(dir, "train", 5).images.size(0), 5);
+  expect_error<DataError>([&] { load_images(dir, "train", 6); },
+                          {dir + "/data_batch_2.bin", "record 2", "label 10", "0 to 9"});
+  // A limit past the end keeps everything.
+  EXPECT_EQ(load_images(dir + ":test", "train", 100).images.size(0), 2);
+  EXPECT_EQ(load_images(dir + ":test", "train", 1).images.size(0), 1);
+}
+
+TEST_F(CifarTest, ClassNamesComeFromTheMetaFile) {
+  const std::string dir = cifar10();
+  // As in the real file: ten names, then empty lines; here also CRs and trailing spaces.
+  write_text("cifar-10-batches-bin/batches.meta.txt",
+             "airplane\r\nautomobile \nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n\n");
+  const ImageSet set = load_images(dir + ":test");
+  EXPECT_EQ(set.class_names,
+            (std::vector<std::string>{"airplane", "automobile", "bird", "cat", "deer", "dog",
+                                      "frog", "horse", "ship", "truck"}));
+  write_text("cifar-10-batches-bin/batches.meta.txt", "airplane\nautomobile\n");
+  expect_error<DataError>([&] { load_images(dir + ":test"); },
+                          {dir + "/batches.meta.txt", "expected 10", "found 2"});
+}
+
+TEST_F(CifarTest, Cifar100KeepsTheFineLabel) {
+  const std::string dir = folder("cifar-100-binary");
+  write_bytes("cifar-100-binary/train.bin",
+              cifar_record({19, 99}, 0) + cifar_record({4, 30}, 1) + cifar_record({0, 0}, 2));
+  write_bytes("cifar-100-binary/test.bin", cifar_record({11, 55}, 50));
+  const ImageSet train = load_images(dir);
+  expect_cifar_values(train.images, {0, 1, 2});
+  EXPECT_EQ(to_vec(train.labels), (std::vector<int64_t>{99, 30, 0}));
+  EXPECT_EQ(train.source, "cifar-100:train (" + dir + ")");
+  EXPECT_TRUE(train.class_names.empty());
+  EXPECT_EQ(to_vec(load_images(dir, "train", 2).labels), (std::vector<int64_t>{99, 30}));
+
+  std::string names;
+  for (int i = 0; i < 100; ++i) names += "class" + std::to_string(i) + "\n";
+  write_text("cifar-100-binary/fine_label_names.txt", names);
+  const ImageSet test = load_images(dir + ":test");
+  expect_cifar_values(test.images, {50});
+  EXPECT_EQ(to_vec(test.labels), (std::vector<int64_t>{55}));
+  EXPECT_EQ(test.source, "cifar-100:test (" + dir + ")");
+  ASSERT_EQ(test.class_names.size(), 100u);
+  EXPECT_EQ(test.class_names[55], "class55");
+}
+
+TEST_F(CifarTest, DamagedCifar10FilesNameTheFile) {
+  const std::string dir = cifar10();
+  const std::string test = dir + "/test_batch.bin";
+  write_bytes("cifar-10-batches-bin/test_batch.bin", cifar_record({1}, 0) + "12345");
+  expect_error<IOError>([&] { load_images(dir + ":test"); }, {test, "3078 bytes", "3073-byte"});
+  write_bytes("cifar-10-batches-bin/test_batch.bin", "");
+  expect_error<IOError>([&] { load_images(dir + ":test"); }, {test, "empty"});
+  write_bytes("cifar-10-batches-bin/test_batch.bin", cifar_record({1}, 0) + cifar_record({200}, 1));
+  expect_error<DataError>([&] { load_images(dir + ":test"); }, {test, "record 1", "label 200"});
+
+  // A missing training batch fails whatever the limit; the test split still loads.
+  fs::remove(dir + "/data_batch_3.bin");
+  expect_error<IOError>([&] { load_images(dir, "train", 1); }, {dir + "/data_batch_3.bin"});
+  // A damaged later batch fails before any image is read.
+  write_bytes("cifar-10-batches-bin/data_batch_3.bin", std::string(3073 * 2 + 1, '\0'));
+  expect_error<IOError>([&] { load_images(dir, "train", 1); },
+                        {dir + "/data_batch_3.bin", "6147 bytes", "3073-byte"});
+  // A folder with the training batches only has no test split.
+  const std::string only = cifar10("only-train");
+  fs::remove(only + "/test_batch.bin");
+  EXPECT_EQ(load_images(only).images.size(0), 15);
+  expect_error<IOError>([&] { load_images(only + ":test"); }, {only + "/test_batch.bin"});
+}
+
+TEST_F(CifarTest, DamagedCifar100FilesNameTheFile) {
+  const std::string dir = folder("cifar-100-binary");
+  const std::string train = dir + "/train.bin";
+  const std::string test = dir + "/test.bin";
+  write_bytes("cifar-100-binary/train.bin", cifar_record({1, 2}, 0) + cifar_record({20, 2}, 1));
+  write_bytes("cifar-100-binary/test.bin", cifar_record({1, 2}, 0) + "x");
+  expect_error<DataError>([&] { load_images(dir); }, {train, "record 1", "coarse label 20"});
+  write_bytes("cifar-100-binary/train.bin", cifar_record({1, 2}, 0) + cifar_record({19, 100}, 1));
+  expect_error<DataError>([&] { load_images(dir); }, {train, "record 1", "fine label 100"});
+  // train.bin's size tells the format, so test.bin's damage is reported as such.
+  expect_error<IOError>([&] { load_images(dir + ":test"); }, {test, "3075 bytes", "3074-byte"});
+  // With both damaged, the names file tells the format.
+  write_bytes("cifar-100-binary/train.bin", "");
+  std::string names;
+  for (int i = 0; i < 100; ++i) names += "c" + std::to_string(i) + "\n";
+  write_text("cifar-100-binary/fine_label_names.txt", names);
+  expect_error<IOError>([&] { load_images(dir); }, {train, "empty"});
+  expect_error<IOError>([&] { load_images(dir + ":test"); }, {test, "3075 bytes"});
+}
+
+TEST_F(CifarTest, SplitsAndSpecs) {
+  const std::string dir = cifar10();
+  expect_error<ConfigError>([&] { load_images(dir + ":valid"); },
+                            {"'valid'", dir + ":train", dir + ":test"});
+  expect_error<ConfigError>([&] { load_images(dir, "dev"); }, {"'dev'"});
+  EXPECT_TRUE(is_image_source(dir));
+  EXPECT_TRUE(is_image_source(dir + ":train"));
+  EXPECT_TRUE(is_image_source(dir + ":test"));
+  EXPECT_TRUE(is_image_source(dir + ":valid"));  // load_images then names the splits
+  write_bytes("cifar-10-batches-bin:notes.csv", "a,b\n1,2\n");
+  EXPECT_FALSE(is_image_source(dir + ":notes.csv"));  // a file named so is that file
+  EXPECT_FALSE(is_image_source(path("missing") + ":train"));
+
+  // A split is for CIFAR only: a folder of PNG files refuses one.
+  const std::string pngs = folder("pngs");
+  zflow::io::write_png(pngs + "/a.png", make_image(0, 4, 3, 1));
+  EXPECT_TRUE(is_image_source(pngs + ":test"));
+  expect_error<ConfigError>([&] { load_images(pngs + ":test"); }, {pngs + ":test", "CIFAR"});
+  // Without a CIFAR file a folder stays a folder of PNG files.
+  EXPECT_EQ(load_images(pngs).images.size(0), 1);
+  // A train.bin of another size with no names file is not CIFAR-100.
+  const std::string other = folder("other");
+  write_bytes("other/train.bin", "12345");
+  expect_error<DataError>([&] { load_images(other); }, {other, "no .png files"});
+
+  // A built-in dataset's name with a split is still the dataset, even beside such a folder.
+  const std::filesystem::path previous = std::filesystem::current_path();
+  std::filesystem::current_path(dir_);
+  std::filesystem::create_directory("moons");
+  EXPECT_FALSE(is_image_source("moons:train"));
+  EXPECT_TRUE(is_image_source("./moons:train"));
+  std::filesystem::current_path(previous);
+}
+
+// ---------------------------------------------------------------------------------------
+// Folders of PNG files with one subfolder per class
+// ---------------------------------------------------------------------------------------
+
+TEST_F(ImagesTest, ClassFoldersGiveLabelsInNameOrder) {
+  const std::string dir = folder("classes");
+  // Written out of order: class names, then file names, decide.
+  folder("classes/dog");
+  folder("classes/cat");
+  folder("classes/empty");  // no PNG files: not a class
+  std::ofstream(dir + "/empty/readme.txt") << "x";
+  std::ofstream(dir + "/notes.txt") << "x";
+  zflow::io::write_png(dir + "/dog/x.png", make_image(2, 5, 2, 3));
+  zflow::io::write_png(dir + "/cat/b.png", make_image(1, 5, 2, 3));
+  zflow::io::write_png(dir + "/cat/a.png", make_image(0, 5, 2, 3));
+  EXPECT_TRUE(is_image_source(dir));
+  const ImageSet set = load_images(dir);
+  expect_values(set.images, 3, 3, 2, 5);
+  ASSERT_TRUE(set.labels.defined());
+  EXPECT_EQ(set.labels.scalar_type(), at::kLong);
+  EXPECT_EQ(to_vec(set.labels), (std::vector<int64_t>{0, 0, 1}));
+  EXPECT_EQ(set.class_names, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(set.source, dir);
+
+  // The limit keeps the first images; the labels still count every class.
+  const ImageSet two = load_images(dir, "train", 2);
+  expect_values(two.images, 2, 3, 2, 5);
+  EXPECT_EQ(to_vec(two.labels), (std::vector<int64_t>{0, 0}));
+  EXPECT_EQ(two.class_names, (std::vector<std::string>{"cat", "dog"}));
+
+  // A flat folder has no labels and no class names.
+  const ImageSet flat = load_images(dir + "/cat");
+  EXPECT_FALSE(flat.labels.defined());
+  EXPECT_TRUE(flat.class_names.empty());
+}
+
+TEST_F(ImagesTest, ClassFoldersMustAgreeInSize) {
+  const std::string dir = folder("classes");
+  folder("classes/a");
+  folder("classes/b");
+  zflow::io::write_png(dir + "/a/1.png", make_image(0, 4, 3, 3));
+  zflow::io::write_png(dir + "/b/1.png", make_image(1, 4, 3, 1));
+  expect_error<DataError>([&] { load_images(dir); },
+                          {dir + "/b/1.png: image is 4x3 gray", dir + "/a/1.png", "4x3 RGB"});
+}
+
+TEST_F(ImagesTest, PngFilesBesideClassFoldersAreAnError) {
+  const std::string dir = folder("mixed");
+  folder("mixed/cat");
+  zflow::io::write_png(dir + "/a.png", make_image(0, 4, 3, 1));
+  zflow::io::write_png(dir + "/cat/b.png", make_image(1, 4, 3, 1));
+  expect_error<DataError>([&] { load_images(dir); },
+                          {dir + " mixes PNG files and class folders", "a.png", "cat/"});
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,8 +3,11 @@
 /// Image datasets for zflow's image flows: Fashion-MNIST from Debian's dataset-fashion-mnist
 /// package (Xiao, Rasul & Vollgraf 2017, "Fashion-MNIST: a Novel Image Dataset for
 /// Benchmarking Machine Learning Algorithms", https://arxiv.org/abs/1708.07747: 28×28 gray
-/// images, 60000 for training and 10000 for testing), IDX files (the MNIST format) and
-/// folders of PNG files; and image grids, the way samples of an image flow are looked at.
+/// images, 60000 for training and 10000 for testing), IDX files (the MNIST format), the
+/// binary versions of CIFAR-10 and CIFAR-100 (Krizhevsky 2009, "Learning Multiple Layers of
+/// Features from Tiny Images", https://www.cs.toronto.edu/~kriz/cifar.html: 32×32 RGB
+/// images, 50000 for training and 10000 for testing) and folders of PNG files, flat or with
+/// one subfolder per class; and image grids, the way samples of an image flow are looked at.
 ///
 /// Example:
 ///
@@ -17,6 +20,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -26,14 +30,18 @@ namespace zflow::data {
 
 /// Images as float32 [N, C, H, W] with the pixel values 0..255 (integers stored as floats),
 /// labels int64 [N] when the source has them (IDX label file beside an IDX image file, named
-/// by the MNIST convention: "X-images-idx3-ubyte[.gz]" -> "X-labels-idx1-ubyte[.gz]"),
-/// undefined otherwise.
+/// by the MNIST convention: "X-images-idx3-ubyte[.gz]" -> "X-labels-idx1-ubyte[.gz]"; CIFAR;
+/// class subfolders of a PNG folder), undefined otherwise.
 struct ImageSet {
   at::Tensor images;
   at::Tensor labels;
   /// What was read, for messages ("fashion-mnist:train (/usr/share/datasets/fashion-mnist/
-  /// train-images-idx3-ubyte.gz)", or the file or folder path).
+  /// train-images-idx3-ubyte.gz)", "cifar-10:test (DIR)", or the file or folder path).
   std::string source;
+  /// The name of each label, indexed by label: a CIFAR folder's batches.meta.txt (CIFAR-10)
+  /// or fine_label_names.txt (CIFAR-100) when it has one, the class subfolders' names of a
+  /// PNG folder; empty otherwise (and always empty when `labels` is undefined).
+  std::vector<std::string> class_names;
 };
 
 /// Folder of Debian's dataset-fashion-mnist package: $ZFLOW_FASHION_MNIST_DIR if set (and not
@@ -42,10 +50,13 @@ std::string fashion_mnist_dir();
 
 /// Whether `spec` names image data, so that a caller can tell it from a table: "fashion-mnist"
 /// or "fashion-mnist:SPLIT" (any split: load_images reports a bad one), an existing directory
-/// (of PNG files), or a file name ending in "-ubyte", "-ubyte.gz", ".idx" or ".idx.gz"
-/// (decided by the name alone, so that a missing file gets load_images' error). A single .png
-/// file is not a dataset, and a built-in tabular dataset's name ("moons") is never images,
-/// even when a folder of that name exists ("./moons" is the folder).
+/// (CIFAR or PNG files), "DIR:SPLIT" for an existing directory DIR unless a file of that name
+/// exists (load_images reports a split other than train or test, or one given to a folder
+/// that is not CIFAR), or a file name ending in "-ubyte",
+/// "-ubyte.gz", ".idx" or ".idx.gz" (decided by the name alone, so that a missing file gets
+/// load_images' error). A single .png file is not a dataset, and a built-in tabular dataset's
+/// name ("moons", also "moons:train") is never images, even when a folder of that name exists
+/// ("./moons" is the folder).
 bool is_image_source(const std::string& spec);
 
 /// Loads image data:
@@ -59,12 +70,35 @@ bool is_image_source(const std::string& spec);
 ///   transposed to [N, C, H, W]. Labels are read from the file the MNIST naming convention
 ///   gives, gzip-compressed or not, when it exists (it must then hold N labels). DataError
 ///   for other shapes.
+/// - a CIFAR-10 or CIFAR-100 folder (binary version), "DIR" (`default_split` picks the split)
+///   or "DIR:train|test", as float32 [N, 3, 32, 32] with labels (CIFAR-100: the fine labels,
+///   0..99) and the source "cifar-10:SPLIT (DIR)" or "cifar-100:SPLIT (DIR)". CIFAR-10 is a
+///   folder holding test_batch.bin or any of data_batch_1.bin .. data_batch_5.bin; its
+///   training split is the five data batches in order (IOError naming a missing one), its
+///   test split test_batch.bin. Otherwise CIFAR-100 is a folder holding train.bin or test.bin
+///   where one of these is a whole number of 3074-byte records or fine_label_names.txt exists
+///   beside (so that a damaged file still gets the error below); its splits are those files.
+///   Before any pixel is read, every file of the split must exist (IOError naming its path)
+///   and be a non-empty whole number of records (IOError naming the file, its size and the
+///   record size: 3073 bytes for CIFAR-10, 3074 for CIFAR-100). A label out of range
+///   (CIFAR-10 above 9, CIFAR-100 coarse above 19 or fine above 99) is a DataError naming the
+///   file and the record (counting from 0). batches.meta.txt or fine_label_names.txt, when
+///   present, must list the 10 or 100 class names one a line (empty lines are skipped,
+///   trailing spaces and CRs trimmed), else DataError. ConfigError for a split other than
+///   train or test, and for "DIR:SPLIT" where DIR is not a CIFAR folder.
 /// - a directory of PNG files (case-insensitive ".png"; other files ignored), sorted by file
 ///   name. All must have the same width, height and channel count, else DataError naming
-///   the first file that differs and both sizes; an empty directory is a DataError.
+///   the first file that differs and both sizes; an empty directory is a DataError. Gray
+///   PNGs give C = 1, RGB (and palette) C = 3; alpha is dropped (io::read_png).
+/// - a directory with no PNG files of its own but subfolders holding PNG files (torchvision's
+///   ImageFolder layout): each such subfolder is a class, labelled 0..K-1 in the order of the
+///   subfolders' names (the names are `class_names`), and the images come in the order
+///   (class, file name), under the same rules as a flat folder. Subfolders without PNG files
+///   are ignored; a directory with both PNG files and class subfolders is a DataError ("DIR
+///   mixes PNG files and class folders").
 /// `limit` > 0 keeps only the first `limit` images (and reads no more than that from a
-/// folder). IOError for unreadable or damaged files, ConfigError for a spec that is none of
-/// the above.
+/// folder or CIFAR's files). IOError for unreadable or damaged files, ConfigError for a spec
+/// that is none of the above.
 ImageSet load_images(const std::string& spec, const std::string& default_split = "train",
                      int64_t limit = 0);
 
