@@ -79,6 +79,14 @@ EvaluationCount evaluation_count(const Model& model) {
   return count;
 }
 
+EvaluationCount count_evaluations(const Model& model, const std::function<void()>& work) {
+  for (ContinuousFlowImpl* layer : continuous_layers(*model.flow->transform())) {
+    layer->reset_counts();
+  }
+  work();
+  return evaluation_count(model);
+}
+
 std::string solver_description(const ode::SolverOptions& solver) {
   return ode::is_fixed_step(solver.method)
              ? solver.method + " with " + std::to_string(solver.steps) + " steps"

@@ -2,6 +2,7 @@
 // The solver options of continuous flows (docs/continuous.md), shared by train, sample,
 // log-prob, eval, encode and decode, and the NFE figures the commands report.
 
+#include <functional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -41,6 +42,8 @@ struct EvaluationCount {
   double per_solve() const;
 };
 EvaluationCount evaluation_count(const Model& model);
+/// The evaluations that `work` takes: the counts are reset, `work` runs, and they are read.
+EvaluationCount count_evaluations(const Model& model, const std::function<void()>& work);
 /// "dopri5, 38.5 evaluations of the velocity field per sample (4 solves)"; empty for a
 /// model without continuous layers.
 std::string nfe_line(const Model& model);

@@ -247,8 +247,6 @@ void architecture_section(std::ostream& html, const Model& model) {
   html << "</ol>\n";
 }
 
-}  // namespace
-
 /// For a model with continuous layers: its solver and the evaluations of the velocity
 /// field (NFE) that sampling and scoring 256 points take.
 void continuous_section(std::ostream& html, const Model& model, const ReportOptions& o) {
@@ -257,21 +255,23 @@ void continuous_section(std::ostream& html, const Model& model, const ReportOpti
   const auto& options = layers.front()->options();
   c10::AutoGradMode no_grad(false);
   seed_torch(o.seed);
-  for (auto* layer : layers) layer->reset_counts();
   const at::Tensor context =
       model.conditional() ? at::zeros({model.context_features}, at::TensorOptions(model.dtype))
                           : at::Tensor();
-  const at::Tensor x = model.flow->sample(256, context);
-  const EvaluationCount sampling = evaluation_count(model);
-  for (auto* layer : layers) layer->reset_counts();
-  model.flow->log_prob(x, context.defined() ? context.expand({256, -1}) : context);
-  const EvaluationCount density = evaluation_count(model);
+  at::Tensor x;
+  const EvaluationCount sampling =
+      count_evaluations(model, [&] { x = model.flow->sample(256, context); });
+  const EvaluationCount density = count_evaluations(model, [&] {
+    model.flow->log_prob(x, context.defined() ? context.expand({256, -1}) : context);
+  });
   html << "<h2>Continuous flow</h2><table>\n"
        << row("ODE solver", solver_description(options.solver))
        << row("trace in evaluation", options.trace)
        << row("NFE per sample, sampling", fmt(sampling.per_solve(), 4))
        << row("NFE per sample, log p(x)", fmt(density.per_solve(), 4)) << "</table>\n";
 }
+
+}  // namespace
 
 std::string report_html(const Model& model, const ReportOptions& o) {
   std::ostringstream html;

@@ -641,14 +641,12 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
   sub->add_option("--model", a->model,
                   "Architecture (default: nsf-coupling for tabular data, glow for images)")
       ->check(CLI::IsMember(models));
-  auto* spec = sub->add_option("--spec", a->spec_file,
-                               "A JSON flow spec to train instead of a ready-made model")
-                   ->check(CLI::ExistingFile);
+  sub->add_option("--spec", a->spec_file, "A JSON flow spec to train instead of a ready-made model")
+      ->check(CLI::ExistingFile);
   sub->add_option("--init", a->init,
                   "Start from this model file's flow and weights instead of a new flow (to "
                   "fine-tune, e.g. a flow-matching cnf by likelihood); its architecture, "
-                  "standardisation and dtype are kept")
-      ->excludes(spec);
+                  "standardisation and dtype are kept");
   add_builder_options(sub, a->builder);
   sub->add_option("--embedding", a->embedding,
                   "Embed the context by an MLP (width --hidden, 1 layer) into this many features "
@@ -750,7 +748,7 @@ void add_train(CLI::App& app) {
         {"--threads", "--metrics", "--report", "--log-every", "--state", "--resume", "--quiet"});
   // --init takes the architecture from its model file: the options that describe a new
   // one would be silently ignored, so they are refused beside it.
-  for (const char* o : {"--model", "--layers", "--hidden", "--depth", "--activation",
+  for (const char* o : {"--model", "--spec", "--layers", "--hidden", "--depth", "--activation",
                         "--conditioner", "--scale-bound", "--bins", "--tail-bound", "--base",
                         "--embedding", "--levels", "--steps-per-level", "--coupling",
                         "--logit-alpha", "--no-standardize", "--time-embedding"}) {
