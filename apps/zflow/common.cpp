@@ -63,6 +63,14 @@ Model load_model(const std::string& path) {
   model.context_columns = model.card.context_columns;
   model.data_indices = model.card.column_indices;
   model.context_indices = model.card.context_column_indices;
+  if (model.class_conditional()) {
+    model.class_names = model.card.class_names;
+    if (model.class_names.empty()) {
+      for (int64_t k = 0; k < model.context_features; ++k) {
+        model.class_names.push_back(std::to_string(k));
+      }
+    }
+  }
   return model;
 }
 
@@ -103,9 +111,7 @@ ModelData load_model_data(const Model& model, const std::string& spec, const std
                         " is an image model: --columns and --context-columns are "
                         "for tabular data");
     }
-    ModelData out;
-    out.x = load_model_images(model, spec, n);
-    return out;
+    return load_model_images(model, spec, n);
   }
   if (data::is_image_source(spec)) {
     throw ConfigError(model.path + " is a model of " + std::to_string(model.features) +
@@ -139,19 +145,96 @@ Data load_image_data(const std::string& spec, const std::string& default_split, 
   return out;
 }
 
-Data load_model_images(const Model& model, const std::string& spec, int64_t limit) {
+ClassData load_class_data(const std::string& spec, const std::string& default_split,
+                          int64_t limit) {
+  data::ImageSet set = data::load_images(spec, default_split, limit);
+  if (!set.labels.defined()) {
+    throw ConfigError(set.source +
+                      " has no labels: a class-conditional model needs labelled images (an IDX "
+                      "file with its labels file, a CIFAR folder or PNG class folders)");
+  }
+  ClassData out;
+  out.class_names = set.class_names;
+  const int64_t classes = set.class_names.empty()
+                              ? (set.labels.numel() > 0 ? set.labels.max().item<int64_t>() + 1 : 0)
+                              : static_cast<int64_t>(set.class_names.size());
+  if (out.class_names.empty()) {
+    for (int64_t k = 0; k < classes; ++k) out.class_names.push_back(std::to_string(k));
+  }
+  out.data.context.values = one_hot_classes(set.labels, classes, set.source);
+  out.data.context.source = set.source;
+  out.data.context.columns = out.class_names;
+  out.data.x.values = set.images;
+  out.data.x.source = set.source;
+  out.data.x.images = true;
+  return out;
+}
+
+ModelData load_model_images(const Model& model, const std::string& spec, int64_t limit) {
   if (!data::is_image_source(spec)) {
     throw ConfigError(model.path + " is an image model; '" + spec +
                       "' is not image data (give fashion-mnist, an IDX file, a CIFAR-10/100 folder "
                       "or a folder of PNGs)");
   }
-  Data out = load_image_data(spec, "test", limit);
-  const std::vector<int64_t> shape(out.values.sizes().begin() + 1, out.values.sizes().end());
+  ModelData out;
+  if (model.class_conditional()) {
+    data::ImageSet set = data::load_images(spec, "test", limit);
+    if (!set.labels.defined()) {
+      throw ConfigError(model.path + " is class-conditional (p(x | class)); " + set.source +
+                        " has no labels");
+    }
+    out.context.values = one_hot_classes(set.labels, model.context_features, set.source);
+    out.x.values = set.images;
+    out.x.source = set.source;
+    out.x.images = true;
+  } else {
+    out.x = load_image_data(spec, "test", limit);
+  }
+  const std::vector<int64_t> shape(out.x.values.sizes().begin() + 1, out.x.values.sizes().end());
   if (shape != model.image_shape) {
-    throw DataError(out.source + ": images of shape " + shape_string(shape) +
+    throw DataError(out.x.source + ": images of shape " + shape_string(shape) +
                     ", the model is for " + shape_string(model.image_shape));
   }
   return out;
+}
+
+at::Tensor one_hot_classes(const at::Tensor& labels, int64_t classes, const std::string& source) {
+  const at::Tensor bad = ((labels < 0) | (labels >= classes)).nonzero();
+  if (bad.size(0) > 0) {
+    const int64_t row = bad[0][0].item<int64_t>();
+    throw DataError(source + ": image " + std::to_string(row + 1) + " has label " +
+                    std::to_string(labels[row].item<int64_t>()) + ", outside the " +
+                    std::to_string(classes) + " classes 0.." + std::to_string(classes - 1));
+  }
+  return at::one_hot(labels.to(at::kLong), classes).to(at::kDouble);
+}
+
+at::Tensor class_context(const Model& model, const std::string& name_or_index) {
+  if (!model.class_conditional()) {
+    throw ConfigError("--class: " + model.path + " is not a class-conditional image model (train " +
+                      "one with 'zflow train --class-conditional')");
+  }
+  const auto k = static_cast<int64_t>(model.class_names.size());
+  int64_t chosen = -1;
+  for (int64_t i = 0; i < k; ++i) {
+    if (model.class_names[static_cast<size_t>(i)] == name_or_index) chosen = i;
+  }
+  if (chosen < 0) {
+    int64_t index = -1;
+    const char* end = name_or_index.data() + name_or_index.size();
+    const auto [ptr, ec] = std::from_chars(name_or_index.data(), end, index);
+    if (ec == std::errc() && ptr == end && index >= 0 && index < k) chosen = index;
+  }
+  if (chosen < 0) {
+    std::string names;
+    for (int64_t i = 0; i < k && i < 20; ++i) {
+      names += (names.empty() ? "" : ", ") + model.class_names[static_cast<size_t>(i)];
+    }
+    throw ConfigError("--class " + name_or_index + ": " + model.path + " has " + std::to_string(k) +
+                      " classes, 0.." + std::to_string(k - 1) + " (" + names +
+                      (k > 20 ? ", ..." : "") + ")");
+  }
+  return at::one_hot(at::tensor({chosen}, at::kLong), k).to(at::kDouble);
 }
 
 void write_image_grid(const std::string& path, const at::Tensor& images, int64_t rows, int64_t cols,
@@ -212,18 +295,29 @@ void add_context_columns_option(CLI::App* app, std::string& context_columns) {
                   "training names from the header, or the training indices without one)");
 }
 
+at::Tensor map_with_context(
+    const at::Tensor& x, const at::Tensor& context, int64_t chunk,
+    const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& fn) {
+  if (!context.defined()) {
+    return map_in_chunks(x, chunk, [&](const at::Tensor& rows) { return fn(rows, at::Tensor()); });
+  }
+  // Rows (flattened: images too) and their contexts side by side, chunked together.
+  const int64_t d = x.numel() / std::max<int64_t>(x.size(0), 1);
+  const at::Tensor both = at::cat({x.reshape({x.size(0), d}), context.to(x.dtype())}, 1);
+  return map_in_chunks(both, chunk, [&](const at::Tensor& rows) {
+    std::vector<int64_t> shape{rows.size(0)};
+    shape.insert(shape.end(), x.sizes().begin() + 1, x.sizes().end());
+    return fn(rows.narrow(1, 0, d).reshape(shape).contiguous(),
+              rows.narrow(1, d, rows.size(1) - d).contiguous());
+  });
+}
+
 at::Tensor log_prob_of(const Model& model, const ModelData& data, int64_t batch_size) {
   const at::Tensor x = to_model_dtype(data.x.values, model);
-  if (!model.conditional()) {
-    return map_in_chunks(x, batch_size,
-                         [&](const at::Tensor& chunk) { return model.flow->log_prob(chunk); });
-  }
-  // Rows and their contexts side by side, so that they are chunked together.
-  const int64_t d = x.size(1);
-  const at::Tensor both = at::cat({x, to_model_dtype(data.context.values, model)}, 1);
-  return map_in_chunks(both, batch_size, [&](const at::Tensor& chunk) {
-    return model.flow->log_prob(chunk.narrow(1, 0, d).contiguous(),
-                                chunk.narrow(1, d, chunk.size(1) - d).contiguous());
+  const at::Tensor context =
+      model.conditional() ? to_model_dtype(data.context.values, model) : at::Tensor();
+  return map_with_context(x, context, batch_size, [&](const at::Tensor& rows, const at::Tensor& c) {
+    return model.flow->log_prob(rows, c);
   });
 }
 

@@ -77,8 +77,13 @@ struct Model {
   /// Everything the file says of how the model was made.
   ModelCard card;
 
+  /// A class-conditional image model: its context is the one-hot class (K classes).
+  std::vector<std::string> class_names;
+
   bool conditional() const { return context_features > 0; }
   bool image() const { return !image_shape.empty(); }
+  /// An image model conditional on the class of its images (p(x | y), y one-hot [K]).
+  bool class_conditional() const { return image() && conditional(); }
   /// Names for output headers: the stored names, or x1..xD / c1..cK when any is missing.
   std::vector<std::string> data_header() const;
   std::vector<std::string> context_header() const;
@@ -94,9 +99,30 @@ Model load_model(const std::string& path);
 /// folder of PNGs; `default_split` for plain "fashion-mnist"; `limit` > 0 keeps the first images).
 Data load_image_data(const std::string& spec, const std::string& default_split, int64_t limit);
 
+/// Labelled images for a class-conditional model: load_image_data with the labels as one-hot
+/// contexts [N, K] (float64) and the names of the K classes (the source's class names, else
+/// the label numbers "0" … "K−1", K = largest label + 1). ConfigError naming the source when
+/// it has no labels.
+struct ClassData {
+  ModelData data;
+  std::vector<std::string> class_names;
+};
+ClassData load_class_data(const std::string& spec, const std::string& default_split, int64_t limit);
+
 /// An image model's data: load_image_data (test split by default) with the image size
-/// checked against the model's (DataError naming both sizes).
-Data load_model_images(const Model& model, const std::string& spec, int64_t limit);
+/// checked against the model's (DataError naming both sizes); for a class-conditional model
+/// with the one-hot labels as the context (ConfigError when the data have no labels,
+/// DataError for a label the model has no class for).
+ModelData load_model_images(const Model& model, const std::string& spec, int64_t limit);
+
+/// Labels [N] (int64) as one-hot rows [N, K] (float64); DataError naming `source` for a
+/// label outside 0 … K−1.
+at::Tensor one_hot_classes(const at::Tensor& labels, int64_t classes, const std::string& source);
+
+/// The one-hot context [1, K] (float64) of class `name_or_index` of a class-conditional
+/// model: a class name or a number 0 … K−1. ConfigError when the model is not
+/// class-conditional or there is no such class (naming the classes).
+at::Tensor class_context(const Model& model, const std::string& name_or_index);
 
 /// Writes images [N, C, H, W] (pixel values 0..255) as a PNG grid of rows × cols, each
 /// pixel enlarged `scale` times; ConfigError unless `path` ends in .png.
@@ -150,6 +176,12 @@ ModelData load_model_data(const Model& model, const DataArgs& args);
 
 /// Adds --context-columns (log-prob, eval, encode: where the context is in the data file).
 void add_context_columns_option(CLI::App* app, std::string& context_columns);
+
+/// `fn` over the rows of x [N, ...] and their contexts [N, K] (undefined: none), `chunk`
+/// rows at a time without autograd, the results concatenated.
+at::Tensor map_with_context(
+    const at::Tensor& x, const at::Tensor& context, int64_t chunk,
+    const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& fn);
 
 /// log p(x) (or log p(x | c)) of every row [N], in batches, without autograd.
 at::Tensor log_prob_of(const Model& model, const ModelData& data, int64_t batch_size);

@@ -29,19 +29,6 @@ struct CodeArgs {
   SolverArgs solver;
 };
 
-/// `fn` over rows of x [N, D] and their contexts [N, K] (undefined: none), in chunks.
-at::Tensor map_with_context(
-    const at::Tensor& x, const at::Tensor& context, int64_t chunk,
-    const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& fn) {
-  if (!context.defined()) {
-    return map_in_chunks(x, chunk, [&](const at::Tensor& rows) { return fn(rows, at::Tensor()); });
-  }
-  const int64_t d = x.size(1);
-  return map_in_chunks(at::cat({x, context}, 1), chunk, [&](const at::Tensor& rows) {
-    return fn(rows.narrow(1, 0, d).contiguous(), rows.narrow(1, d, rows.size(1) - d).contiguous());
-  });
-}
-
 void run_encode(const CodeArgs& a) {
   check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--data", a.data}});
   const Model model = load_model(a.model);

@@ -23,6 +23,8 @@ struct EvalArgs {
   DataArgs input;
   int64_t batch_size = 4096;
   bool json = false;
+  // A class-conditional model: skip scoring every image under every class.
+  bool no_classify = false;
   int threads = 1;
   SolverArgs solver;
 };
@@ -73,15 +75,113 @@ std::string fixed(const char* format, double value) {
   return buf;
 }
 
+/// A class-conditional model on labelled images: Bayes' classifier with a uniform prior on
+/// the classes, argmax_y log p(x | y), and the marginal p(x) = Σ_y p(x | y) / K.
+struct ClassScores {
+  int64_t classes = 0;
+  double accuracy = std::nan("");
+  /// Mean −log p(x) in nats.
+  double marginal_nll = std::nan("");
+};
+
+/// −log p(x | y) of every image under its own class y [N]; with `scores`, every image is
+/// scored under every class (K passes, the same dequantisation noise in each) to fill them.
+at::Tensor class_conditional_nll(const EvalArgs& a, const Model& model, const ModelData& data,
+                                 ClassScores* scores) {
+  const at::Tensor labels = data.context.values.argmax(1);
+  if (!scores) return -log_prob_of(model, data, a.batch_size).to(at::kDouble);
+  const int64_t classes = model.context_features;
+  const at::Tensor x = to_model_dtype(data.x.values, model);
+  std::vector<at::Tensor> columns;
+  for (int64_t k = 0; k < classes; ++k) {
+    seed_torch(static_cast<uint64_t>(a.input.seed));
+    const at::Tensor c = at::one_hot(at::full({x.size(0)}, k, at::kLong), classes).to(model.dtype);
+    columns.push_back(map_with_context(x, c, a.batch_size,
+                                       [&](const at::Tensor& rows, const at::Tensor& context) {
+                                         return model.flow->log_prob(rows, context);
+                                       }));
+  }
+  const at::Tensor log_p = at::stack(columns, 1).to(at::kDouble);  // [N, K]
+  scores->classes = classes;
+  scores->accuracy = (log_p.argmax(1) == labels).to(at::kDouble).mean().item<double>();
+  scores->marginal_nll =
+      -(at::logsumexp(log_p, 1) - std::log(static_cast<double>(classes))).mean().item<double>();
+  return -log_p.gather(1, labels.unsqueeze(1)).squeeze(1);
+}
+
+void print_json(const EvalArgs& a, const Model& model, const Data& data, const NllSummary& s,
+                const ClassScores& classes, int64_t non_finite, double entropy) {
+  const double to_bits = 1.0 / (static_cast<double>(model.features) * std::log(2.0));
+  Json out = {{"model", a.model},
+              {"data", data.source},
+              {"points", data.values.size(0)},
+              {"features", model.features},
+              {"context_features", model.context_features},
+              {"nll", s.mean},
+              {"nll_stderr", s.std_error},
+              {"nll_median", s.median},
+              {"nll_trimmed", s.trimmed},
+              {"trimmed_points", s.trimmed_points},
+              {"worst_row", s.worst_row + 1},
+              {"worst_nll", s.worst},
+              {"bits_per_dim", s.mean * to_bits},
+              {"bits_per_dim_trimmed", s.trimmed * to_bits},
+              {"non_finite", non_finite}};
+  if (classes.classes > 0) {
+    out["classes"] = classes.classes;
+    out["classification_accuracy"] = classes.accuracy;
+    out["nll_marginal"] = classes.marginal_nll;
+    out["bits_per_dim_marginal"] = classes.marginal_nll * to_bits;
+  }
+  const EvaluationCount nfe = evaluation_count(model);
+  if (nfe.continuous) out["nfe_per_sample"] = nfe.per_solve();
+  if (data.toy) {
+    out["seed"] = a.input.seed;
+    out["entropy"] = entropy;
+    out["gap"] = s.mean - entropy;
+  }
+  std::cout << out.dump() << std::endl;
+}
+
+void print_text(const Model& model, const Data& data, const NllSummary& s,
+                const ClassScores& classes, double entropy) {
+  const double to_bits = 1.0 / (static_cast<double>(model.features) * std::log(2.0));
+  const std::string error = std::isnan(s.std_error) ? "n/a"
+                            : s.std_error >= 0.001  ? fixed("%.3f", s.std_error)
+                                                    : fixed("%.1g", s.std_error);
+  std::cout << "test NLL " << fixed("%.3f", s.mean) << " ± " << error << " nats ("
+            << fixed("%.3f", s.mean * to_bits) << " bits/dim) on " << data.values.size(0)
+            << (model.class_conditional() ? " images given their classes" : " points");
+  if (data.toy) {
+    std::cout << "; entropy of " << data.source << " " << fixed("%.3f", entropy) << " (gap "
+              << fixed("%+.3f", s.mean - entropy) << ")";
+  }
+  std::cout << "\nmedian " << fixed("%.3f", s.median) << ", trimmed mean "
+            << fixed("%.3f", s.trimmed) << " (worst 0.1%, " << s.trimmed_points
+            << " points, left out), worst point: row " << s.worst_row + 1 << " at "
+            << fixed("%.3f", s.worst) << std::endl;
+  if (classes.classes > 0) {
+    std::cout << "classification by argmax_y log p(x | y): accuracy "
+              << fixed("%.1f", 100.0 * classes.accuracy) << "% over " << classes.classes
+              << " classes; marginal log p(x) = log(sum_y p(x | y) / " << classes.classes
+              << "): " << fixed("%.3f", classes.marginal_nll * to_bits) << " bits/dim" << std::endl;
+  }
+  const std::string nfe = nfe_line(model);
+  if (!nfe.empty()) std::cout << nfe << std::endl;
+}
+
 void run_eval(const EvalArgs& a) {
   const Model model = load_model(a.model);
   apply_threads(a.threads, workload_of(model));
   apply_solver_options(model, a.solver);
   const ModelData loaded = load_model_data(model, a.input);
   const Data& data = loaded.x;
-  const at::Tensor nll = -log_prob_of(model, loaded, a.batch_size).to(at::kDouble);
+  ClassScores classes;
+  const at::Tensor nll =
+      model.class_conditional()
+          ? class_conditional_nll(a, model, loaded, a.no_classify ? nullptr : &classes)
+          : -log_prob_of(model, loaded, a.batch_size).to(at::kDouble);
   const int64_t points = nll.size(0);
-  const int64_t features = model.features;
   const NonFinite bad = count_non_finite(nll);
   if (bad.count > 0) {
     throw DataError(
@@ -94,55 +194,16 @@ void run_eval(const EvalArgs& a) {
     throw DataError("the mean NLL of " + data.source + " overflows (the worst point, row " +
                     std::to_string(s.worst_row + 1) + ", has NLL " + fmt(s.worst) + ")");
   }
-  const double to_bits = 1.0 / (static_cast<double>(features) * std::log(2.0));
-
   double entropy = std::nan("");
   if (data.toy) {
     for (const auto& d : data::toy_datasets()) {
       if (d.name == data.source) entropy = d.entropy;
     }
   }
-
   if (a.json) {
-    Json out = {{"model", a.model},
-                {"data", data.source},
-                {"points", points},
-                {"features", features},
-                {"context_features", model.context_features},
-                {"nll", s.mean},
-                {"nll_stderr", s.std_error},
-                {"nll_median", s.median},
-                {"nll_trimmed", s.trimmed},
-                {"trimmed_points", s.trimmed_points},
-                {"worst_row", s.worst_row + 1},
-                {"worst_nll", s.worst},
-                {"bits_per_dim", s.mean * to_bits},
-                {"bits_per_dim_trimmed", s.trimmed * to_bits},
-                {"non_finite", bad.count}};
-    const EvaluationCount nfe = evaluation_count(model);
-    if (nfe.continuous) out["nfe_per_sample"] = nfe.per_solve();
-    if (data.toy) {
-      out["seed"] = a.input.seed;
-      out["entropy"] = entropy;
-      out["gap"] = s.mean - entropy;
-    }
-    std::cout << out.dump() << std::endl;
+    print_json(a, model, data, s, classes, bad.count, entropy);
   } else {
-    const std::string error = std::isnan(s.std_error) ? "n/a"
-                              : s.std_error >= 0.001  ? fixed("%.3f", s.std_error)
-                                                      : fixed("%.1g", s.std_error);
-    std::cout << "test NLL " << fixed("%.3f", s.mean) << " ± " << error << " nats ("
-              << fixed("%.3f", s.mean * to_bits) << " bits/dim) on " << points << " points";
-    if (data.toy) {
-      std::cout << "; entropy of " << data.source << " " << fixed("%.3f", entropy) << " (gap "
-                << fixed("%+.3f", s.mean - entropy) << ")";
-    }
-    std::cout << "\nmedian " << fixed("%.3f", s.median) << ", trimmed mean "
-              << fixed("%.3f", s.trimmed) << " (worst 0.1%, " << s.trimmed_points
-              << " points, left out), worst point: row " << s.worst_row + 1 << " at "
-              << fixed("%.3f", s.worst) << std::endl;
-    const std::string nfe = nfe_line(model);
-    if (!nfe.empty()) std::cout << nfe << std::endl;
+    print_text(model, data, s, classes, entropy);
   }
   if (s.carried()) {
     std::cerr << "zflow: warning: the worst 0.1% of the points (" << s.trimmed_points << " of "
@@ -160,16 +221,21 @@ void add_eval(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "eval",
       "Mean test NLL (nats) with its standard error, median, trimmed mean and worst point, and "
-      "bits/dim of data under a model");
+      "bits/dim of data under a model (class-conditional image models: log p(x | y) given the "
+      "labels, and the accuracy of classifying by argmax_y log p(x | y))");
   set_example(sub,
               "zflow eval --model model.safetensors --data 8gaussians\n"
-              "  zflow eval --model model.safetensors --data test.csv --json");
+              "  zflow eval --model model.safetensors --data test.csv --json\n"
+              "  zflow eval --model cglow.safetensors --data fashion-mnist:test");
   sub->add_option("--model,-m", a->model, "Model file written by 'zflow train'")->required();
   add_data_options(sub, a->input);
   sub->add_option("--batch-size", a->batch_size, "Rows evaluated at a time")
       ->check(positive())
       ->capture_default_str();
   sub->add_flag("--json", a->json, "Print one JSON object instead of text");
+  sub->add_flag("--no-classify", a->no_classify,
+                "Class-conditional models: score each image under its own class only (one "
+                "pass instead of one per class; no accuracy or marginal bits/dim)");
   add_threads_option(sub, a->threads);
   add_solver_options(sub, a->solver);
   sub->callback([a] { run_eval(*a); });

@@ -618,31 +618,50 @@ std::string curves_figure(const std::vector<Json>& records, const std::string& t
   return svg.str();
 }
 
-at::Tensor pick_images(const Model& model, const std::string& spec, int64_t count, uint64_t seed) {
-  const Data data = load_model_images(model, spec, 0);
-  const int64_t available = data.values.size(0);
+PickedImages pick_images(const Model& model, const std::string& spec, int64_t count,
+                         uint64_t seed) {
+  const ModelData data = load_model_images(model, spec, 0);
+  const int64_t available = data.x.values.size(0);
   if (available < count) {
-    throw DataError(data.source + " has " + std::to_string(available) + " images, " +
+    throw DataError(data.x.source + " has " + std::to_string(available) + " images, " +
                     std::to_string(count) + " are needed");
   }
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   const at::Tensor chosen =
       at::randperm(available, generator, at::TensorOptions(at::kLong)).narrow(0, 0, count);
-  return to_model_dtype(data.values.index_select(0, chosen), model);
+  PickedImages picked;
+  picked.images = to_model_dtype(data.x.values.index_select(0, chosen), model);
+  if (data.context.values.defined()) {
+    picked.context = to_model_dtype(data.context.values.index_select(0, chosen), model);
+  }
+  return picked;
+}
+
+int64_t sample_grid_rows(const Model& model, int64_t rows) {
+  return model.class_conditional() ? model.context_features : rows;
 }
 
 io::Image sample_grid(const Model& model, int64_t rows, int64_t cols, double temperature,
                       int64_t scale, uint64_t seed) {
   seed_torch(seed);
   c10::AutoGradMode no_grad(false);
+  if (model.class_conditional()) {
+    // One row per class: `cols` samples of each, [K, cols, C, H, W].
+    const int64_t classes = model.context_features;
+    const at::Tensor images = model.flow->sample_at_temperature(
+        cols, temperature, at::eye(classes, at::TensorOptions(model.dtype)));
+    return data::image_grid(images.flatten(0, 1).to(at::kFloat), classes, cols, 2, scale);
+  }
   const at::Tensor images = model.flow->sample_at_temperature(rows * cols, temperature);
   return data::image_grid(images.to(at::kFloat), rows, cols, 2, scale);
 }
 
-io::Image reconstruction_grid(const Model& model, const at::Tensor& x, int64_t rows, int64_t cols,
-                              int64_t scale, double* error) {
+io::Image reconstruction_grid(const Model& model, const PickedImages& picked, int64_t rows,
+                              int64_t cols, int64_t scale, double* error) {
   c10::AutoGradMode no_grad(false);
-  const at::Tensor back = model.flow->decode(model.flow->transform_to_noise(x));
+  const at::Tensor& x = picked.images;
+  const at::Tensor back =
+      model.flow->decode(model.flow->transform_to_noise(x, picked.context), picked.context);
   if (error) *error = (back - x).abs().max().item<double>();
   const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
   // Rows of data, each followed by the row of its reconstructions.
@@ -652,17 +671,26 @@ io::Image reconstruction_grid(const Model& model, const at::Tensor& x, int64_t r
   return data::image_grid(pairs.to(at::kFloat), 2 * rows, cols, 2, scale);
 }
 
-io::Image interpolation_grid(const Model& model, const at::Tensor& x, int64_t pairs, int64_t steps,
-                             int64_t scale) {
+io::Image interpolation_grid(const Model& model, const PickedImages& picked, int64_t pairs,
+                             int64_t steps, int64_t scale) {
   c10::AutoGradMode no_grad(false);
-  const at::Tensor z = model.flow->transform_to_noise(x);
+  const at::Tensor z = model.flow->transform_to_noise(picked.images, picked.context);
   const at::Tensor start = z.narrow(0, 0, pairs);
   const at::Tensor end = z.narrow(0, pairs, pairs);
   // Row i: decode((1 − t)·z_a + t·z_b) for t = 0, 1/(S−1), …, 1 (linear, as in Glow §5).
   const at::Tensor t = at::linspace(0.0, 1.0, steps, z.options()).view({1, steps, 1, 1, 1});
   const at::Tensor path = start.unsqueeze(1) * (1 - t) + end.unsqueeze(1) * t;
+  at::Tensor context;
+  if (picked.context.defined()) {
+    // The classes' one-hot vectors along the same path (the prior is linear in them).
+    const at::Tensor s = t.view({1, steps, 1});
+    const at::Tensor& c = picked.context;
+    context =
+        (c.narrow(0, 0, pairs).unsqueeze(1) * (1 - s) + c.narrow(0, pairs, pairs).unsqueeze(1) * s)
+            .reshape({pairs * steps, c.size(1)});
+  }
   const at::Tensor images =
-      model.flow->decode(path.reshape({pairs * steps, z.size(1), z.size(2), z.size(3)}));
+      model.flow->decode(path.reshape({pairs * steps, z.size(1), z.size(2), z.size(3)}), context);
   return data::image_grid(images.to(at::kFloat), pairs, steps, 2, scale);
 }
 

@@ -103,16 +103,27 @@ std::string curves_figure(const std::vector<Json>& records, const std::string& t
 /// Reads a metrics file written by `zflow train --metrics` (io/metrics.h).
 using io::read_metrics;
 
-/// Image models: grids as PNG.
+/// Images of a data set for an image model, and for a class-conditional one their one-hot
+/// classes [N, K] (undefined otherwise), in the model's dtype.
+struct PickedImages {
+  at::Tensor images;
+  at::Tensor context;
+};
+
+/// The number of rows of sample_grid: `rows`, or one per class of a class-conditional model.
+int64_t sample_grid_rows(const Model& model, int64_t rows);
+/// Image models: grids as PNG. A class-conditional model's sample grid has one row per class
+/// (sample_grid_rows), `cols` samples of that class each.
 io::Image sample_grid(const Model& model, int64_t rows, int64_t cols, double temperature,
                       int64_t scale, uint64_t seed);
 /// Rows of images, each followed by decode(encode(x)); `error` gets the largest pixel error.
-io::Image reconstruction_grid(const Model& model, const at::Tensor& images, int64_t rows,
+io::Image reconstruction_grid(const Model& model, const PickedImages& images, int64_t rows,
                               int64_t cols, int64_t scale, double* error = nullptr);
-/// Per row, decode((1 − t)·z_a + t·z_b) for `steps` values of t from 0 to 1.
-io::Image interpolation_grid(const Model& model, const at::Tensor& images, int64_t pairs,
+/// Per row, decode((1 − t)·z_a + t·z_b) for `steps` values of t from 0 to 1 (the one-hot
+/// classes of a class-conditional model mixed the same way).
+io::Image interpolation_grid(const Model& model, const PickedImages& images, int64_t pairs,
                              int64_t steps, int64_t scale);
 /// `count` images of `spec` for an image model, chosen at random with `seed`.
-at::Tensor pick_images(const Model& model, const std::string& spec, int64_t count, uint64_t seed);
+PickedImages pick_images(const Model& model, const std::string& spec, int64_t count, uint64_t seed);
 
 }  // namespace zflow::cli

@@ -34,8 +34,8 @@ struct PictureArgs {
 
 /// The image model of `a`, with `count` of its images chosen at random.
 /// The picture will be a grid of `grid_rows` × `grid_cols` images (checked for size first).
-std::pair<Model, at::Tensor> model_and_images(const PictureArgs& a, int64_t count,
-                                              int64_t grid_rows, int64_t grid_cols) {
+std::pair<Model, PickedImages> model_and_images(const PictureArgs& a, int64_t count,
+                                                int64_t grid_rows, int64_t grid_cols) {
   require_extension(a.out, ".png", "--out");
   check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--data", a.data}});
   Model model = load_model(a.model);
@@ -46,7 +46,7 @@ std::pair<Model, at::Tensor> model_and_images(const PictureArgs& a, int64_t coun
   }
   check_picture_size(grid_rows, grid_cols, model.image_shape, a.scale);
   apply_solver_options(model, a.solver);
-  at::Tensor images = pick_images(model, a.data, count, static_cast<uint64_t>(a.seed));
+  PickedImages images = pick_images(model, a.data, count, static_cast<uint64_t>(a.seed));
   return {std::move(model), images};
 }
 

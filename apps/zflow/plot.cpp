@@ -102,15 +102,16 @@ void plot_image_grid(const PlotArgs& a, const Model& model) {
   if (a.kind == "interpolate") {
     check_picture_size(a.pairs, a.interpolation_steps, model.image_shape, a.scale);
   } else {
-    check_picture_size(rows, a.kind == "reconstruct" ? 2 * cols : cols, model.image_shape, a.scale);
+    check_picture_size(a.kind == "samples" ? sample_grid_rows(model, rows) : rows,
+                       a.kind == "reconstruct" ? 2 * cols : cols, model.image_shape, a.scale);
   }
   if (a.kind == "samples") {
     io::write_png(a.out, sample_grid(model, rows, cols, a.temperature, a.scale, seed));
   } else if (a.kind == "reconstruct") {
-    const at::Tensor x = pick_images(model, data, rows * cols, seed);
+    const PickedImages x = pick_images(model, data, rows * cols, seed);
     io::write_png(a.out, reconstruction_grid(model, x, rows, cols, a.scale));
   } else {
-    const at::Tensor x = pick_images(model, data, 2 * a.pairs, seed);
+    const PickedImages x = pick_images(model, data, 2 * a.pairs, seed);
     io::write_png(a.out, interpolation_grid(model, x, a.pairs, a.interpolation_steps, a.scale));
   }
   std::cerr << "wrote " << a.out << "\n";

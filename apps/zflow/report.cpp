@@ -199,11 +199,12 @@ void pictures_section(std::ostream& html, const Model& model, const ReportOption
       target_pictures(html, model, o);
     } else if (model.image()) {
       const std::string data = o.data.empty() ? "fashion-mnist" : o.data;
+      const std::string rows = model.class_conditional() ? ", one row per class" : "";
       html << figure(png_img(sample_grid(model, 8, 8, 0.7, 2, o.seed), "samples"),
-                     "Samples at temperature 0.7.")
+                     "Samples at temperature 0.7" + rows + ".")
            << figure(png_img(sample_grid(model, 4, 8, 1.0, 2, o.seed + 1), "samples T=1"),
-                     "Samples at temperature 1.");
-      const at::Tensor x = pick_images(model, data, 16, o.seed);
+                     "Samples at temperature 1" + rows + ".");
+      const PickedImages x = pick_images(model, data, 16, o.seed);
       double error = 0;
       html << figure(png_img(reconstruction_grid(model, x, 2, 8, 2, &error), "reconstructions"),
                      "Images of " + data +

@@ -34,6 +34,8 @@ struct SampleArgs {
   bool with_log_prob = false;
   std::string context;
   std::string context_file;
+  // A class-conditional image model: the class to draw (a name or a number).
+  std::string class_name;
   int threads = 1;
   double temperature = 1.0;
   std::string grid;
@@ -55,7 +57,8 @@ at::Tensor draw(FlowImpl& flow, int64_t n, bool with_log_prob, double temperatur
                 const at::Tensor& context = {}) {
   if (!with_log_prob) return sample_batch(flow, n, temperature, context);
   auto [x, log_prob] = flow.sample_and_log_prob(n, context);
-  return at::cat({x.flatten(context.defined() ? 2 : 1), log_prob.unsqueeze(-1)}, -1);
+  const bool per_context = context.defined() && context.dim() == 2;
+  return at::cat({x.flatten(per_context ? 2 : 1), log_prob.unsqueeze(-1)}, -1);
 }
 
 /// Writes `total` rows of `cols` values to `path` (CSV or .npy) as `next(first, count)`
@@ -119,14 +122,38 @@ void stream_conditional(const std::string& path, const std::vector<std::string>&
               n <= chunk ? chunk / n * n : chunk, next);
 }
 
-/// Image models: n images as a PNG grid (or their raw pixel values as rows of C·H·W).
-void sample_images(const Model& model, SampleArgs a) {
+/// A class-conditional model without --class: a grid of one row per class, `cols` images
+/// each (the columns of --grid, else -n, else 8).
+void sample_class_rows(const Model& model, SampleArgs a) {
+  if (!has_extension(a.out, ".png")) {
+    throw ConfigError(a.model + " is class-conditional: give --class (a class name or number) " +
+                      "for a .csv/.npy output, or write a .png grid of every class");
+  }
+  const auto classes = static_cast<int64_t>(model.class_names.size());
+  int64_t cols = a.n_given ? a.n : 8;
+  if (!a.grid.empty()) cols = data::parse_grid(a.grid).second;
+  check_picture_size(classes, cols, model.image_shape, a.scale);
+  const at::Tensor contexts = at::eye(classes, at::TensorOptions(model.dtype));
+  const at::Tensor images =
+      draw(*model.flow, cols, false, a.temperature, contexts).flatten(0, 1);  // [K·cols, ...]
+  warn_non_finite(images, a.out, kUnstable);
+  write_image_grid(a.out, images, classes, cols, a.scale);
+  std::cerr << "wrote " << cols << " samples of each of the " << classes << " classes (temperature "
+            << fmt(a.temperature) << "), one row per class, to " << a.out << "\n";
+}
+
+/// Image models: n images as a PNG grid (or their raw pixel values as rows of C·H·W); for a
+/// class-conditional model, of the class `context` ([K], one-hot).
+void sample_images(const Model& model, SampleArgs a, const at::Tensor& context) {
   if (!a.context.empty() || !a.context_file.empty()) {
-    throw ConfigError(a.model + " is an unconditional image model: it takes no context");
+    throw ConfigError(a.model + (model.class_conditional()
+                                     ? " is class-conditional: choose the class with --class"
+                                     : " is an unconditional image model: it takes no context"));
   }
   if (a.with_log_prob && has_extension(a.out, ".png")) {
     throw ConfigError("--log-prob needs a .csv/.npy output, not a picture");
   }
+  if (model.class_conditional() && !context.defined()) return sample_class_rows(model, a);
   int64_t rows = 0, cols = 0;
   if (!a.grid.empty()) {
     std::tie(rows, cols) = data::parse_grid(a.grid);
@@ -144,12 +171,14 @@ void sample_images(const Model& model, SampleArgs a) {
     check_picture_size(rows, cols, model.image_shape, a.scale);
     std::vector<at::Tensor> parts;
     for (int64_t done = 0; done < a.n; done += a.chunk) {
-      parts.push_back(draw(*model.flow, std::min(a.chunk, a.n - done), false, a.temperature));
+      parts.push_back(
+          draw(*model.flow, std::min(a.chunk, a.n - done), false, a.temperature, context));
     }
     const at::Tensor images = at::cat(parts);
     warn_non_finite(images, a.out, kUnstable);
     write_image_grid(a.out, images, rows, cols, a.scale);
-    std::cerr << "wrote " << a.n << " samples (temperature " << fmt(a.temperature) << ") as a "
+    std::cerr << "wrote " << a.n << " samples (temperature " << fmt(a.temperature)
+              << (context.defined() ? ", class " + a.class_name : std::string()) << ") as a "
               << rows << "x" << cols << " grid to " << a.out << "\n";
     return;
   }
@@ -160,7 +189,7 @@ void sample_images(const Model& model, SampleArgs a) {
   FlowImpl& flow = *model.flow;
   stream_rows(a.out, header, a.n, static_cast<int64_t>(header.size()), model.dtype, a.chunk,
               [&](int64_t, int64_t len) {
-                return draw(flow, len, a.with_log_prob, a.temperature).reshape({len, -1});
+                return draw(flow, len, a.with_log_prob, a.temperature, context).reshape({len, -1});
               });
 }
 
@@ -173,8 +202,12 @@ void draw_samples(const Model& model, const SampleArgs& a) {
   seed_torch(static_cast<uint64_t>(a.seed));
   // Inference only: no autograd recording and no version-counter or view bookkeeping.
   c10::InferenceMode inference;
+  // --class: the one-hot context [K] of a class-conditional model (an error for any other).
+  const at::Tensor class_one_hot =
+      a.class_name.empty() ? at::Tensor()
+                           : to_model_dtype(class_context(model, a.class_name)[0], model);
   if (model.image()) {
-    sample_images(model, a);
+    sample_images(model, a, class_one_hot);
     return;
   }
   if (!a.grid.empty() || has_extension(a.out, ".png")) {
@@ -217,7 +250,8 @@ void add_sample(CLI::App& app) {
       "zflow sample --model model.safetensors -n 1000 --out samples.csv\n"
       "  zflow sample --model cond.safetensors -n 100 --context 0.5,1.2 --out s.csv\n"
       "  zflow sample --model cond.safetensors -n 100 --context-file contexts.csv\n"
-      "  zflow sample --model glow.safetensors --grid 8x8 --temperature 0.7 -o samples.png");
+      "  zflow sample --model glow.safetensors --grid 8x8 --temperature 0.7 -o samples.png\n"
+      "  zflow sample --model cglow.safetensors --class 3 --grid 4x8 -o class3.png");
   sub->add_option("--model,-m", a->model, "Model file written by 'zflow train'")->required();
   sub->add_option("-n,--n", a->n, "Number of points (per context)")
       ->check(positive())
@@ -228,6 +262,9 @@ void add_sample(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Random seed")->check(non_negative())->capture_default_str();
   sub->add_flag("--log-prob", a->with_log_prob, "Add a last column with log p(x) of each point");
   add_context_options(sub, a->context, a->context_file);
+  sub->add_option("--class", a->class_name,
+                  "Class-conditional image models: draw images of this class (its name or "
+                  "number 0..K-1; without it a .png grid has one row per class)");
   sub->add_option("--temperature,-t", a->temperature,
                   "Sample z ~ N(0, T^2 I): below 1 gives cleaner, less varied samples")
       ->check(positive())

@@ -42,6 +42,8 @@ struct TrainArgs {
   std::string data;
   std::string columns;
   std::string context_columns;
+  // Images: condition on the class, the labels' one-hot vectors as the context.
+  bool class_conditional = false;
   int64_t embedding = 0;
   std::string header = "auto";
   // Points drawn from a built-in dataset (docs/benchmarks.md, "Defaults of zflow train").
@@ -104,6 +106,13 @@ void check_model_choice(TrainArgs& a, bool images) {
   }
   if (images && (!a.columns.empty() || !a.context_columns.empty())) {
     throw ConfigError("--columns and --context-columns are for tabular data, not images");
+  }
+  if (a.class_conditional && !images) {
+    throw ConfigError(
+        "--class-conditional is for labelled images; tabular data take --context-columns");
+  }
+  if (a.class_conditional && a.model == "cnf") {
+    throw ConfigError("--class-conditional needs a multi-scale model (glow or realnvp-image)");
   }
 }
 
@@ -179,6 +188,7 @@ Json options_json(const TrainArgs& a, const Data& data) {
     o["context_columns"] = a.context_columns;
     o["embedding"] = a.embedding;
   }
+  if (a.class_conditional) o["class_conditional"] = true;
   if (data.toy) o["n"] = a.n;
   return o;
 }
@@ -205,14 +215,23 @@ struct RunData {
   std::vector<int64_t> event_shape;
   int64_t features = 0;
   int64_t context_features = 0;
+  // A class-conditional image model: the names of its classes (the context is one-hot).
+  std::vector<std::string> class_names;
 };
 
 RunData load_run_data(const TrainArgs& a, at::ScalarType dtype) {
   RunData d;
   d.images = data::is_image_source(a.data);
-  d.loaded = d.images ? ModelData{load_image_data(a.data, "train", a.n_given ? a.n : 0), Data()}
-                      : data::load_training_table(a.data, a.columns, a.context_columns, a.header,
-                                                  a.n, static_cast<uint64_t>(a.seed));
+  const int64_t limit = a.n_given ? a.n : 0;
+  if (d.images && a.class_conditional) {
+    ClassData classes = load_class_data(a.data, "train", limit);
+    d.loaded = std::move(classes.data);
+    d.class_names = std::move(classes.class_names);
+  } else {
+    d.loaded = d.images ? ModelData{load_image_data(a.data, "train", limit), Data()}
+                        : data::load_training_table(a.data, a.columns, a.context_columns, a.header,
+                                                    a.n, static_cast<uint64_t>(a.seed));
+  }
   const Data& x = d.loaded.x;
   d.conditional = d.loaded.context.values.defined();
   d.event_shape.assign(x.values.sizes().begin() + 1, x.values.sizes().end());
@@ -303,7 +322,10 @@ std::string model_name(const TrainArgs& a) {
 void announce(const TrainArgs& a, const RunData& d, int64_t params) {
   const std::string what =
       d.images
-          ? " images of " + d.loaded.x.source + " (" + shape_string(d.event_shape)
+          ? " images of " + d.loaded.x.source + " (" + shape_string(d.event_shape) +
+                (d.class_names.empty()
+                     ? std::string()
+                     : ", conditional on " + std::to_string(d.class_names.size()) + " classes")
           : " points of " + d.loaded.x.source + " (" + std::to_string(d.features) + " columns" +
                 (d.conditional ? " given " + std::to_string(d.context_features) +
                                      " context column" + (d.context_features == 1 ? "" : "s")
@@ -425,6 +447,7 @@ ModelCard model_card(const TrainArgs& a, const RunData& d, const AssembledSpec& 
   card.context_columns = d.loaded.context.columns;
   card.context_column_indices = d.loaded.context.indices;
   if (d.images) card.image_shape = d.event_shape;
+  card.class_names = d.class_names;
   card.standardization = assembled.standardization;
   card.context_standardization = assembled.context_standardization;
   card.train = {{"options", options_json(a, d.loaded.x)},
@@ -493,6 +516,8 @@ void take_initial_model(TrainArgs& a, bool images) {
                       (images ? "images" : "tabular data"));
   }
   a.model = m.card.model.empty() ? "the model of " + a.init : m.card.model;
+  // A class-conditional model goes on training on the labels.
+  a.class_conditional = m.class_conditional();
   if (!a.dtype_given) a.dtype = dtype_name(m.dtype);
   apply_solver_options(m, a.solver);
 }
@@ -648,6 +673,9 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
                   "fine-tune, e.g. a flow-matching cnf by likelihood); its architecture, "
                   "standardisation and dtype are kept");
   add_builder_options(sub, a->builder);
+  sub->add_flag("--class-conditional", a->class_conditional,
+                "Images: model p(x | class), the images' labels (one-hot) as the context: a "
+                "learned class prior on the latents (Glow's); needs labelled images");
   sub->add_option("--embedding", a->embedding,
                   "Embed the context by an MLP (width --hidden, 1 layer) into this many features "
                   "(0: none)")
@@ -724,7 +752,9 @@ void add_train(CLI::App& app) {
       "  zflow train --data measurements.csv --columns 0-3 --out model.safetensors\n"
       "  zflow train --data runs.csv --context-columns temp --model maf --out cond.safetensors\n"
       "  zflow train --data fashion-mnist --model glow --hidden 64 --steps 3000 --out "
-      "glow.safetensors");
+      "glow.safetensors\n"
+      "  zflow train --data fashion-mnist --model glow --class-conditional --out "
+      "cglow.safetensors");
 
   add_train_data_options(sub, a.get());
   add_model_options(sub, a.get());
@@ -741,6 +771,7 @@ void add_train(CLI::App& app) {
        "--depth",       "--activation", "--conditioner", "--scale-bound",     "--bins",
        "--tail-bound",  "--embedding",  "--levels",      "--steps-per-level", "--coupling",
        "--logit-alpha", "--base",       "--dtype",       "--device",          "--no-standardize"});
+  group("Model", {"--class-conditional"});
   group("Optimisation", {"--steps", "--batch-size", "--lr", "--optimizer", "--weight-decay",
                          "--no-cosine", "--warmup", "--clip", "--val-fraction", "--eval-every",
                          "--patience", "--max-nonfinite", "--seed"});
@@ -748,10 +779,11 @@ void add_train(CLI::App& app) {
         {"--threads", "--metrics", "--report", "--log-every", "--state", "--resume", "--quiet"});
   // --init takes the architecture from its model file: the options that describe a new
   // one would be silently ignored, so they are refused beside it.
-  for (const char* o : {"--model", "--spec", "--layers", "--hidden", "--depth", "--activation",
-                        "--conditioner", "--scale-bound", "--bins", "--tail-bound", "--base",
-                        "--embedding", "--levels", "--steps-per-level", "--coupling",
-                        "--logit-alpha", "--no-standardize", "--time-embedding"}) {
+  for (const char* o :
+       {"--model", "--spec", "--layers", "--hidden", "--depth", "--activation", "--conditioner",
+        "--scale-bound", "--bins", "--tail-bound", "--base", "--embedding", "--levels",
+        "--steps-per-level", "--coupling", "--logit-alpha", "--no-standardize", "--time-embedding",
+        "--class-conditional"}) {
     sub->get_option("--init")->excludes(o);
   }
   group("Distributed (docs/distributed.md)",

@@ -62,7 +62,12 @@ Json base_spec(const FlowRecipe& r) {
     }
     return r.spec;
   }
-  if (r.event_shape.size() == 3) return build_image_flow_spec(r.model, r.event_shape, r.builder);
+  if (r.event_shape.size() == 3) {
+    // The context of an image model is its one-hot class (builders.h).
+    BuilderOptions builder = r.builder;
+    builder.context_features = r.context_features;
+    return build_image_flow_spec(r.model, r.event_shape, builder);
+  }
   BuilderOptions builder = r.builder;
   builder.context_features = r.embedding > 0 ? r.embedding : r.context_features;
   int64_t features = 1;
@@ -93,7 +98,8 @@ AssembledSpec assemble_flow_spec(const FlowRecipe& r, const at::Tensor& train,
   if (r.context_features > 0) {
     std::vector<double> mean;
     std::vector<double> std;
-    if (r.standardize) {
+    // An image model's context is a one-hot class, which the layers take as it is.
+    if (r.standardize && r.event_shape.size() != 3) {
       const auto fitted = fit_standardization(train_context, train_rows);
       mean = fitted->mean_values();
       std = fitted->std_values();

@@ -398,8 +398,14 @@ Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& 
     throw ConfigError(name + ": coupling must be 'affine' or 'additive', got '" + o.coupling + "'");
   }
   if (!(o.logit_alpha < 0.5)) throw ConfigError(name + ": logit alpha must be below 0.5");
+  if (o.context_features < 0) throw ConfigError(name + ": context features must be >= 0");
+  check_size(name + ": context features", o.context_features);
   const bool glow = name == "glow";
   if (name == "cnf") {
+    if (o.context_features > 0) {
+      throw ConfigError(
+          "cnf: a class-conditional image model is a multi-scale one (glow or realnvp-image)");
+    }
     // Dequantised pixels through RealNVP's logit (α = 0.05 unless given), then the ODE.
     Json spec = continuous_flow(shape, o);
     Json& layers = spec["transform"]["layers"];
@@ -457,14 +463,22 @@ Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& 
     layers.push_back(
         {{"type", "logit"}, {"lower", -alpha * width}, {"upper", 1.0 + alpha * width}});
   }
-  layers.push_back({{"type", "multiscale"},
-                    {"shape", shape},
-                    {"levels", levels_spec},
-                    {"scale_bound", o.scale_bound}});
+  Json multiscale = {{"type", "multiscale"},
+                     {"shape", shape},
+                     {"levels", levels_spec},
+                     {"scale_bound", o.scale_bound}};
+  if (o.context_features > 0) {
+    // A class-conditional model: the one-hot class sets the latents' Gaussians (Glow's ycond).
+    multiscale["context_features"] = o.context_features;
+    multiscale["split_context"] = o.split_context;
+  }
+  layers.push_back(multiscale);
   layers.push_back(log_tails());
-  return {{"type", "flow"},
-          {"transform", {{"type", "composite"}, {"layers", layers}}},
-          {"base", {{"type", "standard_normal"}, {"shape", shape}}}};
+  Json spec = {{"type", "flow"},
+               {"transform", {{"type", "composite"}, {"layers", layers}}},
+               {"base", {{"type", "standard_normal"}, {"shape", shape}}}};
+  if (o.context_features > 0) spec["context_features"] = o.context_features;
+  return spec;
 }
 
 Json with_standardization(const Json& flow_spec, const std::vector<double>& mean,

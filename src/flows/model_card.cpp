@@ -54,6 +54,7 @@ std::map<std::string, std::string> ModelCard::to_metadata() const {
       {"train", train.dump()}};
   if (context_features > 0) m["context_column_indices"] = Json(context_column_indices).dump();
   if (!image_shape.empty()) m["image_shape"] = Json(image_shape).dump();
+  if (!class_names.empty()) m["class_names"] = Json(class_names).dump();
   if (!metrics_file.empty()) m["metrics_file"] = Json(metrics_file).dump();
   return m;
 }
@@ -74,6 +75,9 @@ ModelCard ModelCard::from_metadata(const std::map<std::string, std::string>& met
       indices(entry(metadata, "context_column_indices"), context_features);
   const Json shape = entry(metadata, "image_shape");
   if (shape.is_array() && shape.size() == 3) card.image_shape = indices(shape, 3);
+  if (!card.image_shape.empty()) {
+    card.class_names = names(entry(metadata, "class_names"), context_features);
+  }
   card.standardization = entry(metadata, "standardization");
   card.context_standardization = entry(metadata, "context_standardization");
   card.train = entry(metadata, "train");

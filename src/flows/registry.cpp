@@ -180,13 +180,16 @@ Table<TransformFactory>& transform_table() {
       return std::make_shared<DequantizeImpl>(spec_optional(s, "bits", DequantizeOptions().bits()));
     };
     f["multiscale"] = [](const Json& s) -> TransformPtr {
-      reject_unknown_fields(s, {"shape", "levels", "scale_bound"});
+      reject_unknown_fields(
+          s, {"shape", "levels", "scale_bound", "context_features", "split_context"});
       const Json levels = spec_required<Json>(s, "levels");
       if (!levels.is_array()) throw ConfigError("multiscale: 'levels' must be an array");
       std::vector<TransformPtr> built;
       for (const auto& level : levels) built.push_back(make_transform(level));
       MultiscaleOptions o(spec_required<std::vector<int64_t>>(s, "shape"), std::move(built));
-      o.scale_bound(spec_optional(s, "scale_bound", o.scale_bound()));
+      o.scale_bound(spec_optional(s, "scale_bound", o.scale_bound()))
+          .context_features(spec_optional(s, "context_features", o.context_features()))
+          .split_context(spec_optional(s, "split_context", o.split_context()));
       return std::make_shared<MultiscaleImpl>(o);
     };
     f["cnf"] = [](const Json& s) -> TransformPtr {

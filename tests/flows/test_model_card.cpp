@@ -79,6 +79,22 @@ TEST(ModelCard, AnImageCardSurvivesTheMetadata) {
   EXPECT_TRUE(back.train.is_null());
 }
 
+TEST(ModelCard, AClassConditionalCardKeepsItsClassNames) {
+  ModelCard card;
+  card.model = "glow";
+  card.features = 1 * 8 * 8;
+  card.image_shape = {1, 8, 8};
+  card.context_features = 3;
+  card.class_names = {"dark", "mid", "bright"};
+  const auto metadata = card.to_metadata();
+  EXPECT_EQ(ModelCard::from_metadata(metadata, 64, 3).class_names, card.class_names);
+  // Names that do not match the model's number of classes are dropped.
+  EXPECT_TRUE(ModelCard::from_metadata(metadata, 64, 2).class_names.empty());
+  EXPECT_EQ(card.to_metadata().count("class_names"), 1u);
+  card.class_names.clear();
+  EXPECT_EQ(card.to_metadata().count("class_names"), 0u);
+}
+
 // A file written before the model card: a few plain entries, no "model_card".
 TEST(ModelCard, AFileWithoutTheCardReadsAsVersionZero) {
   const std::map<std::string, std::string> old = {

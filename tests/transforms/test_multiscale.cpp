@@ -86,6 +86,54 @@ TEST(Multiscale, LearnedPriorLogDeterminantMatchesAutograd) {
   EXPECT_LT(max_abs(inv.logabsdet + fwd.logabsdet), 1e-10);
 }
 
+// The class prior: zero-initialised, the model is the unconditional one; with weights,
+// the last part is (h − μ(c)) / σ(c) per channel, (μ, ŝ) = W c + b, log σ = b_s·tanh(ŝ/b_s),
+// and the log-determinant gains −H·W·Σ log σ.
+TEST(Multiscale, ClassPriorIsAnAffineMapOfTheLastPart) {
+  Json spec = two_squeezes();
+  auto plain = build(spec);
+  spec["context_features"] = 3;
+  auto conditional = build(spec);
+  plain->to(at::kDouble);
+  conditional->to(at::kDouble);
+  const at::Tensor x = at::randn({4, 1, 4, 4}, at::kDouble);
+  const at::Tensor labels = at::tensor({0, 2, 1, 2}, at::kLong);
+  const at::Tensor c = at::one_hot(labels, 3).to(at::kDouble);
+  auto expected = plain->forward(x);
+  auto start = conditional->forward(x, c);
+  EXPECT_TRUE(at::allclose(start.outputs, expected.outputs));
+  EXPECT_TRUE(at::allclose(start.logabsdet, expected.logabsdet));
+  EXPECT_THROW(conditional->forward(x), c10::Error);  // the class is required
+  // Only the last part (8 channels) has a context term: weights [16, 3] and bias [16].
+  at::Tensor weight, bias;
+  for (auto& p : conditional->named_parameters()) {
+    if (p.key() == "context1_weight") weight = p.value();
+    if (p.key() == "context1_bias") bias = p.value();
+  }
+  ASSERT_TRUE(weight.defined() && bias.defined());
+  EXPECT_EQ(weight.sizes(), at::IntArrayRef({16, 3}));
+  {
+    torch::NoGradGuard no_grad;
+    weight.copy_(at::randn({16, 3}, at::kDouble));
+    bias.copy_(at::randn({16}, at::kDouble) * 0.5);
+  }
+  const at::Tensor params = at::linear(c, weight, bias);  // [4, 16]
+  const at::Tensor mu = params.narrow(1, 0, 8);
+  const double b = 3.0;
+  const at::Tensor log_sigma = b * at::tanh(params.narrow(1, 8, 8) / b);
+  const auto out = conditional->forward(x, c);
+  const auto plain_parts = plain->split_latent(expected.outputs);
+  const auto parts = conditional->split_latent(out.outputs);
+  EXPECT_LT(max_abs(parts[0] - plain_parts[0]), 1e-12);
+  const at::Tensor top = (plain_parts[1].flatten(1) - mu) * at::exp(-log_sigma);
+  EXPECT_LT(max_abs(parts[1].flatten(1) - top), 1e-12);
+  EXPECT_LT(max_abs(out.logabsdet - (expected.logabsdet - log_sigma.sum(1))), 1e-12);
+  // Every image decodes back under its own class.
+  EXPECT_LT(max_abs(conditional->inverse(out.outputs, c).outputs - x), 1e-12);
+  EXPECT_EQ(conditional->spec()["context_features"], 3);
+  EXPECT_EQ(build(conditional->spec())->spec(), conditional->spec());
+}
+
 TEST(Multiscale, BadShapesAndLevelsAreErrors) {
   Json spec = two_squeezes();
   spec["shape"] = {4, 4};

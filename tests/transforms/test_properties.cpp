@@ -196,6 +196,17 @@ std::vector<Case> cases() {
           {"layers", {{{"type", "squeeze"}}, conv_coupling(16, "channel", true, "affine")}}}}}}};
   multiscale.inputs = images(2, 4, 4);
   c.push_back(multiscale);
+  // The class-conditional prior (a random context stands in for the one-hot class): on the
+  // last level's output only, and on every latent part.
+  for (bool split : {false, true}) {
+    Json spec = multiscale.spec;
+    spec["context_features"] = kContext;
+    spec["split_context"] = split;
+    Case conditional{split ? "multiscale_context_every_prior" : "multiscale_context", spec,
+                     kContext};
+    conditional.inputs = images(2, 4, 4);
+    c.push_back(conditional);
+  }
   Case dequantize{"dequantize", {{"type", "dequantize"}, {"bits", 8}}};
   dequantize.inputs = [](at::ScalarType dtype) {
     return at::randint(0, 256, {kBatch, 2, 2, 3}, at::TensorOptions(dtype));

@@ -39,7 +39,8 @@ struct FlowRecipe {
   /// [D] for tabular data, [C, H, W] for images (image models: no standardisation).
   std::vector<int64_t> event_shape;
   bool standardize = true;
-  /// Size K of the raw context (0: unconditional).
+  /// Size K of the raw context (0: unconditional). For an image model the context is the
+  /// one-hot class (K classes) and is not standardised.
   int64_t context_features = 0;
   /// Width of an MLP embedding of the context (0: none).
   int64_t embedding = 0;

@@ -77,6 +77,11 @@ struct BuilderOptions {
   double logit_alpha = -1.0;
   /// Bits per pixel value of the data (8 for ordinary images).
   int64_t bits = 8;
+  /// Image models with context_features K > 0 are class-conditional (the context is the
+  /// one-hot class): a zero-initialised linear map of it sets the mean and log-scale of the
+  /// last level's Gaussian, and with `split_context` those of every factored-out part too
+  /// (MultiscaleOptions).
+  bool split_context = true;
 
   // Continuous flows (cnf; transforms/continuous.h): the velocity field has `depth` hidden
   // layers of width `hidden` (images: a U-Net with `levels` resolutions).
@@ -121,7 +126,9 @@ std::vector<std::pair<std::string, std::string>> image_builder_names();
 
 /// The spec of image model `name` ("glow" or "realnvp-image") for images of event shape
 /// [C, H, W] with integer pixel values 0 … 2^bits − 1: dequantisation, the optional logit,
-/// then the multi-scale transform, over a standard normal. ConfigError if unknown or if
+/// then the multi-scale transform, over a standard normal. With options.context_features
+/// K > 0 the model is class-conditional, p(x | y) given the one-hot class y [B, K] as the
+/// flow's context (glow and realnvp-image only). ConfigError if unknown or if
 /// H and W are not divisible by 2^levels.
 Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& shape,
                            const BuilderOptions& options);

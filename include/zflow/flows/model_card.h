@@ -45,6 +45,10 @@ struct ModelCard {
   std::vector<int64_t> context_column_indices;
   /// [C, H, W] for an image model, empty for a tabular one.
   std::vector<int64_t> image_shape;
+  /// A class-conditional image model (its context is the one-hot class): the names of its
+  /// K = context_features classes, by label (the label numbers where the data named none);
+  /// empty otherwise.
+  std::vector<std::string> class_names;
   /// {"mean": [...], "std": [...]} fitted on the training split, or null.
   Json standardization = nullptr;
   Json context_standardization = nullptr;
