@@ -19,10 +19,13 @@
 #include <torch/optim/adam.h>
 #include <torch/version.h>
 
+#include "blas_kernels.h"
 #include "common.h"
+#include "mac_count.h"
 #include "zflow/core/error.h"
 #include "zflow/core/kernels.h"
 #include "zflow/core/threads.h"
+#include "zflow/flows/builders.h"
 #include "zflow/flows/registry.h"
 #include "zflow/train/flat_adam.h"
 #include "zflow/train/progress.h"
@@ -35,6 +38,10 @@ constexpr int64_t kFeatures = 8;
 constexpr int64_t kTrainBatch = 512;
 constexpr int64_t kEvalBatch = 10000;
 constexpr int64_t kGemmSize = 1024;
+// The image configuration: Fashion-MNIST's shape and the batch of its benchmark
+// (docs/benchmarks.md, "Images: Glow on Fashion-MNIST").
+constexpr int64_t kImageTrainBatch = 64;
+constexpr int64_t kImageEvalBatch = 1000;
 constexpr double kLearningRate = 1e-3;
 
 struct BenchArgs {
@@ -94,22 +101,36 @@ Json reference_spec(const std::string& name) {
                         {"bins", 8},
                         {"tail_bound", 3.0}});
     }
+  } else if (name == "glow") {
+    // The Fashion-MNIST benchmark's Glow: 2 levels of 8 steps, 64 hidden channels.
+    BuilderOptions o;
+    o.levels = 2;
+    o.steps_per_level = 8;
+    o.hidden = 64;
+    return build_image_flow_spec("glow", {1, 28, 28}, o);
   } else {
-    throw ConfigError("unknown benchmark configuration '" + name + "' (choose maf, realnvp, nsf)");
+    throw ConfigError("unknown benchmark configuration '" + name +
+                      "' (choose maf, realnvp, nsf, glow)");
   }
   return {{"type", "flow"},
           {"transform", {{"type", "composite"}, {"layers", layers}}},
           {"base", {{"type", "standard_normal"}, {"shape", {kFeatures}}}}};
 }
 
-/// Σ in·out over every 2-D parameter: in these flows exactly the conditioners' linear
-/// layers (MADE's masked layers at their full dense shapes).
-int64_t matrix_product_macs(const FlowImpl& flow) {
-  int64_t macs = 0;
-  for (const auto& p : flow.parameters()) {
-    if (p.dim() == 2) macs += p.numel();
+/// The data and batch sizes of a configuration.
+struct Workload {
+  /// Rows to train on (cycled through) and to evaluate in one batch.
+  at::Tensor data;
+  int64_t train_batch = kTrainBatch;
+};
+
+Workload make_workload(const std::string& name) {
+  if (name == "glow") {
+    // 8-bit pixel values, as the image models take them; the speed does not depend on them.
+    return {at::randint(0, 256, {kImageEvalBatch, 1, 28, 28}, at::kFloat), kImageTrainBatch};
   }
-  return macs;
+  // Random N(0, I) rows: the speed does not depend on the data.
+  return {at::randn({kEvalBatch, kFeatures}, at::kFloat), kTrainBatch};
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -196,6 +217,8 @@ struct Result {
   bool fused = true;
   int threads = 1;
   int64_t parameters = 0;
+  int64_t train_batch = 0;
+  int64_t eval_batch = 0;
   double flops_per_step = 0;
   double step_s = 0;
   double forward_s = 0;
@@ -219,45 +242,28 @@ std::unique_ptr<torch::optim::Optimizer> make_adam(FlowImpl& flow, bool fused) {
   return std::make_unique<train::FlatAdam>(flow.parameters(), adam);
 }
 
-Result run_config(const std::string& name, int threads, bool fused, const BenchArgs& a) {
-  zflow::set_threads(threads);
-  zflow::use_fused_kernels(fused);
-  seed_torch(0);
-  const FlowPtr flow = make_flow(reference_spec(name));
-  flow->train();
-  const auto optimizer = make_adam(*flow, fused);
-  // Random N(0, I) rows: the speed does not depend on the data.
-  const at::Tensor data = at::randn({kEvalBatch, kFeatures}, at::kFloat);
-
-  Result r;
-  r.config = name;
-  r.fused = fused;
-  r.threads = threads;
-  r.parameters = count_parameters(*flow);
-  r.flops_per_step = 6.0 * kTrainBatch * static_cast<double>(matrix_product_macs(*flow));
-
-  const std::string label = "bench: " + name + (fused ? "" : " (reference kernels)") + ", " +
-                            std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") + ": ";
-  std::cerr << label << "training steps" << std::endl;
+/// Times training steps of `flow` on batches of `w`, filling the step's fields of `r`.
+void time_training(FlowImpl& flow, torch::optim::Optimizer& optimizer, const Workload& w,
+                   const Budget& budget, Result& r) {
+  const int64_t rows = w.data.size(0);
   int64_t offset = 0;
   double loss_value = 0;
   // Where the step's time goes: forward (log_prob and loss), backward, optimizer (with
   // zero_grad), summed over the timed and warm-up steps alike.
   double forward_s = 0, backward_s = 0, optimizer_s = 0;
   int64_t steps = 0;
-  const Budget train_budget = a.quick ? Budget{2, 3, 0.3} : Budget{5, 10, 2.0};
   r.step_s = time_per_call(
       [&] {
-        if (offset + kTrainBatch > kEvalBatch) offset = 0;
-        const at::Tensor batch = data.narrow(0, offset, kTrainBatch);
-        offset += kTrainBatch;
+        if (offset + w.train_batch > rows) offset = 0;
+        const at::Tensor batch = w.data.narrow(0, offset, w.train_batch);
+        offset += w.train_batch;
         const auto t0 = std::chrono::steady_clock::now();
-        at::Tensor loss = -flow->log_prob(batch).mean();
+        at::Tensor loss = -flow.log_prob(batch).mean();
         const auto t1 = std::chrono::steady_clock::now();
         loss.backward();
         const auto t2 = std::chrono::steady_clock::now();
-        optimizer->step();
-        optimizer->zero_grad();
+        optimizer.step();
+        optimizer.zero_grad();
         const auto t3 = std::chrono::steady_clock::now();
         loss_value = loss.item<double>();
         forward_s += std::chrono::duration<double>(t1 - t0).count();
@@ -265,14 +271,44 @@ Result run_config(const std::string& name, int threads, bool fused, const BenchA
         optimizer_s += std::chrono::duration<double>(t3 - t2).count();
         ++steps;
       },
-      train_budget);
+      budget);
   r.forward_s = forward_s / static_cast<double>(steps);
   r.backward_s = backward_s / static_cast<double>(steps);
   r.optimizer_s = optimizer_s / static_cast<double>(steps);
   if (!std::isfinite(loss_value)) {
-    throw Error("bench: " + name + " training gave a non-finite loss");
+    throw Error("bench: " + r.config + " training gave a non-finite loss");
   }
   r.final_loss = loss_value;
+}
+
+Result run_config(const std::string& name, int threads, bool fused, const BenchArgs& a) {
+  zflow::set_threads(threads);
+  zflow::use_fused_kernels(fused);
+  seed_torch(0);
+  const FlowPtr flow = make_flow(reference_spec(name));
+  flow->train();
+  const auto optimizer = make_adam(*flow, fused);
+  const Workload w = make_workload(name);
+  const int64_t eval_rows = w.data.size(0);
+
+  Result r;
+  r.config = name;
+  r.fused = fused;
+  r.threads = threads;
+  r.parameters = count_parameters(*flow);
+  r.train_batch = w.train_batch;
+  r.eval_batch = eval_rows;
+  // The floor's arithmetic: the multiply-adds of one training forward pass as LibTorch runs
+  // it (every matrix product and convolution at its own size), 2 FLOPs each forward and 4
+  // backward (the gradients of both operands).
+  const at::Tensor first = w.data.narrow(0, 0, w.train_batch);
+  const int64_t macs = count_macs([&] { (void)flow->log_prob(first); });
+  r.flops_per_step = 6.0 * static_cast<double>(macs);
+
+  const std::string label = "bench: " + name + (fused ? "" : " (reference kernels)") + ", " +
+                            std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") + ": ";
+  std::cerr << label << "training steps" << std::endl;
+  time_training(*flow, *optimizer, w, a.quick ? Budget{2, 3, 0.3} : Budget{5, 10, 2.0}, r);
 
   flow->eval();
   const Budget eval_budget = a.quick ? Budget{1, 1, 0.2} : Budget{1, 3, 1.0};
@@ -280,11 +316,11 @@ Result run_config(const std::string& name, int threads, bool fused, const BenchA
     // Inference mode: no autograd recording and no version-counter or view bookkeeping.
     c10::InferenceMode inference;
     std::cerr << label << "log_prob" << std::endl;
-    const double lp = time_per_call([&] { (void)flow->log_prob(data); }, eval_budget);
-    r.log_prob_per_s = kEvalBatch / lp;
+    const double lp = time_per_call([&] { (void)flow->log_prob(w.data); }, eval_budget);
+    r.log_prob_per_s = static_cast<double>(eval_rows) / lp;
     std::cerr << label << "sampling" << std::endl;
-    const double s = time_per_call([&] { (void)flow->sample(kEvalBatch); }, eval_budget);
-    r.sample_per_s = kEvalBatch / s;
+    const double s = time_per_call([&] { (void)flow->sample(eval_rows); }, eval_budget);
+    r.sample_per_s = static_cast<double>(eval_rows) / s;
   }
   r.peak_mib = peak_rss_mib();
   return r;
@@ -325,11 +361,20 @@ std::string grouped(double value) {
 struct BenchReport {
   std::vector<std::string> configs;
   std::vector<Result> results;
-  GemmRate gemm;
-  double rate = 0;  // FLOP/s
+  /// The matrix-product rate at each thread count measured.
+  std::vector<GemmRate> gemm;
   int cpus = 1;
   std::string blas;
-  double floor_s(const Result& r) const { return r.flops_per_step / rate; }
+  const GemmRate& gemm_at(int threads) const {
+    for (const GemmRate& g : gemm) {
+      if (g.threads == threads) return g;
+    }
+    throw Error("bench: no matrix-product rate for " + std::to_string(threads) + " threads");
+  }
+  /// The step's floor: its FLOPs at the matrix-product rate of its own thread count.
+  double floor_s(const Result& r) const {
+    return r.flops_per_step / (gemm_at(r.threads).best() * 1e9);
+  }
 };
 
 void print_bench_json(const BenchArgs& a, const BenchReport& b) {
@@ -338,6 +383,16 @@ void print_bench_json(const BenchArgs& a, const BenchReport& b) {
   const int cpus = b.cpus;
   const std::string& blas = b.blas;
   auto floor_s = [&b](const Result& r) { return b.floor_s(r); };
+  Json gemm_rows = Json::array();
+  double best_gflops = 0;
+  for (const GemmRate& g : gemm) {
+    gemm_rows.push_back({{"size", kGemmSize},
+                         {"threads", g.threads},
+                         {"gflops", g.best()},
+                         {"plain_mm_gflops", g.plain_gflops},
+                         {"row_split_gflops", g.split_gflops}});
+    best_gflops = std::max(best_gflops, g.best());
+  }
   Json rows = Json::array();
   for (size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
@@ -345,12 +400,15 @@ void print_bench_json(const BenchArgs& a, const BenchReport& b) {
                     {"kernels", r.fused ? "fused" : "reference"},
                     {"threads", r.threads},
                     {"parameters", r.parameters},
+                    {"train_batch", r.train_batch},
+                    {"eval_batch", r.eval_batch},
                     {"flops_per_step", r.flops_per_step},
                     {"train_steps_per_s", 1.0 / r.step_s},
                     {"step_ms", r.step_s * 1e3},
                     {"forward_ms", r.forward_s * 1e3},
                     {"backward_ms", r.backward_s * 1e3},
                     {"optimizer_ms", r.optimizer_s * 1e3},
+                    {"gemm_gflops", b.gemm_at(r.threads).best()},
                     {"floor_ms", floor_s(r) * 1e3},
                     {"floor_multiple", r.step_s / floor_s(r)},
                     {"fastest", fastest(results, r.config) == i},
@@ -364,14 +422,8 @@ void print_bench_json(const BenchArgs& a, const BenchReport& b) {
                 {"cpu_model", cpu_model()},
                 {"blas", blas},
                 {"torch_version", TORCH_VERSION}}},
-              {"gemm_gflops", gemm.best()},
-              {"gemm",
-               {{"size", kGemmSize},
-                {"threads", gemm.threads},
-                {"plain_mm_gflops", gemm.plain_gflops},
-                {"row_split_gflops", gemm.split_gflops}}},
-              {"train_batch", kTrainBatch},
-              {"eval_batch", kEvalBatch},
+              {"gemm_gflops", best_gflops},
+              {"gemm", gemm_rows},
               {"quick", a.quick},
               {"results", rows}};
   std::cout << out.dump(2) << std::endl;
@@ -382,11 +434,14 @@ void print_bench_tables(const BenchReport& b) {
   const auto& gemm = b.gemm;
   auto floor_s = [&b](const Result& r) { return b.floor_s(r); };
   std::cout << "Machine: " << cpu_model() << ", " << b.cpus << " CPUs, torch " << TORCH_VERSION
-            << ", " << b.blas << "\n"
-            << "Matrix-product rate (" << kGemmSize << "^3 float32, " << gemm.threads
-            << " threads): " << fixed(gemm.best(), 1) << " GFLOP/s (plain at::mm "
-            << fixed(gemm.plain_gflops, 1) << ", rows split over the threads "
-            << fixed(gemm.split_gflops, 1) << ")\n\n";
+            << ", " << b.blas << "\n";
+  for (const GemmRate& g : gemm) {
+    std::cout << "Matrix-product rate (" << kGemmSize << "^3 float32, " << g.threads << " thread"
+              << (g.threads == 1 ? "" : "s") << "): " << fixed(g.best(), 1)
+              << " GFLOP/s (plain at::mm " << fixed(g.plain_gflops, 1)
+              << ", rows split over the threads " << fixed(g.split_gflops, 1) << ")\n";
+  }
+  std::cout << "\n";
   std::cout << "| config | kernels | threads | train steps/s | step ms | floor ms | × floor | "
                "log_prob samples/s | sample samples/s | peak MiB |\n"
             << "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
@@ -436,22 +491,22 @@ void print_bench_summary(const BenchReport& b) {
 
 void run_bench(const BenchArgs& a) {
   BenchReport b;
-  b.configs = a.config == "all" ? std::vector<std::string>{"maf", "realnvp", "nsf"}
+  b.configs = a.config == "all" ? std::vector<std::string>{"maf", "realnvp", "nsf", "glow"}
                                 : std::vector<std::string>{a.config};
   b.cpus = train::available_cpus();
   b.blas = active_blas();
-
-  std::cerr << "bench: " << kGemmSize << "^3 float32 matrix product on " << b.cpus << " thread"
-            << (b.cpus == 1 ? "" : "s") << std::endl;
-  const Budget gemm_budget = a.quick ? Budget{1, 3, 0.2} : Budget{2, 5, 1.0};
-  b.gemm = measure_gemm(b.cpus, gemm_budget);
-  b.rate = b.gemm.best() * 1e9;
 
   std::vector<int> thread_counts;  // as given, without repeats
   for (int t : a.threads) {
     if (std::find(thread_counts.begin(), thread_counts.end(), t) == thread_counts.end()) {
       thread_counts.push_back(t);
     }
+  }
+  const Budget gemm_budget = a.quick ? Budget{1, 3, 0.2} : Budget{2, 5, 1.0};
+  for (int threads : thread_counts) {
+    std::cerr << "bench: " << kGemmSize << "^3 float32 matrix product on " << threads << " thread"
+              << (threads == 1 ? "" : "s") << std::endl;
+    b.gemm.push_back(measure_gemm(threads, gemm_budget));
   }
   std::vector<bool> kernel_choices;
   if (a.kernels != "reference") kernel_choices.push_back(true);
@@ -481,8 +536,11 @@ void add_bench(CLI::App& app) {
   set_example(sub,
               "zflow bench\n"
               "  zflow bench --config nsf --threads 1,2 --json > nsf.json");
-  sub->add_option("--config", a->config, "Reference configuration: maf, realnvp, nsf or all")
-      ->check(CLI::IsMember({"maf", "realnvp", "nsf", "all"}))
+  sub->add_option("--config", a->config,
+                  "Reference configuration: maf, realnvp, nsf (8 features, batches of 512), glow "
+                  "(Fashion-MNIST's 1x28x28 images, 2 levels of 8 steps, 64 hidden channels, "
+                  "batches of 64) or all")
+      ->check(CLI::IsMember({"maf", "realnvp", "nsf", "glow", "all"}))
       ->capture_default_str();
   sub->add_option("--threads", a->threads,
                   "Thread counts to measure, repeatable or a list like 1,2 (default: 1 and 2)")

@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include "blas_kernels.h"
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -497,7 +499,9 @@ std::string active_blas() {
     if (dladdr(symbol, &info) != 0 && info.dli_fname != nullptr) {
       const std::string path = canonical_path(info.dli_fname);
       const std::string kind = blas_kind(path);
-      return (kind.empty() ? std::string("sgemm_ from") : kind) + " (" + path + ")";
+      const std::string kernels = openblas_kernels();
+      return (kind.empty() ? std::string("sgemm_ from") : kind) + " (" + path + ")" +
+             (kernels.empty() ? "" : ", " + kernels + " kernels");
     }
   }
   // Otherwise: the BLAS libraries mapped into the process, best first.

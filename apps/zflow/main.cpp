@@ -18,6 +18,7 @@
 
 #include <c10/util/Exception.h>
 
+#include "blas_kernels.h"
 #include "common.h"
 #include "distributed.h"
 #include "signals.h"
@@ -64,6 +65,7 @@ int fail(const std::string& message, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  zflow::cli::select_blas_kernels(argv);
   keep_freed_memory();
   zflow::cli::set_program_arguments(argc, argv);
   zflow::cli::remove_temporary_files_on_signals();

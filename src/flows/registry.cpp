@@ -20,6 +20,7 @@
 #include "zflow/transforms/normalization.h"
 #include "zflow/transforms/permutation.h"
 #include "zflow/transforms/spline_coupling.h"
+#include "zflow/transforms/variational_dequantize.h"
 
 namespace zflow {
 
@@ -178,6 +179,15 @@ Table<TransformFactory>& transform_table() {
     f["dequantize"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"bits"});
       return std::make_shared<DequantizeImpl>(spec_optional(s, "bits", DequantizeOptions().bits()));
+    };
+    f["variational_dequantize"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"channels", "bits", "hidden", "steps", "scale_bound"});
+      VariationalDequantizeOptions o(spec_required<int64_t>(s, "channels"));
+      o.bits(spec_optional(s, "bits", o.bits()))
+          .hidden(spec_optional(s, "hidden", o.hidden()))
+          .steps(spec_optional(s, "steps", o.steps()))
+          .scale_bound(spec_optional(s, "scale_bound", o.scale_bound()));
+      return std::make_shared<VariationalDequantizeImpl>(o);
     };
     f["multiscale"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(

@@ -55,18 +55,7 @@ Tensor LULinearImpl::weight() const {
 namespace {
 
 // Images [B, C, H, W] are the same map over the channels of every pixel (Glow's invertible
-// 1×1 convolution): rows [B·H·W, C], and log|det| counts H·W times.
-Tensor pixels_as_rows(const Tensor& inputs) {
-  return inputs.dim() == 4 ? inputs.permute({0, 2, 3, 1}).reshape({-1, inputs.size(1)}) : inputs;
-}
-
-Tensor rows_as_pixels(const Tensor& rows, const Tensor& like) {
-  if (like.dim() != 4) return rows;
-  return rows.reshape({like.size(0), like.size(2), like.size(3), like.size(1)})
-      .permute({0, 3, 1, 2})
-      .contiguous();
-}
-
+// 1×1 convolution), and log|det| counts H·W times.
 double pixels_per_sample(const Tensor& inputs) {
   return inputs.dim() == 4 ? static_cast<double>(inputs.size(2) * inputs.size(3)) : 1.0;
 }
@@ -79,28 +68,55 @@ void LULinearImpl::check(const Tensor& inputs) const {
               inputs.sizes());
 }
 
+// Images: W (C×C, formed once) applied to the channel vector of every pixel as one batched
+// product on the [B, C, H·W] view, z = W x + b, without reordering the pixels into rows and
+// back (that reordering and the two triangular products had cost more than the product).
+TransformOutput LULinearImpl::forward_image(const Tensor& inputs) const {
+  const Tensor z = at::matmul(weight(), inputs.reshape({inputs.size(0), features_, -1})) +
+                   bias.view({1, features_, 1});
+  const Tensor logabsdet =
+      (at::log(diagonal()).sum() * pixels_per_sample(inputs)).expand({inputs.size(0)});
+  return {z.view(inputs.sizes()), logabsdet};
+}
+
+// Images: W⁻¹ = U⁻¹ L⁻¹ Pᵀ from two triangular solves against Pᵀ (C×C), then one batched
+// product, x = W⁻¹ (z − b).
+TransformOutput LULinearImpl::inverse_image(const Tensor& inputs) const {
+  const Tensor permutation_t = at::eye(features_, lower_entries.options())
+                                   .index_select(0, inverse_permutation_.on(inputs.device()));
+  const Tensor d = diagonal();
+  const Tensor w = at::linalg_solve_triangular(lower(), permutation_t, /*upper=*/false,
+                                               /*left=*/true, /*unitriangular=*/true);
+  const Tensor inverse = at::linalg_solve_triangular(upper(d), w, /*upper=*/true);
+  const Tensor x = at::matmul(
+      inverse, (inputs - bias.view({1, features_, 1, 1})).reshape({inputs.size(0), features_, -1}));
+  const Tensor logabsdet = (-at::log(d).sum() * pixels_per_sample(inputs)).expand({inputs.size(0)});
+  return {x.view(inputs.sizes()), logabsdet};
+}
+
 TransformOutput LULinearImpl::forward_impl(const Tensor& inputs, const Tensor&) {
   check(inputs);
+  if (inputs.dim() == 4) return forward_image(inputs);
   // z = P L U x + b, in row form: x Uᵀ Lᵀ, then the row permutation as a column gather.
   const Tensor d = diagonal();
-  const Tensor rows = pixels_as_rows(inputs);
+  const Tensor& rows = inputs;
   const Tensor y = at::matmul(at::matmul(rows, upper(d).t()), lower().t());
   const Tensor z = y.index_select(1, permutation_.on(inputs.device())) + bias;
   const Tensor logabsdet = (at::log(d).sum() * pixels_per_sample(inputs)).expand({inputs.size(0)});
-  return {rows_as_pixels(z, inputs), logabsdet};
+  return {z, logabsdet};
 }
 
 TransformOutput LULinearImpl::inverse_impl(const Tensor& inputs, const Tensor&) {
   check(inputs);
+  if (inputs.dim() == 4) return inverse_image(inputs);
   // Solve L U xᵀ = Pᵀ (z − b)ᵀ with two triangular solves.
-  const Tensor rows = pixels_as_rows(inputs);
-  const Tensor y = (rows - bias).index_select(1, inverse_permutation_.on(inputs.device())).t();
+  const Tensor y = (inputs - bias).index_select(1, inverse_permutation_.on(inputs.device())).t();
   const Tensor w = at::linalg_solve_triangular(lower(), y, /*upper=*/false, /*left=*/true,
                                                /*unitriangular=*/true);
   const Tensor d = diagonal();
   const Tensor x = at::linalg_solve_triangular(upper(d), w, /*upper=*/true);
   const Tensor logabsdet = (-at::log(d).sum() * pixels_per_sample(inputs)).expand({inputs.size(0)});
-  return {rows_as_pixels(x.t(), inputs), logabsdet};
+  return {x.t(), logabsdet};
 }
 
 Json LULinearImpl::spec() const {

@@ -343,6 +343,31 @@ TEST_F(CliTest, InfoSystemAndDatasets) {
   EXPECT_TRUE(found);
 }
 
+// OpenBLAS falls back to its generic SSE3 kernels ("Prescott") on CPUs it does not know;
+// zflow then restarts itself with the kernels the CPU supports, unless the user chose.
+TEST_F(CliTest, OpenBlasRunsTheKernelsTheCpuSupports) {
+  const char* given = std::getenv("OPENBLAS_CORETYPE");
+  const std::string saved = given != nullptr ? given : "";
+  unsetenv("OPENBLAS_CORETYPE");
+  Result r = run("info --system --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    EXPECT_EQ(r.out.find("Prescott kernels"), std::string::npos) << r.out;
+  }
+  EXPECT_NE(r.out.find(" kernels"), std::string::npos) << r.out;
+  // The user's choice stays, even the slow one.
+  setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+  r = run("info --system --threads 1");
+  if (given != nullptr) {
+    setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
+  } else {
+    unsetenv("OPENBLAS_CORETYPE");
+  }
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("Prescott kernels"), std::string::npos) << r.out;
+}
+
 TEST_F(CliTest, TrainOnToyDatasetAndEvaluateAgainstEntropy) {
   Result r = run("train --data 8gaussians --n 2000 --model nice" + kQuick +
                  "--out toy.safetensors --quiet");
@@ -993,6 +1018,36 @@ TEST_F(CliTest, BenchQuickJson) {
   }
   // 8 couplings with a 4 -> 128 -> 128 -> 8 conditioner: 6 * 512 * 8 * 17920 FLOPs.
   EXPECT_DOUBLE_EQ(row.at("flops_per_step").get<double>(), 6.0 * 512 * 8 * 17920);
+  // The floor is at the matrix-product rate of the row's own thread count.
+  const double row_gemm = row.at("gemm_gflops").get<double>();
+  EXPECT_TRUE(std::isfinite(row_gemm) && row_gemm > 0 && row_gemm <= gemm) << row_gemm;
+  EXPECT_NEAR(row.at("floor_ms").get<double>(),
+              row.at("flops_per_step").get<double>() / (row_gemm * 1e9) * 1e3, 1e-9);
+}
+
+TEST_F(CliTest, BenchGlowCountsEveryConvolutionAtItsSize) {
+  const Result r = run("bench --config glow --threads 1 --quick --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json out = json::parse(r.out);
+  const json& row = out.at("results").at(0);
+  EXPECT_EQ(row.at("config").get<std::string>(), "glow");
+  EXPECT_EQ(row.at("train_batch").get<int>(), 64);
+  // Multiply-adds per image, counted by hand from the architecture (1x28x28, 2 levels of 8
+  // steps, 64 hidden channels). Level 1 runs at 14x14 on 4 channels: the coupling's
+  // conditioner 2 -> 64 (3x3), 64 -> 64 (1x1), 64 -> 2*2 (3x3), and the 4x4 1x1 convolution;
+  // then the learned prior of the 2 factored-out channels, a 3x3 convolution 2 -> 4. Level 2
+  // runs at 7x7 on 8 channels: 4 -> 64, 64 -> 64, 64 -> 2*4, and 8x8.
+  const double level1 = 8.0 * 196 * (2 * 64 * 9 + 64 * 64 + 64 * 4 * 9 + 4 * 4) + 196 * 2 * 4 * 9;
+  const double level2 = 8.0 * 49 * (4 * 64 * 9 + 64 * 64 + 64 * 8 * 9 + 8 * 8);
+  // Once per batch, every 1x1 convolution forms W = L U (C^3).
+  const double weights = 8.0 * (4 * 4 * 4 + 8 * 8 * 8);
+  EXPECT_DOUBLE_EQ(row.at("flops_per_step").get<double>(),
+                   6.0 * (64 * (level1 + level2) + weights));
+  for (const char* field :
+       {"train_steps_per_s", "floor_multiple", "log_prob_samples_per_s", "sample_samples_per_s"}) {
+    const double v = row.at(field).get<double>();
+    EXPECT_TRUE(std::isfinite(v) && v > 0) << field << " = " << v;
+  }
 }
 
 // ---- non-finite results and robust summaries ------------------------------------------------

@@ -8,12 +8,16 @@
 
 #include <cstdlib>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/utils.h>
 
 #include "support/modules.h"
 #include "zflow/core/error.h"
+#include "zflow/core/kernels.h"
 
 using namespace zflow;
 using zflow::testing::max_abs;
@@ -67,6 +71,82 @@ TEST(ConvNet, EachOutputSeesAFiveByFiveWindow) {
     }
   }
   EXPECT_GT(change.narrow(0, 3, 5).narrow(1, 3, 5).sum().item<double>(), 0.0);
+}
+
+// The fused conditioner (one autograd node, channels-last activations, hand-written
+// backward) against the reference (autograd through ATen's NCHW convolutions and ReLUs):
+// values and the gradients of the inputs and of all six parameters, in float64 and float32.
+struct Gradients {
+  at::Tensor out;
+  std::vector<at::Tensor> grads;  // inputs, then the parameters
+};
+
+Gradients evaluate(nn::ConvNet& net, const at::Tensor& x, const at::Tensor& upstream, bool fused,
+                   bool input_grad = true) {
+  use_fused_kernels(fused);
+  const at::Tensor input = x.detach().clone().requires_grad_(input_grad);
+  for (auto& p : net->parameters()) p.mutable_grad() = at::Tensor();
+  Gradients g;
+  g.out = net->forward(input);
+  (g.out * upstream).sum().backward();
+  use_fused_kernels(true);
+  g.grads.push_back(input_grad ? input.grad() : at::Tensor());
+  for (const auto& p : net->parameters()) g.grads.push_back(p.grad().clone());
+  return g;
+}
+
+class ConvNetAgreement : public ::testing::TestWithParam<at::ScalarType> {};
+
+TEST_P(ConvNetAgreement, FusedValuesAndGradientsMatchTheReference) {
+  const at::ScalarType dtype = GetParam();
+  const double tol = dtype == at::kDouble ? 1e-10 : 2e-4;
+  torch::manual_seed(11);
+  for (const auto& [in, out, hidden] : {std::tuple{2, 4, 16}, std::tuple{4, 8, 8}}) {
+    nn::ConvNet net(in, out, hidden, /*zero_init_last=*/false);
+    net->to(dtype);
+    randomize_parameters(*net);
+    const at::Tensor x = at::randn({3, in, 7, 6}, dtype);
+    const at::Tensor upstream = at::randn({3, out, 7, 6}, dtype);
+    const Gradients fused = evaluate(net, x, upstream, true);
+    const Gradients reference = evaluate(net, x, upstream, false);
+    EXPECT_TRUE(fused.out.is_contiguous());
+    const double scale = max_abs(reference.out);
+    ASSERT_GT(scale, 0.0);
+    EXPECT_LT(max_abs(fused.out - reference.out), tol * scale);
+    ASSERT_EQ(fused.grads.size(), 7u);
+    for (size_t i = 0; i < fused.grads.size(); ++i) {
+      const double g = max_abs(reference.grads[i]);
+      ASSERT_GT(g, 0.0) << "gradient " << i;
+      EXPECT_LT(max_abs(fused.grads[i] - reference.grads[i]), tol * g) << "gradient " << i;
+    }
+    // Inputs that need no gradient: the parameters' gradients are the same.
+    const Gradients no_input = evaluate(net, x, upstream, true, /*input_grad=*/false);
+    for (size_t i = 1; i < no_input.grads.size(); ++i) {
+      EXPECT_LT(max_abs(no_input.grads[i] - reference.grads[i]), tol * max_abs(reference.grads[i]));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, ConvNetAgreement, ::testing::Values(at::kDouble, at::kFloat));
+
+TEST(ConvNet, FusedSecondDerivativesFollowTheReference) {
+  torch::manual_seed(12);
+  nn::ConvNet net(2, 4, 8, false);
+  net->to(at::kDouble);
+  randomize_parameters(*net);
+  const at::Tensor x0 = at::randn({2, 2, 5, 5}, at::kDouble);
+  auto second = [&](bool fused) {
+    use_fused_kernels(fused);
+    const at::Tensor x = x0.clone().requires_grad_(true);
+    const at::Tensor y = net->forward(x);
+    const at::Tensor g = torch::autograd::grad({y.pow(2).sum()}, {x}, {}, true, true)[0];
+    const at::Tensor gg = torch::autograd::grad({g.pow(2).sum()}, {x})[0];
+    use_fused_kernels(true);
+    return gg;
+  };
+  const at::Tensor reference = second(false);
+  ASSERT_GT(max_abs(reference), 0.0);
+  EXPECT_LT(max_abs(second(true) - reference), 1e-10 * max_abs(reference));
 }
 
 TEST(ConvNet, WrongInputsAndSizesAreErrors) {

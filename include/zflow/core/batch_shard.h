@@ -50,5 +50,7 @@ const BatchShard* current_batch_shard();
 /// shard whose rows cover B examples at `offset`, the noise of the whole global batch is
 /// drawn and rows [offset, offset + B) are returned; otherwise at::rand_like(like).
 at::Tensor rand_per_example(const at::Tensor& like);
+/// Standard normal noise shaped like `like`, per example in the same way.
+at::Tensor randn_per_example(const at::Tensor& like);
 
 }  // namespace zflow

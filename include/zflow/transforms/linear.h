@@ -61,6 +61,8 @@ class LULinearImpl : public TransformImpl {
 
  private:
   void check(const Tensor& inputs) const;
+  TransformOutput forward_image(const Tensor& inputs) const;
+  TransformOutput inverse_image(const Tensor& inputs) const;
   Tensor diagonal() const;
   Tensor lower() const;
   /// U from its strictly upper entries and the (already computed) positive diagonal.
