@@ -107,6 +107,9 @@ void check_model_choice(TrainArgs& a, bool images) {
   if (images && (!a.columns.empty() || !a.context_columns.empty())) {
     throw ConfigError("--columns and --context-columns are for tabular data, not images");
   }
+  if (a.builder.dequantize != "uniform" && !images) {
+    throw ConfigError("--dequantize is for images (8-bit pixels), not tabular data");
+  }
   if (a.class_conditional && !images) {
     throw ConfigError(
         "--class-conditional is for labelled images; tabular data take --context-columns");
@@ -183,6 +186,7 @@ Json options_json(const TrainArgs& a, const Data& data) {
     o["steps_per_level"] = a.builder.steps_per_level;
     o["coupling"] = a.builder.coupling;
     o["logit_alpha"] = a.builder.logit_alpha;
+    o["dequantize"] = a.builder.dequantize;
   }
   if (!a.context_columns.empty()) {
     o["context_columns"] = a.context_columns;
@@ -693,6 +697,11 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
   sub->add_option("--coupling", a->builder.coupling, "Images: coupling transformer")
       ->check(CLI::IsMember({"affine", "additive"}))
       ->capture_default_str();
+  sub->add_option("--dequantize", a->builder.dequantize,
+                  "Images: noise that makes the 8-bit pixels continuous: uniform, or variational "
+                  "(a learned q(u|x) trained with the flow, Flow++'s; docs/conventions.md)")
+      ->check(CLI::IsMember({"uniform", "variational"}))
+      ->capture_default_str();
   sub->add_option("--logit-alpha", a->builder.logit_alpha,
                   "Images: logit preprocessing logit(a + (1-2a)x) with this a (0: none; "
                   "default: glow none, realnvp-image 0.05)");
@@ -771,7 +780,7 @@ void add_train(CLI::App& app) {
        "--depth",       "--activation", "--conditioner", "--scale-bound",     "--bins",
        "--tail-bound",  "--embedding",  "--levels",      "--steps-per-level", "--coupling",
        "--logit-alpha", "--base",       "--dtype",       "--device",          "--no-standardize"});
-  group("Model", {"--class-conditional"});
+  group("Model", {"--class-conditional", "--dequantize"});
   group("Optimisation", {"--steps", "--batch-size", "--lr", "--optimizer", "--weight-decay",
                          "--no-cosine", "--warmup", "--clip", "--val-fraction", "--eval-every",
                          "--patience", "--max-nonfinite", "--seed"});
@@ -779,11 +788,26 @@ void add_train(CLI::App& app) {
         {"--threads", "--metrics", "--report", "--log-every", "--state", "--resume", "--quiet"});
   // --init takes the architecture from its model file: the options that describe a new
   // one would be silently ignored, so they are refused beside it.
-  for (const char* o :
-       {"--model", "--spec", "--layers", "--hidden", "--depth", "--activation", "--conditioner",
-        "--scale-bound", "--bins", "--tail-bound", "--base", "--embedding", "--levels",
-        "--steps-per-level", "--coupling", "--logit-alpha", "--no-standardize", "--time-embedding",
-        "--class-conditional"}) {
+  for (const char* o : {"--model",
+                        "--spec",
+                        "--layers",
+                        "--hidden",
+                        "--depth",
+                        "--activation",
+                        "--conditioner",
+                        "--scale-bound",
+                        "--bins",
+                        "--tail-bound",
+                        "--base",
+                        "--embedding",
+                        "--levels",
+                        "--steps-per-level",
+                        "--coupling",
+                        "--logit-alpha",
+                        "--no-standardize",
+                        "--time-embedding",
+                        "--class-conditional",
+                        "--dequantize"}) {
     sub->get_option("--init")->excludes(o);
   }
   group("Distributed (docs/distributed.md)",

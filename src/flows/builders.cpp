@@ -357,6 +357,14 @@ Json realnvp_level(int64_t channels, bool last, const BuilderOptions& o) {
   return {{"type", "composite"}, {"layers", layers}};
 }
 
+// The first layer of every image model: uniform or variational dequantisation.
+Json dequantize_layer(const std::vector<int64_t>& shape, const BuilderOptions& o) {
+  if (o.dequantize == "variational") {
+    return {{"type", "variational_dequantize"}, {"channels", shape[0]}, {"bits", o.bits}};
+  }
+  return {{"type", "dequantize"}, {"bits", o.bits}};
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> image_builder_names() {
@@ -398,6 +406,10 @@ Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& 
     throw ConfigError(name + ": coupling must be 'affine' or 'additive', got '" + o.coupling + "'");
   }
   if (!(o.logit_alpha < 0.5)) throw ConfigError(name + ": logit alpha must be below 0.5");
+  if (o.dequantize != "uniform" && o.dequantize != "variational") {
+    throw ConfigError(name + ": dequantize must be 'uniform' or 'variational', got '" +
+                      o.dequantize + "'");
+  }
   if (o.context_features < 0) throw ConfigError(name + ": context features must be >= 0");
   check_size(name + ": context features", o.context_features);
   const bool glow = name == "glow";
@@ -416,7 +428,7 @@ Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& 
           layers.begin(),
           Json{{"type", "logit"}, {"lower", -alpha * width}, {"upper", 1.0 + alpha * width}});
     }
-    layers.insert(layers.begin(), Json{{"type", "dequantize"}, {"bits", o.bits}});
+    layers.insert(layers.begin(), dequantize_layer(shape, o));
     return spec;
   }
   if (!glow && name != "realnvp-image") {
@@ -455,7 +467,7 @@ Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& 
     }
     channels /= 2;  // half factored out (the last level keeps all; unused then)
   }
-  Json layers = Json::array({{{"type", "dequantize"}, {"bits", o.bits}}});
+  Json layers = Json::array({dequantize_layer(shape, o)});
   const double alpha = o.logit_alpha >= 0 ? o.logit_alpha : (glow ? 0.0 : 0.05);
   if (alpha > 0) {
     // logit(α + (1 − 2α) x) = logit((x − lower) / (upper − lower)) with these bounds.

@@ -77,6 +77,9 @@ struct BuilderOptions {
   double logit_alpha = -1.0;
   /// Bits per pixel value of the data (8 for ordinary images).
   int64_t bits = 8;
+  /// Dequantisation of the pixels: "uniform" (u ~ U[0, 1)^D, `dequantize`) or "variational"
+  /// (u from a learned q(u | x) trained with the flow, Flow++'s; `variational_dequantize`).
+  std::string dequantize = "uniform";
   /// Image models with context_features K > 0 are class-conditional (the context is the
   /// one-hot class): a zero-initialised linear map of it sets the mean and log-scale of the
   /// last level's Gaussian, and with `split_context` those of every factored-out part too
