@@ -297,9 +297,34 @@ void add_context_columns_option(CLI::App* app, std::string& context_columns) {
                   "training names from the header, or the training indices without one)");
 }
 
+void add_device_option(CLI::App* app, std::string& device) {
+  app->add_option("--device", device,
+                  "Where to run the model: cpu, or cuda (a CUDA GPU, with a CUDA-enabled "
+                  "LibTorch); data and results stay on the CPU")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+}
+
+void use_device(Model& model, const std::string& device) {
+  if (device == "cpu") return;
+  if (device != "cuda") throw ConfigError("--device must be cpu or cuda, got '" + device + "'");
+  if (!at::hasCUDA()) {
+    throw ConfigError(
+        "--device cuda: this zflow is built against a LibTorch without CUDA, or no CUDA GPU is "
+        "visible");
+  }
+  model.device = at::Device(at::kCUDA);
+  model.flow->to(model.device);
+}
+
 at::Tensor map_with_context(
-    const at::Tensor& x, const at::Tensor& context, int64_t chunk,
-    const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& fn) {
+    const Model& model, const at::Tensor& x, const at::Tensor& context, int64_t chunk,
+    const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& on_device) {
+  const at::Device device = model.device;
+  auto fn = [&](const at::Tensor& rows, const at::Tensor& c) {
+    if (device.is_cpu()) return on_device(rows, c);
+    return on_device(rows.to(device), c.defined() ? c.to(device) : c).cpu();
+  };
   if (!context.defined()) {
     return map_in_chunks(x, chunk, [&](const at::Tensor& rows) { return fn(rows, at::Tensor()); });
   }
@@ -318,9 +343,9 @@ at::Tensor log_prob_of(const Model& model, const ModelData& data, int64_t batch_
   const at::Tensor x = to_model_dtype(data.x.values, model);
   const at::Tensor context =
       model.conditional() ? to_model_dtype(data.context.values, model) : at::Tensor();
-  return map_with_context(x, context, batch_size, [&](const at::Tensor& rows, const at::Tensor& c) {
-    return model.flow->log_prob(rows, c);
-  });
+  return map_with_context(
+      model, x, context, batch_size,
+      [&](const at::Tensor& rows, const at::Tensor& c) { return model.flow->log_prob(rows, c); });
 }
 
 void add_context_options(CLI::App* app, std::string& context, std::string& context_file) {

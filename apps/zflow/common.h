@@ -63,6 +63,8 @@ struct Model {
   std::vector<int64_t> image_shape;
   /// Floating dtype of its parameters.
   at::ScalarType dtype = at::kFloat;
+  /// Where it runs (--device): inputs go there batch by batch, results come back to the CPU.
+  at::Device device = at::kCPU;
   /// Column names stored at training time (possibly empty).
   std::vector<std::string> columns;
   /// Size K of the raw context (0: unconditional).
@@ -94,6 +96,12 @@ struct Model {
 /// Loads a checkpoint written by `zflow train` (or save_checkpoint). IOError naming the
 /// file for a missing, damaged or foreign file.
 Model load_model(const std::string& path);
+
+/// --device cpu|cuda of the commands that run a model (sample, eval, log-prob, encode,
+/// decode).
+void add_device_option(CLI::App* app, std::string& device);
+/// Moves the model to `device` ("cpu" or "cuda"); ConfigError when CUDA is not available.
+void use_device(Model& model, const std::string& device);
 
 /// Image data (data::load_images: fashion-mnist[:train|:test], an IDX file, a CIFAR folder or a
 /// folder of PNGs; `default_split` for plain "fashion-mnist"; `limit` > 0 keeps the first images).
@@ -178,9 +186,10 @@ ModelData load_model_data(const Model& model, const DataArgs& args);
 void add_context_columns_option(CLI::App* app, std::string& context_columns);
 
 /// `fn` over the rows of x [N, ...] and their contexts [N, K] (undefined: none), `chunk`
-/// rows at a time without autograd, the results concatenated.
+/// rows at a time without autograd, on the model's device (each chunk moved there, each
+/// result brought back to the CPU), the results concatenated.
 at::Tensor map_with_context(
-    const at::Tensor& x, const at::Tensor& context, int64_t chunk,
+    const Model& model, const at::Tensor& x, const at::Tensor& context, int64_t chunk,
     const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& fn);
 
 /// log p(x) (or log p(x | c)) of every row [N], in batches, without autograd.

@@ -26,12 +26,14 @@ struct CodeArgs {
   std::string context_file;     // decode
   int64_t batch_size = 65536;
   int threads = 1;
+  std::string device = "cpu";
   SolverArgs solver;
 };
 
 void run_encode(const CodeArgs& a) {
   check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--data", a.data}});
-  const Model model = load_model(a.model);
+  Model model = load_model(a.model);
+  use_device(model, a.device);
   apply_threads(a.threads, workload_of(model));
   apply_solver_options(model, a.solver);
   if (data::is_toy_dataset(a.data)) {
@@ -42,10 +44,10 @@ void run_encode(const CodeArgs& a) {
   const at::Tensor x = to_model_dtype(data.x.values, model);
   const at::Tensor context =
       model.conditional() ? to_model_dtype(data.context.values, model) : at::Tensor();
-  const at::Tensor z =
-      map_with_context(x, context, a.batch_size, [&](const at::Tensor& rows, const at::Tensor& c) {
-        return model.flow->transform_to_noise(rows, c);
-      });
+  const at::Tensor z = map_with_context(model, x, context, a.batch_size,
+                                        [&](const at::Tensor& rows, const at::Tensor& c) {
+                                          return model.flow->transform_to_noise(rows, c);
+                                        });
   std::vector<std::string> header;
   for (int64_t i = 0; i < model.features; ++i) header.push_back("z" + std::to_string(i + 1));
   // Images: one row of C·H·W latent values per image (decode reshapes them back).
@@ -58,7 +60,8 @@ void run_encode(const CodeArgs& a) {
 void run_decode(const CodeArgs& a) {
   check_outputs({{"--out", a.out}},
                 {{"--model", a.model}, {"--data", a.data}, {"--context-file", a.context_file}});
-  const Model model = load_model(a.model);
+  Model model = load_model(a.model);
+  use_device(model, a.device);
   apply_threads(a.threads, workload_of(model));
   apply_solver_options(model, a.solver);
   if (data::is_toy_dataset(a.data)) {
@@ -89,7 +92,7 @@ void run_decode(const CodeArgs& a) {
     context = to_model_dtype(context, model);
   }
   const at::Tensor x = map_with_context(
-      z, context, a.batch_size,
+      model, z, context, a.batch_size,
       [&](const at::Tensor& rows, const at::Tensor& c) { return model.flow->decode(rows, c); });
   warn_non_finite(x, a.out, "the model is numerically unstable there");
   print_nfe(model);
@@ -138,6 +141,7 @@ CLI::App* add_code_command(CLI::App& app, const std::string& name, const std::st
       ->check(positive())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
+  add_device_option(sub, a->device);
   add_solver_options(sub, a->solver);
   sub->callback([a, encode] {
     if (encode) {

@@ -26,6 +26,7 @@ struct EvalArgs {
   // A class-conditional model: skip scoring every image under every class.
   bool no_classify = false;
   int threads = 1;
+  std::string device = "cpu";
   SolverArgs solver;
 };
 
@@ -96,7 +97,7 @@ at::Tensor class_conditional_nll(const EvalArgs& a, const Model& model, const Mo
   for (int64_t k = 0; k < classes; ++k) {
     seed_torch(static_cast<uint64_t>(a.input.seed));
     const at::Tensor c = at::one_hot(at::full({x.size(0)}, k, at::kLong), classes).to(model.dtype);
-    columns.push_back(map_with_context(x, c, a.batch_size,
+    columns.push_back(map_with_context(model, x, c, a.batch_size,
                                        [&](const at::Tensor& rows, const at::Tensor& context) {
                                          return model.flow->log_prob(rows, context);
                                        }));
@@ -171,7 +172,8 @@ void print_text(const Model& model, const Data& data, const NllSummary& s,
 }
 
 void run_eval(const EvalArgs& a) {
-  const Model model = load_model(a.model);
+  Model model = load_model(a.model);
+  use_device(model, a.device);
   apply_threads(a.threads, workload_of(model));
   apply_solver_options(model, a.solver);
   const ModelData loaded = load_model_data(model, a.input);
@@ -237,6 +239,7 @@ void add_eval(CLI::App& app) {
                 "Class-conditional models: score each image under its own class only (one "
                 "pass instead of one per class; no accuracy or marginal bits/dim)");
   add_threads_option(sub, a->threads);
+  add_device_option(sub, a->device);
   add_solver_options(sub, a->solver);
   sub->callback([a] { run_eval(*a); });
 }

@@ -17,12 +17,14 @@ struct LogProbArgs {
   std::string out = "-";
   int64_t batch_size = 4096;
   int threads = 1;
+  std::string device = "cpu";
   SolverArgs solver;
 };
 
 void run_log_prob(const LogProbArgs& a) {
   check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--data", a.input.data}});
-  const Model model = load_model(a.model);
+  Model model = load_model(a.model);
+  use_device(model, a.device);
   apply_threads(a.threads, workload_of(model));
   apply_solver_options(model, a.solver);
   const ModelData data = load_model_data(model, a.input);
@@ -50,6 +52,7 @@ void add_log_prob(CLI::App& app) {
       ->check(positive())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
+  add_device_option(sub, a->device);
   add_solver_options(sub, a->solver);
   sub->callback([a] { run_log_prob(*a); });
 }

@@ -41,6 +41,7 @@ struct SampleArgs {
   std::string grid;
   int64_t scale = 1;
   bool n_given = false;
+  std::string device = "cpu";
   SolverArgs solver;
 };
 
@@ -52,13 +53,15 @@ at::Tensor sample_batch(FlowImpl& flow, int64_t n, double temperature,
 }
 
 /// n points (with their log-probability as a last column when asked): [n, D(+1)], or
-/// images [n, C, H, W].
-at::Tensor draw(FlowImpl& flow, int64_t n, bool with_log_prob, double temperature,
-                const at::Tensor& context = {}) {
-  if (!with_log_prob) return sample_batch(flow, n, temperature, context);
+/// images [n, C, H, W]; drawn on the model's device, returned on the CPU.
+at::Tensor draw(const Model& model, int64_t n, bool with_log_prob, double temperature,
+                const at::Tensor& cpu_context = {}) {
+  FlowImpl& flow = *model.flow;
+  const at::Tensor context = cpu_context.defined() ? cpu_context.to(model.device) : cpu_context;
+  if (!with_log_prob) return sample_batch(flow, n, temperature, context).cpu();
   auto [x, log_prob] = flow.sample_and_log_prob(n, context);
   const bool per_context = context.defined() && context.dim() == 2;
-  return at::cat({x.flatten(per_context ? 2 : 1), log_prob.unsqueeze(-1)}, -1);
+  return at::cat({x.flatten(per_context ? 2 : 1), log_prob.unsqueeze(-1)}, -1).cpu();
 }
 
 /// Writes `total` rows of `cols` values to `path` (CSV or .npy) as `next(first, count)`
@@ -91,7 +94,7 @@ void stream_rows(const std::string& path, const std::vector<std::string>& header
 /// n points for each of the C contexts [C, K], context-major: C·n rows of K + D(+1)
 /// values, every row starting with its context, streamed to `path`.
 void stream_conditional(const std::string& path, const std::vector<std::string>& header,
-                        FlowImpl& flow, const at::Tensor& contexts, int64_t n, int64_t chunk,
+                        const Model& model, const at::Tensor& contexts, int64_t n, int64_t chunk,
                         bool with_log_prob, double temperature) {
   const int64_t count = contexts.size(0);
   const int64_t k = contexts.size(1);
@@ -108,12 +111,12 @@ void stream_conditional(const std::string& path, const std::vector<std::string>&
     if (offset != 0 || len < n) {
       const int64_t take = std::min(len, n - offset);
       const at::Tensor ctx = contexts.narrow(0, c, 1);
-      const at::Tensor x = draw(flow, take, with_log_prob, temperature, ctx)[0];
+      const at::Tensor x = draw(model, take, with_log_prob, temperature, ctx)[0];
       return at::cat({ctx.expand({take, k}), x.reshape({take, -1})}, 1);
     }
     const int64_t g = std::min(len / n, count - c);
     const at::Tensor ctx = contexts.narrow(0, c, g);
-    const at::Tensor x = draw(flow, n, with_log_prob, temperature, ctx);  // [g, n, D(+1)]
+    const at::Tensor x = draw(model, n, with_log_prob, temperature, ctx);  // [g, n, D(+1)]
     return at::cat({ctx.unsqueeze(1).expand({g, n, k}), x.reshape({g, n, -1})}, 2)
         .reshape({g * n, -1});
   };
@@ -135,7 +138,7 @@ void sample_class_rows(const Model& model, SampleArgs a) {
   check_picture_size(classes, cols, model.image_shape, a.scale);
   const at::Tensor contexts = at::eye(classes, at::TensorOptions(model.dtype));
   const at::Tensor images =
-      draw(*model.flow, cols, false, a.temperature, contexts).flatten(0, 1);  // [K·cols, ...]
+      draw(model, cols, false, a.temperature, contexts).flatten(0, 1);  // [K·cols, ...]
   warn_non_finite(images, a.out, kUnstable);
   write_image_grid(a.out, images, classes, cols, a.scale);
   std::cerr << "wrote " << cols << " samples of each of the " << classes << " classes (temperature "
@@ -171,8 +174,7 @@ void sample_images(const Model& model, SampleArgs a, const at::Tensor& context) 
     check_picture_size(rows, cols, model.image_shape, a.scale);
     std::vector<at::Tensor> parts;
     for (int64_t done = 0; done < a.n; done += a.chunk) {
-      parts.push_back(
-          draw(*model.flow, std::min(a.chunk, a.n - done), false, a.temperature, context));
+      parts.push_back(draw(model, std::min(a.chunk, a.n - done), false, a.temperature, context));
     }
     const at::Tensor images = at::cat(parts);
     warn_non_finite(images, a.out, kUnstable);
@@ -186,10 +188,9 @@ void sample_images(const Model& model, SampleArgs a, const at::Tensor& context) 
   std::vector<std::string> header;
   for (int64_t i = 0; i < model.features; ++i) header.push_back("p" + std::to_string(i));
   if (a.with_log_prob) header.push_back("log_prob");
-  FlowImpl& flow = *model.flow;
   stream_rows(a.out, header, a.n, static_cast<int64_t>(header.size()), model.dtype, a.chunk,
               [&](int64_t, int64_t len) {
-                return draw(flow, len, a.with_log_prob, a.temperature, context).reshape({len, -1});
+                return draw(model, len, a.with_log_prob, a.temperature, context).reshape({len, -1});
               });
 }
 
@@ -219,20 +220,20 @@ void draw_samples(const Model& model, const SampleArgs& a) {
       contexts.defined() ? model.context_header() : std::vector<std::string>();
   for (const auto& name : model.data_header()) header.push_back(name);
   if (a.with_log_prob) header.push_back("log_prob");
-  FlowImpl& flow = *model.flow;
   if (contexts.defined()) {
-    stream_conditional(a.out, header, flow, to_model_dtype(contexts, model), a.n, a.chunk,
+    stream_conditional(a.out, header, model, to_model_dtype(contexts, model), a.n, a.chunk,
                        a.with_log_prob, a.temperature);
     return;
   }
   stream_rows(
       a.out, header, a.n, static_cast<int64_t>(header.size()), model.dtype, a.chunk,
-      [&](int64_t, int64_t len) { return draw(flow, len, a.with_log_prob, a.temperature); });
+      [&](int64_t, int64_t len) { return draw(model, len, a.with_log_prob, a.temperature); });
 }
 
 void run_sample(const SampleArgs& a) {
   check_outputs({{"--out", a.out}}, {{"--model", a.model}, {"--context-file", a.context_file}});
-  const Model model = load_model(a.model);
+  Model model = load_model(a.model);
+  use_device(model, a.device);
   apply_threads(a.threads, workload_of(model));
   apply_solver_options(model, a.solver);
   draw_samples(model, a);
@@ -276,6 +277,7 @@ void add_sample(CLI::App& app) {
       ->check(positive())
       ->capture_default_str();
   add_threads_option(sub, a->threads);
+  add_device_option(sub, a->device);
   add_solver_options(sub, a->solver);
   sub->callback([a, sub] {
     a->n_given = sub->get_option("-n")->count() > 0;
