@@ -21,6 +21,7 @@ class DeviceCliTest : public zflow::testing::CliTest {
   DeviceCliTest() : CliTest("zflow_device") {}
 
   void SetUp() override {
+    CliTest::SetUp();  // the test's own folder
     ASSERT_EQ(zflow("train --data moons --model realnvp --layers 2 --hidden 16 --steps 50 "
                     "--quiet --out moons.safetensors")
                   .code,

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -56,6 +57,8 @@ class CliTest : public TempDirTest {
 
   /// Runs a shell command line in the test's folder with `zflow` meaning the built tool.
   Outcome shell(const std::string& line) const {
+    // A fixture whose SetUp() skipped this class's would run in the current folder.
+    if (dir_.empty()) throw std::logic_error("CliTest: the base class's SetUp() did not run");
     // $Z is the binary itself (a background "$Z ... &" is then the process, not a shell).
     const std::string command = "cd '" + dir_.string() +
                                 "' && Z='" ZFLOW_BINARY "' && zflow() { \"$Z\" \"$@\"; } && { " +
