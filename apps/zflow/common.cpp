@@ -305,7 +305,7 @@ void add_device_option(CLI::App* app, std::string& device) {
       ->capture_default_str();
 }
 
-void use_device(Model& model, const std::string& device) {
+void check_device(const std::string& device) {
   if (device == "cpu") return;
   if (device != "cuda") throw ConfigError("--device must be cpu or cuda, got '" + device + "'");
   if (!at::hasCUDA()) {
@@ -313,6 +313,11 @@ void use_device(Model& model, const std::string& device) {
         "--device cuda: this zflow is built against a LibTorch without CUDA, or no CUDA GPU is "
         "visible");
   }
+}
+
+void use_device(Model& model, const std::string& device) {
+  check_device(device);
+  if (device == "cpu") return;
   model.device = at::Device(at::kCUDA);
   model.flow->to(model.device);
 }

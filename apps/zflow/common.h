@@ -100,6 +100,8 @@ Model load_model(const std::string& path);
 /// --device cpu|cuda of the commands that run a model (sample, eval, log-prob, encode,
 /// decode).
 void add_device_option(CLI::App* app, std::string& device);
+/// ConfigError unless `device` is "cpu", or "cuda" with CUDA available.
+void check_device(const std::string& device);
 /// Moves the model to `device` ("cpu" or "cuda"); ConfigError when CUDA is not available.
 void use_device(Model& model, const std::string& device);
 

@@ -139,11 +139,7 @@ void validate(const TrainArgs& a) {
   }
   if (a.out == "-") throw ConfigError("--out must be a file (a model cannot go to stdout)");
   if (!a.report.empty()) require_extension(a.report, ".html", "--report");
-  if (a.device == "cuda" && !at::hasCUDA()) {
-    throw ConfigError(
-        "--device cuda: this zflow is built against a LibTorch without CUDA, or no "
-        "CUDA GPU is visible");
-  }
+  check_device(a.device);
 }
 
 Json options_json(const TrainArgs& a, const Data& data) {

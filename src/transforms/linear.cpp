@@ -57,7 +57,7 @@ namespace {
 // Images [B, C, H, W] are the same map over the channels of every pixel (Glow's invertible
 // 1×1 convolution), and log|det| counts H·W times.
 double pixels_per_sample(const Tensor& inputs) {
-  return inputs.dim() == 4 ? static_cast<double>(inputs.size(2) * inputs.size(3)) : 1.0;
+  return static_cast<double>(inputs.size(2) * inputs.size(3));
 }
 
 }  // namespace
@@ -99,10 +99,9 @@ TransformOutput LULinearImpl::forward_impl(const Tensor& inputs, const Tensor&) 
   if (inputs.dim() == 4) return forward_image(inputs);
   // z = P L U x + b, in row form: x Uᵀ Lᵀ, then the row permutation as a column gather.
   const Tensor d = diagonal();
-  const Tensor& rows = inputs;
-  const Tensor y = at::matmul(at::matmul(rows, upper(d).t()), lower().t());
+  const Tensor y = at::matmul(at::matmul(inputs, upper(d).t()), lower().t());
   const Tensor z = y.index_select(1, permutation_.on(inputs.device())) + bias;
-  const Tensor logabsdet = (at::log(d).sum() * pixels_per_sample(inputs)).expand({inputs.size(0)});
+  const Tensor logabsdet = at::log(d).sum().expand({inputs.size(0)});
   return {z, logabsdet};
 }
 
@@ -115,7 +114,7 @@ TransformOutput LULinearImpl::inverse_impl(const Tensor& inputs, const Tensor&) 
                                                /*unitriangular=*/true);
   const Tensor d = diagonal();
   const Tensor x = at::linalg_solve_triangular(upper(d), w, /*upper=*/true);
-  const Tensor logabsdet = (-at::log(d).sum() * pixels_per_sample(inputs)).expand({inputs.size(0)});
+  const Tensor logabsdet = (-at::log(d).sum()).expand({inputs.size(0)});
   return {x.t(), logabsdet};
 }
 

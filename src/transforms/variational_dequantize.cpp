@@ -7,6 +7,7 @@
 
 #include "zflow/core/batch_shard.h"
 #include "zflow/core/error.h"
+#include "zflow/transforms/image.h"
 
 namespace zflow {
 
@@ -15,14 +16,6 @@ namespace {
 /// The initial scale of ε: the logistic distribution, whose sigmoid is exactly uniform, has
 /// standard deviation π/√3 ≈ 1.81; σ(1.6·ε) with ε ~ N(0, 1) is the closest to uniform.
 constexpr double kInitialScale = 1.6;
-
-/// 1 where a coupling keeps ε: pixels with h + w + parity even, [1, 1, H, W].
-Tensor checkerboard(int64_t height, int64_t width, int64_t parity,
-                    const at::TensorOptions& options) {
-  const Tensor h = at::arange(height, options.dtype(at::kLong)).view({height, 1});
-  const Tensor w = at::arange(width, options.dtype(at::kLong)).view({1, width});
-  return ((h + w + parity).remainder(2) == 0).to(options.dtype()).view({1, 1, height, width});
-}
 
 /// Σ over all but the first dimension.
 Tensor per_example_sum(const Tensor& t) { return t.flatten(1).sum(1); }
@@ -35,9 +28,7 @@ VariationalDequantizeImpl::VariationalDequantizeImpl(const VariationalDequantize
   require_positive(name + ": channels", options_.channels());
   require_positive(name + ": hidden channels", options_.hidden());
   require_positive(name + ": steps", options_.steps());
-  if (options_.bits() < 1 || options_.bits() > 16) {
-    throw ConfigError(name + ": bits must be in 1..16, got " + std::to_string(options_.bits()));
-  }
+  check_dequantization_bits(name, options_.bits());
   if (!(options_.scale_bound() > 0) || !std::isfinite(options_.scale_bound())) {
     throw ConfigError(name + ": scale_bound must be positive and finite");
   }
@@ -72,13 +63,16 @@ std::pair<Tensor, Tensor> VariationalDequantizeImpl::noise(const Tensor& epsilon
   Tensor e = epsilon * at::exp(log_scale_).view({1, -1, 1, 1});
   log_q = log_q - static_cast<double>(pixels) * log_scale_.sum();
   const double bound = options_.scale_bound();
+  // Step k transforms the pixels with h + w + k odd and keeps the others.
+  const Tensor transformed[2] = {checkerboard_mask(inputs.size(2), inputs.size(3), 0, e.options()),
+                                 checkerboard_mask(inputs.size(2), inputs.size(3), 1, e.options())};
   for (size_t k = 0; k < nets_.size(); ++k) {
-    const Tensor keep =
-        checkerboard(inputs.size(2), inputs.size(3), static_cast<int64_t>(k % 2), e.options());
+    const Tensor& changed = transformed[k % 2];
+    const Tensor keep = 1.0 - changed;
     const Tensor params = nets_[k]->forward(at::cat({e * keep, scaled}, 1));
     const auto halves = params.chunk(2, 1);
-    const Tensor s = bound * at::tanh(halves[0] / bound) * (1.0 - keep);
-    const Tensor t = halves[1] * (1.0 - keep);
+    const Tensor s = bound * at::tanh(halves[0] / bound) * changed;
+    const Tensor t = halves[1] * changed;
     e = e * at::exp(s) + t;
     log_q = log_q - per_example_sum(s);
   }
@@ -91,22 +85,14 @@ TransformOutput VariationalDequantizeImpl::forward_impl(const Tensor& inputs, co
   check(inputs);
   const double levels = std::ldexp(1.0, static_cast<int>(options_.bits()));
   auto [u, log_q] = noise(randn_per_example(inputs), inputs);
-  // As in `dequantize`: u < 1 − 2^(b+1−p), so that x + u never rounds up to x + 1.
-  const int mantissa = inputs.scalar_type() == at::kDouble ? 53 : 24;
-  const double top = 1.0 - std::ldexp(1.0, static_cast<int>(options_.bits()) + 1 - mantissa);
-  u = at::clamp_max(u, top);
-  const double d = static_cast<double>(inputs[0].numel());
-  const Tensor logabsdet = -log_q - d * static_cast<double>(options_.bits()) * std::log(2.0);
-  return {(inputs + u) / levels, logabsdet};
+  // As in `dequantize`: x + u must never round up to x + 1.
+  u = at::clamp_max(u, dequantization_noise_width(inputs.scalar_type(), options_.bits()));
+  return {(inputs + u) / levels, dequantization_logabsdet(inputs, options_.bits()) - log_q};
 }
 
 TransformOutput VariationalDequantizeImpl::inverse_impl(const Tensor& inputs, const Tensor&) {
   check(inputs);
-  const double levels = std::ldexp(1.0, static_cast<int>(options_.bits()));
-  const Tensor x = at::clamp(at::floor(inputs * levels), 0.0, levels - 1.0);
-  const double d = static_cast<double>(inputs[0].numel());
-  return {x, at::full({inputs.size(0)}, d * static_cast<double>(options_.bits()) * std::log(2.0),
-                      inputs.options())};
+  return {quantize(inputs, options_.bits()), -dequantization_logabsdet(inputs, options_.bits())};
 }
 
 Json VariationalDequantizeImpl::spec() const {
