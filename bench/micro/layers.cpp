@@ -16,6 +16,7 @@
 #include "zflow/core/kernels.h"
 #include "zflow/core/transform.h"
 #include "zflow/flows/registry.h"
+#include "zflow/nn/conv.h"
 #include "zflow/nn/made.h"
 #include "zflow/nn/mlp.h"
 
@@ -167,6 +168,55 @@ void BM_matmul(benchmark::State& state) {
       benchmark::Counter::kIsRate);
 }
 
+// One 3×3 or 1×1 convolution of the Glow benchmark's conditioners (zflow bench --config
+// glow: batch 64, 14×14 or 7×7 images) in channels-last layout, as the fused conv conditioner
+// runs it: the forward and the backward to the input and the weights, through the
+// convolution that LibTorch picks (oneDNN here). Reported as FLOP/s at 6 per multiply-add,
+// the count of the glow floor.
+void BM_conv2d_forward_backward(benchmark::State& state) {
+  const int64_t in = state.range(0), out = state.range(1), k = state.range(2);
+  const int64_t side = state.range(3), batch = 64;
+  at::manual_seed(0);
+  const auto channels_last = at::MemoryFormat::ChannelsLast;
+  const at::Tensor x = at::randn({batch, in, side, side}).contiguous(channels_last);
+  const at::Tensor w = at::randn({out, in, k, k}).contiguous(channels_last);
+  const at::Tensor g = at::randn({batch, out, side, side}).contiguous(channels_last);
+  const std::vector<int64_t> stride{1, 1}, padding{k / 2, k / 2}, dilation{1, 1}, none{0, 0};
+  auto step = [&] {
+    const at::Tensor y = at::convolution(x, w, {}, stride, padding, dilation, false, none, 1);
+    const auto grads = at::convolution_backward(g, x, w, c10::nullopt, stride, padding, dilation,
+                                                false, none, 1, {true, true, false});
+    benchmark::DoNotOptimize(y.data_ptr());
+    benchmark::DoNotOptimize(std::get<0>(grads).data_ptr());
+  };
+  step();  // warm-up, untimed
+  for (auto _ : state) step();
+  const double macs = static_cast<double>(batch * side * side * out * in * k * k);
+  state.counters["FLOP/s"] = benchmark::Counter(
+      6.0 * macs * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+// The Glow benchmark's level-1 conditioner (nn::ConvNet 2 → 64 → 64 → 4 on 14×14 images,
+// batch 64), forward and backward to the inputs and the parameters: the fused node (1) or
+// the reference, autograd through NCHW convolutions (0). FLOP/s at 6 per multiply-add.
+void BM_convnet_forward_backward(benchmark::State& state) {
+  const KernelChoice kernels(state.range(0));
+  at::manual_seed(0);
+  zflow::nn::ConvNet net(2, 4, 64, /*zero_init_last=*/false);
+  const at::Tensor x = at::randn({64, 2, 14, 14}).requires_grad_(true);
+  auto step = [&] {
+    net->forward(x).sum().backward();
+    benchmark::DoNotOptimize(x.grad().data_ptr());
+    x.mutable_grad() = at::Tensor();
+    net->zero_grad(/*set_to_none=*/true);
+  };
+  step();  // warm-up, untimed
+  for (auto _ : state) step();
+  const double macs = 64.0 * 196.0 * (2 * 64 * 9 + 64 * 64 + 64 * 4 * 9);
+  state.counters["FLOP/s"] = benchmark::Counter(
+      6.0 * macs * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 // The products of one training step of an MLP conditioner 4 → 128 → 128 → 8 at batch 512:
@@ -183,6 +233,44 @@ BENCHMARK(BM_matmul)
     ->Args({512, 128, 4})
     ->Args({512, 8, 128})
     ->Args({1024, 1024, 1024})
+    ->Unit(benchmark::kMicrosecond);
+
+// The products a convolution of the glow benchmark becomes when written as matrix
+// products (P = 64·14·14 = 12544 pixels): a 3×3 convolution 2 → 64 by im2col (forward
+// [P, 18]·[18, 64], weight gradient [18, P]·[P, 64], input gradient [P, 64]·[64, 18]); the
+// 64 → 64 1×1 ([P, 64]·[64, 64] and [64, P]·[P, 64]); a 3×3 convolution 64 → 4 as one
+// product into the 9 taps' outputs followed by shifted sums ([P, 64]·[64, 36], input
+// gradient [P, 36]·[36, 64], weight gradient [36, P]·[P, 64]). They bound what any
+// convolution built on the BLAS can reach at these shapes (docs/benchmarks.md).
+BENCHMARK(BM_matmul)
+    ->Name("BM_matmul_glow_shapes")
+    ->ArgNames({"M", "K", "N"})
+    ->Args({12544, 18, 64})
+    ->Args({18, 12544, 64})
+    ->Args({12544, 64, 18})
+    ->Args({12544, 64, 64})
+    ->Args({64, 12544, 64})
+    ->Args({12544, 64, 36})
+    ->Args({12544, 36, 64})
+    ->Args({36, 12544, 64})
+    ->Unit(benchmark::kMicrosecond);
+
+BENCHMARK(BM_convnet_forward_backward)
+    ->ArgNames({"fused"})
+    ->Arg(1)
+    ->Arg(0)
+    ->Unit(benchmark::kMicrosecond);
+
+// The conditioner's convolutions of the glow benchmark: level 1 (14×14: 2 → 64 3×3,
+// 64 → 64 1×1, 64 → 4 3×3) and level 2 (7×7: 4 → 64, 64 → 64, 64 → 8).
+BENCHMARK(BM_conv2d_forward_backward)
+    ->ArgNames({"in", "out", "k", "side"})
+    ->Args({2, 64, 3, 14})
+    ->Args({64, 64, 1, 14})
+    ->Args({64, 4, 3, 14})
+    ->Args({4, 64, 3, 7})
+    ->Args({64, 64, 1, 7})
+    ->Args({64, 8, 3, 7})
     ->Unit(benchmark::kMicrosecond);
 
 // Rows: the training batch of the reference configurations, and the batch of their

@@ -101,12 +101,25 @@ TEST_P(ConvNetAgreement, FusedValuesAndGradientsMatchTheReference) {
   const at::ScalarType dtype = GetParam();
   const double tol = dtype == at::kDouble ? 1e-10 : 2e-4;
   torch::manual_seed(11);
-  for (const auto& [in, out, hidden] : {std::tuple{2, 4, 16}, std::tuple{4, 8, 8}}) {
+  // Shapes with fewer and with more input than output channels in both 3×3 convolutions,
+  // and images of one row, one column and one pixel, where most of the 3×3 taps fall in the
+  // padding.
+  const std::tuple<int, int, int, int, int> cases[] = {
+      {2, 4, 16, 7, 6},  // Glow's: thin in, thin out
+      {4, 8, 8, 7, 6},   // equal channels
+      {12, 9, 5, 5, 4},  // wide in, wide out
+      {3, 2, 6, 1, 5},   // one row
+      {3, 2, 6, 4, 1},   // one column
+      {1, 1, 4, 1, 1},   // one pixel
+  };
+  for (const auto& [in, out, hidden, height, width] : cases) {
+    SCOPED_TRACE(::testing::Message()
+                 << in << " -> " << hidden << " -> " << out << " on " << height << "x" << width);
     nn::ConvNet net(in, out, hidden, /*zero_init_last=*/false);
     net->to(dtype);
     randomize_parameters(*net);
-    const at::Tensor x = at::randn({3, in, 7, 6}, dtype);
-    const at::Tensor upstream = at::randn({3, out, 7, 6}, dtype);
+    const at::Tensor x = at::randn({3, in, height, width}, dtype);
+    const at::Tensor upstream = at::randn({3, out, height, width}, dtype);
     const Gradients fused = evaluate(net, x, upstream, true);
     const Gradients reference = evaluate(net, x, upstream, false);
     EXPECT_TRUE(fused.out.is_contiguous());
