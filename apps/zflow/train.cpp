@@ -183,6 +183,7 @@ Json options_json(const TrainArgs& a, const Data& data) {
     o["coupling"] = a.builder.coupling;
     o["logit_alpha"] = a.builder.logit_alpha;
     o["dequantize"] = a.builder.dequantize;
+    if (a.builder.batch_norm) o["batch_norm"] = true;
   }
   if (!a.context_columns.empty()) {
     o["context_columns"] = a.context_columns;
@@ -673,6 +674,9 @@ void add_model_options(CLI::App* sub, TrainArgs* a) {
                   "fine-tune, e.g. a flow-matching cnf by likelihood); its architecture, "
                   "standardisation and dtype are kept");
   add_builder_options(sub, a->builder);
+  sub->add_flag("--batch-norm", a->builder.batch_norm,
+                "maf, realnvp: a batch_norm layer between every two layers (batch statistics in "
+                "training, running averages in evaluation and sampling)");
   sub->add_flag("--class-conditional", a->class_conditional,
                 "Images: model p(x | class), the images' labels (one-hot) as the context: a "
                 "learned class prior on the latents (Glow's); needs labelled images");
@@ -776,7 +780,7 @@ void add_train(CLI::App& app) {
        "--depth",       "--activation", "--conditioner", "--scale-bound",     "--bins",
        "--tail-bound",  "--embedding",  "--levels",      "--steps-per-level", "--coupling",
        "--logit-alpha", "--base",       "--dtype",       "--device",          "--no-standardize"});
-  group("Model", {"--class-conditional", "--dequantize"});
+  group("Model", {"--class-conditional", "--dequantize", "--batch-norm"});
   group("Optimisation", {"--steps", "--batch-size", "--lr", "--optimizer", "--weight-decay",
                          "--no-cosine", "--warmup", "--clip", "--val-fraction", "--eval-every",
                          "--patience", "--max-nonfinite", "--seed"});
@@ -803,7 +807,8 @@ void add_train(CLI::App& app) {
                         "--no-standardize",
                         "--time-embedding",
                         "--class-conditional",
-                        "--dequantize"}) {
+                        "--dequantize",
+                        "--batch-norm"}) {
     sub->get_option("--init")->excludes(o);
   }
   group("Distributed (docs/distributed.md)",

@@ -105,6 +105,17 @@ void check(const std::string& name, int64_t features, const BuilderOptions& o) {
     SplineTransformerOptions().bins(o.bins).tail_bound(o.tail_bound).validate(name);
   }
   if (o.context_features < 0) throw ConfigError(name + ": context features must be >= 0");
+  if (o.batch_norm && name != "maf" && name != "realnvp") {
+    throw ConfigError(name + ": batch norm is offered for maf and realnvp only");
+  }
+}
+
+/// Between two layers of maf and realnvp when options.batch_norm: running statistics in
+/// evaluation, the batch's in training (transforms/normalization.h).
+void push_batch_norm(Json& layers, int64_t features, const BuilderOptions& o, int64_t i) {
+  if (o.batch_norm && i + 1 < o.layers) {
+    layers.push_back({{"type", "batch_norm"}, {"features", features}});
+  }
 }
 
 /// A continuous flow over a standard normal: one "cnf" layer with the velocity field and
@@ -179,8 +190,10 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
   }
   Json layers = Json::array();
   if (name == "realnvp") {
-    for (int64_t i = 0; i < o.layers; ++i)
+    for (int64_t i = 0; i < o.layers; ++i) {
       layers.push_back(affine_coupling(features, i % 2 == 0, o));
+      push_batch_norm(layers, features, o, i);
+    }
   } else if (name == "nice") {
     for (int64_t i = 0; i < o.layers; ++i) {
       layers.push_back({{"type", "additive_coupling"},
@@ -204,6 +217,7 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
            {"made", made_spec(o)},
            {"context_features", o.context_features},
            {"scale_bound", o.scale_bound}});
+      push_batch_norm(layers, features, o, i);
       if (i + 1 < o.layers) layers.push_back(reverse_permutation(features));
     }
   } else if (name == "nsf-coupling") {

@@ -18,6 +18,7 @@
 #include "zflow/transforms/linear.h"
 #include "zflow/transforms/multiscale.h"
 #include "zflow/transforms/normalization.h"
+#include "zflow/transforms/orthogonal.h"
 #include "zflow/transforms/permutation.h"
 #include "zflow/transforms/spline_coupling.h"
 #include "zflow/transforms/variational_dequantize.h"
@@ -133,6 +134,24 @@ Table<TransformFactory>& transform_table() {
     f["actnorm"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"features"});
       return std::make_shared<ActNormImpl>(spec_required<int64_t>(s, "features"));
+    };
+    f["batch_norm"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"features", "momentum", "eps"});
+      BatchNormOptions o(spec_required<int64_t>(s, "features"));
+      o.momentum(spec_optional(s, "momentum", o.momentum())).eps(spec_optional(s, "eps", o.eps()));
+      return std::make_shared<BatchNormImpl>(o);
+    };
+    f["householder"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"features", "reflections"});
+      HouseholderLinearOptions o(spec_required<int64_t>(s, "features"));
+      o.reflections(spec_optional(s, "reflections", o.reflections()));
+      return std::make_shared<HouseholderLinearImpl>(o);
+    };
+    f["orthogonal_linear"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"features", "map"});
+      OrthogonalLinearOptions o(spec_required<int64_t>(s, "features"));
+      o.map(spec_optional(s, "map", o.map()));
+      return std::make_shared<OrthogonalLinearImpl>(o);
     };
     f["lu_linear"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"features", "diagonal", "seed"});

@@ -618,6 +618,36 @@ TEST_F(CliTest, EveryModelTrainsAndEvaluates) {
   }
 }
 
+TEST_F(CliTest, BatchNormModelsTrainSampleAndEvaluate) {
+  for (const std::string model : {"maf", "realnvp"}) {
+    const std::string file = model + "_bn.safetensors";
+    Result r = run("train --data data.csv --model " + model +
+                   " --batch-norm --steps 30 --eval-every 10 --threads 1 --layers 3 --hidden 8 "
+                   "--out " +
+                   file + " --quiet");
+    ASSERT_EQ(r.code, 0) << model << ": " << r.err;
+    r = run("info --model " + file + " --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    // Between every two of the 3 layers.
+    size_t count = 0;
+    for (size_t at = r.out.find("\"batch_norm\""); at != std::string::npos;
+         at = r.out.find("\"batch_norm\"", at + 1)) {
+      ++count;
+    }
+    EXPECT_GE(count, 2u) << r.out;
+    r = run("eval --model " + file + " --data data.csv --json --threads 1");
+    ASSERT_EQ(r.code, 0) << model << ": " << r.err;
+    EXPECT_TRUE(std::isfinite(json::parse(r.out).at("nll").get<double>())) << model << r.out;
+    r = run("sample --model " + file + " -n 50 --seed 3 --out s.csv");
+    ASSERT_EQ(r.code, 0) << model << ": " << r.err;
+  }
+  Result r = run("train --data data.csv --model nsf-coupling --batch-norm --steps 5");
+  EXPECT_NE(r.code, 0);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("batch norm is offered for maf and realnvp only"), std::string::npos)
+      << r.err;
+}
+
 // ---- bad input ----------------------------------------------------------------------------------
 
 TEST_F(CliTest, MissingDataFile) {

@@ -263,6 +263,23 @@ std::vector<Case> cases() {
   // images): float32 keeps about 1e-4 of them relative.
   cnf_image.float32_tolerance = 0.05;
   c.push_back(cnf_image);
+  // Normalisation and orthogonal layers, tabular and on images (per channel).
+  c.push_back({"batch_norm", {{"type", "batch_norm"}, {"features", kFeatures}}});
+  Case batch_norm_image{"batch_norm_image",
+                        {{"type", "batch_norm"}, {"features", 2}, {"momentum", 0.5}}};
+  batch_norm_image.inputs = images(2, 3, 2);
+  c.push_back(batch_norm_image);
+  c.push_back({"householder", {{"type", "householder"}, {"features", kFeatures}}});
+  Case householder_image{"householder_image",
+                         {{"type", "householder"}, {"features", 3}, {"reflections", 2}}};
+  householder_image.inputs = images(3, 2, 2);
+  c.push_back(householder_image);
+  c.push_back({"orthogonal_exp", {{"type", "orthogonal_linear"}, {"features", kFeatures}}});
+  c.push_back({"orthogonal_cayley",
+               {{"type", "orthogonal_linear"}, {"features", kFeatures}, {"map", "cayley"}}});
+  Case orthogonal_image{"orthogonal_image", {{"type", "orthogonal_linear"}, {"features", 3}}};
+  orthogonal_image.inputs = images(3, 2, 2);
+  c.push_back(orthogonal_image);
   c.push_back({"inverse", {{"type", "inverse"}, {"transform", c[0].spec}}});
   c.push_back({"composite",
                {{"type", "composite"},

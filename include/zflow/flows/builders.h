@@ -61,6 +61,9 @@ struct BuilderOptions {
   /// Half-width B of the splines' interval [−B, B] in standardised units; identity
   /// outside (nsf-*).
   double tail_bound = 4.0;
+  /// A batch_norm layer after every layer but the last (maf and realnvp, as in their
+  /// papers: Papamakarios et al. 2017 §3.4, Dinh et al. 2017 §3.7).
+  bool batch_norm = false;
   /// Base distribution: "standard_normal" or "diagonal_normal".
   std::string base = "standard_normal";
 

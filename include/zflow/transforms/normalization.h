@@ -1,5 +1,7 @@
 #pragma once
 /// \file
+/// Normalisation layers as bijections: ActNorm and BatchNorm.
+///
 /// ActNorm (Kingma & Dhariwal 2018, Glow §3.1, https://arxiv.org/abs/1807.03039): a
 /// per-feature (per-channel for images) affine map
 ///
@@ -72,5 +74,59 @@ class ActNormImpl : public TransformImpl {
   Tensor initialized_;
 };
 TORCH_MODULE(ActNorm);
+
+/// BatchNorm as a bijection (Dinh et al. 2017, RealNVP §3.7,
+/// https://arxiv.org/abs/1605.08803; Papamakarios et al. 2017, MAF §3.4,
+/// https://arxiv.org/abs/1705.07057): per feature (per channel for images),
+///
+///     z = (x − m) / √(v + ε) · exp(γ) + β,   log|det J| = (H·W ·) Σ (γ − ½ log(v + ε)),
+///
+/// where, in training mode and for batches of two or more, m and v are the batch's mean and
+/// (biased) variance, which also update the running averages
+/// m̄ ← (1 − momentum)·m̄ + momentum·m (the same for v̄); in evaluation mode, for a single
+/// example, and always in the inverse, m̄ and v̄ are used. With batch statistics the outputs
+/// of one example depend on the others in its batch: log|det J| above is then the Jacobian
+/// of the map with m and v held fixed (MAF's choice), and inverse(forward(x)) = x holds in
+/// evaluation mode only. The running averages are per process (under `torchrun`-style
+/// distributed training each process keeps its own; rank 0's are saved).
+///
+/// Example:
+///
+///     auto norm = zflow::BatchNorm(zflow::BatchNormOptions(4).momentum(0.05));
+///     norm->train();
+///     auto [z, logabsdet] = norm->forward(at::randn({256, 4}) * 3 + 1);  // z: mean β = 0, std 1
+struct BatchNormOptions {
+  /* implicit */ BatchNormOptions(int64_t features) : features_(features) {}
+  /// Number of features D (channels C on images; positive).
+  TORCH_ARG(int64_t, features);
+  /// Weight of each training batch in the running averages, in (0, 1].
+  TORCH_ARG(double, momentum) = 0.1;
+  /// ε added to the variance, > 0: keeps a constant feature's scale finite.
+  TORCH_ARG(double, eps) = 1e-5;
+};
+
+class BatchNormImpl : public TransformImpl {
+ public:
+  explicit BatchNormImpl(const BatchNormOptions& options);
+  Json spec() const override;
+  std::string describe() const override;
+
+  Tensor log_gamma;     // γ [D]
+  Tensor beta;          // β [D]
+  Tensor running_mean;  // m̄ [D] (buffer, saved with the model)
+  Tensor running_var;   // v̄ [D] (buffer, saved with the model)
+
+ protected:
+  TransformOutput forward_impl(const Tensor& inputs, const Tensor& context) override;
+  TransformOutput inverse_impl(const Tensor& inputs, const Tensor& context) override;
+
+ private:
+  /// [D] as [1, D] or [1, D, 1, 1] to broadcast over `inputs`.
+  Tensor view_params(const Tensor& p, const Tensor& inputs) const;
+  /// log|det J| of the map with variance `var` for every example of `inputs`.
+  Tensor logabsdet(const Tensor& var, const Tensor& inputs) const;
+  BatchNormOptions options_;
+};
+TORCH_MODULE(BatchNorm);
 
 }  // namespace zflow
