@@ -61,4 +61,54 @@ void BoxUniformImpl::pretty_print(std::ostream& stream) const {
   stream << "BoxUniform(features=" << low_values_.size() << ")";
 }
 
+// ---- circular_uniform ----------------------------------------------------------------------
+
+namespace {
+constexpr double kTwoPi = 6.28318530717958647692;
+}  // namespace
+
+CircularUniformImpl::CircularUniformImpl(std::vector<int64_t> shape, std::vector<int64_t> flags)
+    : DistributionImpl("circular_uniform"), flags_(std::move(flags)) {
+  if (shape.size() != 1 || shape[0] < 1) {
+    throw ConfigError("circular_uniform: shape must be [D] with D >= 1");
+  }
+  features_ = shape[0];
+  if (flags_.empty()) flags_.assign(static_cast<size_t>(features_), 1);
+  if (static_cast<int64_t>(flags_.size()) != features_) {
+    throw ConfigError("circular_uniform: circular has " + std::to_string(flags_.size()) +
+                      " entries for " + std::to_string(features_) + " features");
+  }
+  std::vector<double> values;
+  for (int64_t f : flags_) {
+    if (f != 0 && f != 1) throw ConfigError("circular_uniform: circular entries must be 0 or 1");
+    values.push_back(static_cast<double>(f));
+  }
+  circular = register_buffer("circular", at::tensor(values, at::kDouble).to(at::kFloat));
+}
+
+Tensor CircularUniformImpl::log_prob(const Tensor& inputs, const Tensor&) {
+  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == features_, type(), ": expected inputs [B, ",
+              features_, "], got ", inputs.sizes());
+  const Tensor per_feature =
+      at::where(circular > 0.5, at::full({}, -std::log(kTwoPi), inputs.options()),
+                -0.5 * inputs.pow(2) - 0.5 * std::log(kTwoPi));
+  return per_feature.sum(1);
+}
+
+Tensor CircularUniformImpl::sample(int64_t n, const Tensor&) {
+  TORCH_CHECK(n >= 0, type(), ": number of samples must be >= 0, got ", n);
+  const Tensor angles = (at::rand({n, features_}, circular.options()) - 0.5) * kTwoPi;
+  return at::where(circular > 0.5, angles, at::randn({n, features_}, circular.options()));
+}
+
+Json CircularUniformImpl::spec() const {
+  return {{"type", "circular_uniform"}, {"shape", {features_}}, {"circular", flags_}};
+}
+
+void CircularUniformImpl::pretty_print(std::ostream& stream) const {
+  int64_t angles = 0;
+  for (int64_t f : flags_) angles += f;
+  stream << "CircularUniform(features=" << features_ << ", angles=" << angles << ")";
+}
+
 }  // namespace zflow

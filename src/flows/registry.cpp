@@ -11,6 +11,7 @@
 #include "zflow/distributions/uniform.h"
 #include "zflow/flows/spec_size.h"
 #include "zflow/transforms/autoregressive.h"
+#include "zflow/transforms/circular.h"
 #include "zflow/transforms/continuous.h"
 #include "zflow/transforms/coupling.h"
 #include "zflow/transforms/elementwise.h"
@@ -77,6 +78,17 @@ Table<TransformFactory>& transform_table() {
           .bins(spec_optional(s, "bins", o.bins()))
           .tail_bound(spec_optional(s, "tail_bound", o.tail_bound()));
       return std::make_shared<SplineCouplingImpl>(o);
+    };
+    f["circular_spline_coupling"] = [=](const Json& s) -> TransformPtr {
+      reject_unknown_fields(
+          s, {"mask", "circular", "conditioner", "context_features", "bins", "tail_bound"});
+      CircularSplineCouplingOptions o(spec_required<std::vector<int64_t>>(s, "mask"));
+      o.circular(spec_optional(s, "circular", o.circular()))
+          .conditioner(coupling_conditioner(s))
+          .context_features(spec_optional(s, "context_features", o.context_features()))
+          .bins(spec_optional(s, "bins", o.bins()))
+          .tail_bound(spec_optional(s, "tail_bound", o.tail_bound()));
+      return std::make_shared<CircularSplineCouplingImpl>(o);
     };
     f["additive_coupling"] = [=](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"mask", "conditioner", "context_features"});
@@ -257,6 +269,11 @@ Table<DistributionFactory>& distribution_table() {
       reject_unknown_fields(s, {"low", "high"});
       return std::make_shared<BoxUniformImpl>(spec_required<std::vector<double>>(s, "low"),
                                               spec_required<std::vector<double>>(s, "high"));
+    };
+    table.factories["circular_uniform"] = [](const Json& s) -> DistributionPtr {
+      reject_unknown_fields(s, {"shape", "circular"});
+      return std::make_shared<CircularUniformImpl>(
+          required_shape(s), spec_optional(s, "circular", std::vector<int64_t>{}));
     };
     table.factories["conditional_diagonal_normal"] = [](const Json& s) -> DistributionPtr {
       reject_unknown_fields(s, {"shape", "context_features", "conditioner"});

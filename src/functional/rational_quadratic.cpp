@@ -88,25 +88,25 @@ at::Tensor gather_bin(const at::Tensor& table, const at::Tensor& index) {
 
 namespace detail {
 
-int64_t check_spline_arguments(const at::Tensor& inputs, const at::Tensor& params,
-                               const SplineOptions& options) {
+namespace {
+
+/// The checks both kinds of spline share: `params` [inputs..., count] on the inputs'
+/// device and dtype.
+void check_tensors(const at::Tensor& inputs, const at::Tensor& params, const char* layout) {
   TORCH_CHECK(inputs.defined() && params.defined(), "rational_quadratic_spline: undefined tensor");
   TORCH_CHECK(inputs.device() == params.device(),
               "rational_quadratic_spline: inputs and params must be on one device, got ",
               inputs.device(), " and ", params.device());
   TORCH_CHECK(
       params.dim() == inputs.dim() + 1 && params.sizes().slice(0, inputs.dim()) == inputs.sizes(),
-      "rational_quadratic_spline: params must have shape inputs × (3K − 1); inputs ",
+      "rational_quadratic_spline: params must have shape inputs × (", layout, "); inputs ",
       inputs.sizes(), ", params ", params.sizes());
-  const int64_t count = params.size(-1);
-  TORCH_CHECK(count >= 2 && (count + 1) % 3 == 0,
-              "rational_quadratic_spline: the last dimension of params must be 3K − 1 for some "
-              "K ≥ 1, got ",
-              count);
   TORCH_CHECK(inputs.scalar_type() == params.scalar_type() && inputs.is_floating_point(),
               "rational_quadratic_spline: inputs and params must share a floating dtype, got ",
               inputs.scalar_type(), " and ", params.scalar_type());
-  const int64_t bins = (count + 1) / 3;
+}
+
+void check_bins_and_options(int64_t bins, const SplineOptions& options) {
   const double bound = options.tail_bound;
   TORCH_CHECK(bound > 0, "rational_quadratic_spline: tail_bound must be positive, got ", bound);
   TORCH_CHECK(options.min_bin_width > 0 && options.min_bin_width * bins <= 1.0,
@@ -118,6 +118,33 @@ int64_t check_spline_arguments(const at::Tensor& inputs, const at::Tensor& param
   TORCH_CHECK(options.min_derivative > 0,
               "rational_quadratic_spline: min_derivative must be positive, got ",
               options.min_derivative);
+}
+
+}  // namespace
+
+int64_t check_spline_arguments(const at::Tensor& inputs, const at::Tensor& params,
+                               const SplineOptions& options) {
+  check_tensors(inputs, params, "3K − 1");
+  const int64_t count = params.size(-1);
+  TORCH_CHECK(count >= 2 && (count + 1) % 3 == 0,
+              "rational_quadratic_spline: the last dimension of params must be 3K − 1 for some "
+              "K ≥ 1, got ",
+              count);
+  const int64_t bins = (count + 1) / 3;
+  check_bins_and_options(bins, options);
+  return bins;
+}
+
+int64_t check_circular_spline_arguments(const at::Tensor& inputs, const at::Tensor& params,
+                                        const SplineOptions& options) {
+  check_tensors(inputs, params, "3K");
+  const int64_t count = params.size(-1);
+  TORCH_CHECK(count >= 3 && count % 3 == 0,
+              "circular_rational_quadratic_spline: the last dimension of params must be 3K for "
+              "some K ≥ 1, got ",
+              count);
+  const int64_t bins = count / 3;
+  check_bins_and_options(bins, options);
   return bins;
 }
 
@@ -139,30 +166,34 @@ SplineResult rational_quadratic_spline(const at::Tensor& inputs, const at::Tenso
   return rational_quadratic_spline_reference(inputs, params, inverse, options);
 }
 
-SplineResult rational_quadratic_spline_reference(const at::Tensor& inputs, const at::Tensor& params,
-                                                 bool inverse, const SplineOptions& options) {
-  const int64_t bins = detail::check_spline_arguments(inputs, params, options);
-  const double bound = options.tail_bound;
+namespace {
 
-  // Parameters (§3.1): widths and heights through a softmax and the minimum bin size,
-  // derivatives δ_k = min_derivative + softplus(raw) at the K − 1 inner knots, and δ = 1
-  // at ±B so that the spline matches the identity tails to first order.
-  auto [cumwidths, widths] = make_knots(params.narrow(-1, 0, bins), options.min_bin_width, bound);
+/// A spline's knots (K + 1 per element, [..., K + 1]) and bin sizes ([..., K]), after the
+/// softmax and minimums, and the derivatives at every knot ([..., K + 1]).
+struct Knots {
+  at::Tensor cumwidths, widths, cumheights, heights, derivatives;
+};
+
+/// The knots of `params` [..., ≥ 2K]: widths and heights (§3.1) through a softmax and the
+/// minimum bin size; the knot derivatives as given.
+Knots knots(const at::Tensor& params, int64_t bins, at::Tensor derivatives,
+            const SplineOptions& options) {
+  auto [cumwidths, widths] =
+      make_knots(params.narrow(-1, 0, bins), options.min_bin_width, options.tail_bound);
   auto [cumheights, heights] =
-      make_knots(params.narrow(-1, bins, bins), options.min_bin_height, bound);
-  std::vector<int64_t> pad_shape(params.sizes().begin(), params.sizes().end());
-  pad_shape.back() = 1;
-  at::Tensor one = at::ones(pad_shape, params.options());
-  // Contiguous first: on a strided view LibTorch 1.13's softplus falls back to a scalar
-  // loop, 8× slower, which was half of the spline's forward time.
-  at::Tensor derivatives =
-      bins > 1 ? at::cat({one,
-                          options.min_derivative +
-                              at::softplus(params.narrow(-1, 2 * bins, bins - 1).contiguous()),
-                          one},
-                         -1)
-               : at::cat({one, one}, -1);
+      make_knots(params.narrow(-1, bins, bins), options.min_bin_height, options.tail_bound);
+  return {cumwidths, widths, cumheights, heights, std::move(derivatives)};
+}
 
+/// The spline given its knots: inputs in [−B, B] go through the bins, the others are the
+/// identity (linear tails).
+SplineResult spline_on_knots(const at::Tensor& inputs, const Knots& knots, double bound,
+                             bool inverse) {
+  const at::Tensor& cumwidths = knots.cumwidths;
+  const at::Tensor& widths = knots.widths;
+  const at::Tensor& cumheights = knots.cumheights;
+  const at::Tensor& heights = knots.heights;
+  const at::Tensor& derivatives = knots.derivatives;
   // Linear tails: only values in [−B, B] use the spline; the others are the identity.
   // The spline itself always runs on a clamped copy (see the note at the top of the file).
   at::Tensor inside = at::logical_and(inputs >= -bound, inputs <= bound);
@@ -256,6 +287,48 @@ SplineResult rational_quadratic_spline_reference(const at::Tensor& inputs, const
 
   return {at::where(inside, outputs, inputs),
           at::where(inside, logabsdet, at::zeros_like(logabsdet))};
+}
+
+}  // namespace
+
+SplineResult rational_quadratic_spline_reference(const at::Tensor& inputs, const at::Tensor& params,
+                                                 bool inverse, const SplineOptions& options) {
+  const int64_t bins = detail::check_spline_arguments(inputs, params, options);
+  const double bound = options.tail_bound;
+
+  // Derivatives (§3.1) δ_k = min_derivative + softplus(raw) at the K − 1 inner knots, and δ = 1
+  // at ±B so that the spline matches the identity tails to first order.
+  std::vector<int64_t> pad_shape(params.sizes().begin(), params.sizes().end());
+  pad_shape.back() = 1;
+  at::Tensor one = at::ones(pad_shape, params.options());
+  // Contiguous first: on a strided view LibTorch 1.13's softplus falls back to a scalar
+  // loop, 8× slower, which was half of the spline's forward time.
+  at::Tensor derivatives =
+      bins > 1 ? at::cat({one,
+                          options.min_derivative +
+                              at::softplus(params.narrow(-1, 2 * bins, bins - 1).contiguous()),
+                          one},
+                         -1)
+               : at::cat({one, one}, -1);
+
+  return spline_on_knots(inputs, knots(params, bins, derivatives, options), bound, inverse);
+}
+
+SplineResult circular_rational_quadratic_spline(const at::Tensor& inputs, const at::Tensor& params,
+                                                bool inverse, const SplineOptions& options) {
+  const int64_t bins = detail::check_circular_spline_arguments(inputs, params, options);
+  const double bound = options.tail_bound;
+  // Rezende et al. 2020, §3.2: the knots at ±B are fixed (the spline maps [−B, B] onto
+  // itself) and share one derivative, δ_0 = δ_K, so that the map and its derivative agree
+  // at −B and at B, which are the same point of the circle.
+  const at::Tensor raw = params.narrow(-1, 2 * bins, bins).contiguous();
+  const at::Tensor knot_derivatives = options.min_derivative + at::softplus(raw);
+  const at::Tensor boundary = knot_derivatives.narrow(-1, bins - 1, 1);
+  const at::Tensor derivatives =
+      at::cat({boundary, knot_derivatives.narrow(-1, 0, bins - 1), boundary}, -1);
+  // The angle's representative in [−B, B): every input is inside, no tails.
+  const at::Tensor wrapped = at::remainder(inputs + bound, 2.0 * bound) - bound;
+  return spline_on_knots(wrapped, knots(params, bins, derivatives, options), bound, inverse);
 }
 
 }  // namespace zflow::functional

@@ -24,7 +24,8 @@ at::Tensor identity_offset(const at::Tensor& params, int64_t bins, const SplineO
   const double target = 1.0 - options.min_derivative;
   const double offset = std::log(std::expm1(target));
   const at::Tensor widths_heights = params.narrow(-1, 0, 2 * bins);
-  const at::Tensor derivatives = params.narrow(-1, 2 * bins, bins - 1) + offset;
+  // K − 1 inner derivatives, or K with the circular spline's shared one at the ends.
+  const at::Tensor derivatives = params.narrow(-1, 2 * bins, params.size(-1) - 2 * bins) + offset;
   return at::cat({widths_heights, derivatives}, -1);
 }
 

@@ -263,6 +263,32 @@ std::vector<Case> cases() {
   // images): float32 keeps about 1e-4 of them relative.
   cnf_image.float32_tolerance = 0.05;
   c.push_back(cnf_image);
+  // Angles (columns 0 and 2 here) anywhere in [−π, π), real features normal.
+  auto angles_and_reals = [](at::ScalarType dtype) {
+    const auto options = at::TensorOptions(dtype);
+    Tensor x = at::randn({kBatch, kFeatures}, options);
+    Tensor angles = (at::rand({kBatch, kFeatures}, options) * 2 - 1) * 3.14159;
+    return at::where(at::tensor({1.0, 0.0, 1.0, 0.0}).view({1, kFeatures}) > 0.5, angles, x);
+  };
+  Case circular_mixed{"circular_spline_coupling",
+                      {{"type", "circular_spline_coupling"},
+                       {"mask", {1, 1, 0, 0}},
+                       {"circular", {1, 0, 1, 0}},
+                       {"conditioner", mlp()},
+                       {"bins", 5}}};
+  circular_mixed.inputs = angles_and_reals;
+  c.push_back(circular_mixed);
+  Case circular_torus{"circular_spline_coupling_torus",
+                      {{"type", "circular_spline_coupling"},
+                       {"mask", {0, 1, 0, 1}},
+                       {"conditioner", mlp()},
+                       {"bins", 3},
+                       {"context_features", kContext}},
+                      kContext};
+  circular_torus.inputs = [](at::ScalarType dtype) {
+    return (at::rand({kBatch, kFeatures}, at::TensorOptions(dtype)) * 2 - 1) * 3.14159;
+  };
+  c.push_back(circular_torus);
   // Normalisation and orthogonal layers, tabular and on images (per channel).
   c.push_back({"batch_norm", {{"type", "batch_norm"}, {"features", kFeatures}}});
   Case batch_norm_image{"batch_norm_image",

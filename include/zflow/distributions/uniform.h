@@ -1,7 +1,8 @@
 #pragma once
 /// \file
-/// The uniform distribution on an axis-aligned box, a base density π for flows whose
-/// noise side is bounded: log π(z) = −Σ_i log(high_i − low_i) inside the box, −∞ outside.
+/// Uniform bases: the circle/torus base, and the uniform distribution on an axis-aligned box, a
+/// base density π for flows whose noise side is bounded: log π(z) = −Σ_i log(high_i − low_i) inside
+/// the box, −∞ outside.
 ///
 /// Example (a flow on the unit square ends with {"type": "sigmoid"}):
 ///
@@ -49,5 +50,37 @@ class BoxUniformImpl : public DistributionImpl {
   double log_volume_ = 0;  // Σ log(high − low), computed in double
 };
 TORCH_MODULE(BoxUniform);
+
+/// The base of flows on the circle and the torus (transforms/circular.h): the uniform
+/// density 1/(2π) on the circle for the angle features and N(0, 1) for the others,
+/// independent,
+///
+///     log π(z) = −A·log 2π + Σ_{real i} (−z_i²/2 − ½ log 2π),   A = number of angles.
+///
+/// An angle is any real number (the point of the circle it names), so the angle part of
+/// log π is the same for every input; samples of angles lie in [−π, π). The flags are a
+/// float buffer "circular" (dtype and device follow `to()`). The context is ignored.
+/// Spec: {"type": "circular_uniform", "shape": [D], "circular": [1, 0, ...]} (circular
+/// empty or absent: every feature is an angle).
+class CircularUniformImpl : public DistributionImpl {
+ public:
+  /// ConfigError unless shape is [D] with D ≥ 1 and circular has D entries, each 0 or 1
+  /// (or none).
+  CircularUniformImpl(std::vector<int64_t> shape, std::vector<int64_t> circular = {});
+  /// inputs [B, D] → [B].
+  Tensor log_prob(const Tensor& inputs, const Tensor& context = {}) override;
+  /// [n, D].
+  Tensor sample(int64_t n, const Tensor& context = {}) override;
+  std::vector<int64_t> event_shape() const override { return {features_}; }
+  Json spec() const override;
+  void pretty_print(std::ostream& stream) const override;
+
+  Tensor circular;  // [D]: 1 for angles, 0 for real features
+
+ private:
+  int64_t features_;
+  std::vector<int64_t> flags_;
+};
+TORCH_MODULE(CircularUniform);
 
 }  // namespace zflow

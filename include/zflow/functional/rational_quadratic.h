@@ -82,7 +82,27 @@ SplineResult rational_quadratic_spline(const at::Tensor& inputs, const at::Tenso
 SplineResult rational_quadratic_spline_reference(const at::Tensor& inputs, const at::Tensor& params,
                                                  bool inverse, const SplineOptions& options = {});
 
+/// Number of unconstrained parameters per element of a circular spline with K bins:
+/// K widths, K heights, K − 1 inner-knot derivatives and the one shared by the ends.
+inline int64_t circular_spline_param_count(int64_t bins) { return 3 * bins; }
+
+/// A circular rational-quadratic spline (Rezende et al. 2020, "Normalizing Flows on Tori
+/// and Spheres", §3.2, https://arxiv.org/abs/2002.02428): a diffeomorphism of the circle
+/// [−B, B) (B = options.tail_bound, π for angles in radians). Inputs are first wrapped onto
+/// [−B, B) (x − 2B·⌊(x + B)/2B⌋); the knots at −B and B are fixed and share the derivative
+/// δ_0 = δ_K, so the map and its derivative are continuous across ±B. Outputs lie in
+/// [−B, B]. `params` has shape inputs × 3K: [..., 0:K] widths, [..., K:2K] heights,
+/// [..., 2K:3K−1] inner derivatives, [..., 3K−1] the ends' derivative (softplus +
+/// min_derivative). Computed by plain ATen operations (the fused kernel serves the spline
+/// with linear tails only); identity_offset makes all-zero parameters the identity here too.
+SplineResult circular_rational_quadratic_spline(const at::Tensor& inputs, const at::Tensor& params,
+                                                bool inverse, const SplineOptions& options = {});
+
 namespace detail {
+
+/// The argument checks of circular_rational_quadratic_spline (params inputs × 3K).
+int64_t check_circular_spline_arguments(const at::Tensor& inputs, const at::Tensor& params,
+                                        const SplineOptions& options);
 
 /// The argument checks of both implementations (c10::Error): defined tensors on one
 /// device, params of shape inputs × (3K − 1) with K ≥ 1, one floating dtype, B > 0,
@@ -105,10 +125,10 @@ SplineResult rational_quadratic_spline_fused(const at::Tensor& inputs, const at:
 /// bin sizes that leave room for K bins. Throws ConfigError naming `owner`.
 void check_spline_settings(const std::string& owner, int64_t bins, const SplineOptions& options);
 
-/// Shifts the raw inner-knot derivatives of `params` [..., 3K − 1] so that all-zero
-/// parameters give derivative exactly 1 at every knot: with uniform bins (softmax of
-/// zeros) the spline is then exactly the identity. Layers whose conditioner starts at zero
-/// use this to start as the identity map.
+/// Shifts the raw derivatives of `params` ([..., 3K − 1], or [..., 3K] for a circular
+/// spline) so that all-zero parameters give derivative exactly 1 at every knot: with uniform bins
+/// (softmax of zeros) the spline is then exactly the identity. Layers whose conditioner starts at
+/// zero use this to start as the identity map.
 at::Tensor identity_offset(const at::Tensor& params, int64_t bins, const SplineOptions& options);
 
 }  // namespace zflow::functional
