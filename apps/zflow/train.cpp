@@ -178,6 +178,14 @@ Json options_json(const TrainArgs& a, const Data& data) {
     o["bins"] = a.builder.bins;
     o["tail_bound"] = a.builder.tail_bound;
     o["base"] = a.builder.base;
+    if (a.builder.base == "student_t") {
+      o["base_df"] = a.builder.base_df > 0 ? a.builder.base_df : kDefaultBaseDf;
+      o["base_learn_df"] = a.builder.base_learn_df;
+    }
+    if (a.builder.base == "gaussian_mixture") {
+      o["base_components"] =
+          a.builder.base_components > 0 ? a.builder.base_components : kDefaultBaseComponents;
+    }
     o["levels"] = a.builder.levels;
     o["steps_per_level"] = a.builder.steps_per_level;
     o["coupling"] = a.builder.coupling;
@@ -795,6 +803,9 @@ void add_train(CLI::App& app) {
                         "--bins",
                         "--tail-bound",
                         "--base",
+                        "--base-df",
+                        "--base-learn-df",
+                        "--base-components",
                         "--embedding",
                         "--levels",
                         "--steps-per-level",
