@@ -111,7 +111,8 @@ Json options_json(const FitTargetArgs& a) {
           {"dtype", a.dtype},
           {"layers", a.builder.layers},
           {"hidden", a.builder.hidden},
-          {"bins", a.builder.bins}};
+          {"bins", a.builder.bins},
+          {"base", a.builder.base}};
 }
 
 void print_summary(const FitTargetArgs& a, const Target& target,

@@ -30,6 +30,7 @@
 #include "zflow/flows/model_card.h"
 #include "zflow/flows/registry.h"
 #include "zflow/io/atomic_file.h"
+#include "zflow/io/table.h"
 #include "zflow/train/flow_matching.h"
 #include "zflow/train/trainer.h"
 #include "zflow/transforms/elementwise.h"
@@ -42,6 +43,7 @@ struct TrainArgs {
   std::string data;
   std::string columns;
   std::string context_columns;
+  std::string circular_columns;
   // Images: condition on the class, the labels' one-hot vectors as the context.
   bool class_conditional = false;
   int64_t embedding = 0;
@@ -178,6 +180,14 @@ Json options_json(const TrainArgs& a, const Data& data) {
     o["bins"] = a.builder.bins;
     o["tail_bound"] = a.builder.tail_bound;
     o["base"] = a.builder.base;
+    if (a.builder.base == "student_t") {
+      o["base_df"] = a.builder.base_df > 0 ? a.builder.base_df : kDefaultBaseDf;
+      o["base_learn_df"] = a.builder.base_learn_df;
+    }
+    if (a.builder.base == "gaussian_mixture") {
+      o["base_components"] =
+          a.builder.base_components > 0 ? a.builder.base_components : kDefaultBaseComponents;
+    }
     o["levels"] = a.builder.levels;
     o["steps_per_level"] = a.builder.steps_per_level;
     o["coupling"] = a.builder.coupling;
@@ -185,6 +195,7 @@ Json options_json(const TrainArgs& a, const Data& data) {
     o["dequantize"] = a.builder.dequantize;
     if (a.builder.batch_norm) o["batch_norm"] = true;
   }
+  if (!a.circular_columns.empty()) o["circular_columns"] = a.circular_columns;
   if (!a.context_columns.empty()) {
     o["context_columns"] = a.context_columns;
     o["embedding"] = a.embedding;
@@ -279,6 +290,32 @@ FlowPtr initial_flow(const TrainArgs& a, const RunData& d, at::ScalarType dtype,
   return m.flow;
 }
 
+/// The --circular-columns of the data columns as flags (1: an angle), in the model's
+/// feature order; empty without the option. Columns are named as --columns names them (file
+/// indices or names); ConfigError for one that is not among the data columns.
+std::vector<int64_t> circular_flags(const TrainArgs& a, const RunData& d) {
+  if (a.circular_columns.empty()) return {};
+  if (d.images) throw ConfigError("--circular-columns is for tabular data, not images");
+  const Data& x = d.loaded.x;
+  // The file's column names at their indices, so that "3" means file column 3 as in --columns.
+  std::vector<std::string> file_columns;
+  for (size_t j = 0; j < x.indices.size(); ++j) {
+    const auto index = static_cast<size_t>(x.indices[j]);
+    if (file_columns.size() <= index) file_columns.resize(index + 1);
+    file_columns[index] = j < x.columns.size() ? x.columns[j] : std::to_string(index);
+  }
+  std::vector<int64_t> flags(static_cast<size_t>(d.features), 0);
+  for (int64_t index : io::parse_column_spec(a.circular_columns, file_columns)) {
+    const auto at = std::find(x.indices.begin(), x.indices.end(), index);
+    if (at == x.indices.end()) {
+      throw ConfigError("--circular-columns: column " + std::to_string(index) +
+                        " is not among the data columns");
+    }
+    flags[static_cast<size_t>(at - x.indices.begin())] = 1;
+  }
+  return flags;
+}
+
 /// The flow to train, its spec assembled from the model choice and the training split.
 FlowPtr build_flow(const TrainArgs& a, const RunData& d, at::ScalarType dtype,
                    AssembledSpec& assembled) {
@@ -289,6 +326,7 @@ FlowPtr build_flow(const TrainArgs& a, const RunData& d, at::ScalarType dtype,
   recipe.spec_source = a.spec_file;
   recipe.builder = a.builder;
   recipe.builder.seed = static_cast<uint64_t>(a.seed);
+  recipe.builder.circular = circular_flags(a, d);
   recipe.event_shape = d.event_shape;
   recipe.standardize = !a.no_standardize;
   recipe.context_features = d.context_features;
@@ -650,6 +688,10 @@ void add_train_data_options(CLI::App* sub, TrainArgs* a) {
   sub->add_option("--context-columns", a->context_columns,
                   "Columns of the same file used as the context c of a conditional flow "
                   "(the data are then --columns, default: all the others)");
+  sub->add_option("--circular-columns", a->circular_columns,
+                  "Data columns that are angles in radians, as --columns names them: modelled "
+                  "on the circle (nsf-coupling: circular spline couplings, uniform base on "
+                  "the circle; sampled angles come out in [-pi, pi])");
   sub->add_option("--header", a->header, "Whether the CSV has a header row")
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->capture_default_str();
@@ -799,6 +841,9 @@ void add_train(CLI::App& app) {
                         "--bins",
                         "--tail-bound",
                         "--base",
+                        "--base-df",
+                        "--base-learn-df",
+                        "--base-components",
                         "--embedding",
                         "--levels",
                         "--steps-per-level",
@@ -808,7 +853,8 @@ void add_train(CLI::App& app) {
                         "--time-embedding",
                         "--class-conditional",
                         "--dequantize",
-                        "--batch-norm"}) {
+                        "--batch-norm",
+                        "--circular-columns"}) {
     sub->get_option("--init")->excludes(o);
   }
   group("Distributed (docs/distributed.md)",

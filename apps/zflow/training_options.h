@@ -14,6 +14,10 @@ namespace zflow::cli {
 /// --tail-bound and --base into `builder`.
 void add_builder_options(CLI::App* sub, BuilderOptions& builder);
 
+/// --base, --base-df, --base-learn-df and --base-components into `builder` (part of
+/// add_builder_options).
+void add_base_options(CLI::App* sub, BuilderOptions& builder);
+
 /// --steps, --batch-size, --lr, --optimizer, --weight-decay, --no-cosine, --warmup, --clip,
 /// --eval-every, --patience, --max-nonfinite and --seed.
 void add_optimiser_options(CLI::App* sub, train::TrainOptions& options, bool& no_cosine,

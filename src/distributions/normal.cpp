@@ -4,9 +4,13 @@
 
 #include <ATen/ATen.h>
 
+#include "event_shape.h"
 #include "zflow/core/transform.h"
 
 namespace zflow {
+
+using detail::batch_shape;
+using detail::check_event;
 
 namespace {
 
@@ -16,18 +20,6 @@ int64_t numel_of(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (auto s : shape) n *= s;
   return n;
-}
-
-void check_event(const std::string& type, const std::vector<int64_t>& shape, const Tensor& x) {
-  TORCH_CHECK(x.dim() == static_cast<int64_t>(shape.size()) + 1 &&
-                  x.sizes().slice(1) == at::IntArrayRef(shape),
-              type, ": expected inputs [B, ", at::IntArrayRef(shape), "], got ", x.sizes());
-}
-
-std::vector<int64_t> batch_shape(int64_t n, const std::vector<int64_t>& shape) {
-  std::vector<int64_t> full{n};
-  full.insert(full.end(), shape.begin(), shape.end());
-  return full;
 }
 
 Json shape_json(const std::vector<int64_t>& shape) { return Json(shape); }

@@ -92,8 +92,16 @@ AssembledSpec assemble_flow_spec(const FlowRecipe& r, const at::Tensor& train,
   // Image models carry their own preprocessing (dequantisation, logit).
   if (r.standardize && r.event_shape.size() != 3) {
     const auto fitted = fit_standardization(train, train_rows);
-    out.spec = with_standardization(out.spec, fitted->mean_values(), fitted->std_values());
-    out.standardization = {{"mean", fitted->mean_values()}, {"std", fitted->std_values()}};
+    std::vector<double> mean = fitted->mean_values(), std = fitted->std_values();
+    // Angles stay as they are: a shift or scale would break their period 2π.
+    for (size_t j = 0; j < r.builder.circular.size() && j < mean.size(); ++j) {
+      if (r.builder.circular[j] == 1) {
+        mean[j] = 0.0;
+        std[j] = 1.0;
+      }
+    }
+    out.spec = with_standardization(out.spec, mean, std);
+    out.standardization = {{"mean", mean}, {"std", std}};
   }
   if (r.context_features > 0) {
     std::vector<double> mean;

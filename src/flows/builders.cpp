@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include "zflow/core/error.h"
 #include "zflow/flows/spec_size.h"
@@ -52,15 +53,81 @@ Json lu_linear(int64_t features, const BuilderOptions& o, int64_t i) {
 /// base mass) the flow is unchanged.
 Json log_tails() { return {{"type", "log_tails"}, {"bound", 4.0}}; }
 
-Json finish(int64_t features, Json layers, const BuilderOptions& o) {
-  if (o.base != "standard_normal" && o.base != "diagonal_normal") {
-    throw ConfigError("unknown base distribution '" + o.base +
-                      "' (choose standard_normal or diagonal_normal)");
+/// ConfigError unless the Student-t and mixture options are unset or belong to the base.
+void check_base_options(const BuilderOptions& o) {
+  if (o.base != "student_t" && (o.base_df != 0 || o.base_learn_df)) {
+    throw ConfigError("the base's degrees of freedom are for the student_t base, not " + o.base);
   }
-  layers.push_back(log_tails());
+  if (o.base != "gaussian_mixture" && o.base_components != 0) {
+    throw ConfigError("the base's components are for the gaussian_mixture base, not " + o.base);
+  }
+  if (o.base_df < 0 || !std::isfinite(o.base_df)) {
+    std::ostringstream df;
+    df << o.base_df;
+    throw ConfigError("student_t base: df must be a positive finite number, got " + df.str());
+  }
+  if (o.base_components < 0) {
+    throw ConfigError("gaussian_mixture base: components must be positive, got " +
+                      std::to_string(o.base_components));
+  }
+}
+
+/// The spec of base `o.base` for `features`-dimensional vectors (base_names() lists them).
+Json base_distribution(int64_t features, const BuilderOptions& o) {
+  check_base_options(o);
+  Json base = {{"type", o.base}, {"shape", {features}}};
+  if (o.base == "standard_normal" || o.base == "diagonal_normal" || o.base == "laplace") {
+    return base;
+  }
+  if (o.base == "student_t") {
+    base["df"] = o.base_df > 0 ? o.base_df : kDefaultBaseDf;
+    base["learn_df"] = o.base_learn_df;
+    return base;
+  }
+  if (o.base == "gaussian_mixture") {
+    base["components"] = o.base_components > 0 ? o.base_components : kDefaultBaseComponents;
+    return base;
+  }
+  if (o.base == "conditional_diagonal_normal") {
+    if (o.context_features == 0) {
+      throw ConfigError(
+          "the conditional_diagonal_normal base needs a context (its mean and scale are "
+          "functions of it): it serves conditional flows only, choose another base");
+    }
+    base["context_features"] = o.context_features;
+    base["conditioner"] = conditioner_spec(o);
+    return base;
+  }
+  if (o.base == "box_uniform") {
+    throw ConfigError(
+        "box_uniform cannot be the base of these flows: they map onto all of R^D, where a "
+        "bounded base gives data outside its box log-likelihood -inf (a bounded domain takes "
+        "a box flow spec instead)");
+  }
+  std::string known;
+  for (const auto& [name, description] : base_names()) known += (known.empty() ? "" : ", ") + name;
+  throw ConfigError("unknown base distribution '" + o.base + "' (choose " + known + ")");
+}
+
+/// ConfigError unless `o.base` is the default (standard_normal): model `name` has a base of
+/// its own, which `why` describes.
+void require_default_base(const std::string& name, const BuilderOptions& o,
+                          const std::string& why =
+                              "the base is standard_normal (other bases are for the tabular "
+                              "coupling and autoregressive models)") {
+  check_base_options(o);
+  if (o.base != "standard_normal") throw ConfigError(name + ": " + why + ", got " + o.base);
+}
+
+Json finish(int64_t features, Json layers, const BuilderOptions& o) {
+  Json base = base_distribution(features, o);
+  // The log tails stop a Gaussian base's z²/2 cost far out; a heavy-tailed base has its own
+  // tails (cost (ν+1)/2 log(1 + z²/ν) or |z|), which the flow's Lipschitz layers keep (Jaini
+  // et al. 2020), and which log tails on top would make heavier than the base says.
+  if (o.base != "student_t" && o.base != "laplace") layers.push_back(log_tails());
   Json spec = {{"type", "flow"},
                {"transform", {{"type", "composite"}, {"layers", std::move(layers)}}},
-               {"base", {{"type", o.base}, {"shape", {features}}}}};
+               {"base", std::move(base)}};
   // Without an embedding the layers see the raw context; with one, the caller sets the
   // flow's context_features to the raw size and adds the "embedding".
   if (o.context_features > 0) spec["context_features"] = o.context_features;
@@ -118,6 +185,39 @@ void push_batch_norm(Json& layers, int64_t features, const BuilderOptions& o, in
   }
 }
 
+/// nsf-coupling with angle features (BuilderOptions::circular): circular spline couplings
+/// on alternating halves over the circular_uniform base. No log tails: the base is uniform on
+/// the angles, and the real features' splines have linear tails of their own.
+Json circular_flow(const std::string& name, int64_t features, const BuilderOptions& o) {
+  if (name != "nsf-coupling") {
+    throw ConfigError(name + ": angle features need nsf-coupling (circular spline couplings)");
+  }
+  if (static_cast<int64_t>(o.circular.size()) != features) {
+    throw ConfigError(name + ": " + std::to_string(o.circular.size()) + " circular flags for " +
+                      std::to_string(features) + " features");
+  }
+  if (o.base != "standard_normal") {
+    throw ConfigError(name + ": a flow with angle features has the circular_uniform base; --base " +
+                      o.base + " does not apply");
+  }
+  Json layers = Json::array();
+  for (int64_t i = 0; i < o.layers; ++i) {
+    layers.push_back({{"type", "circular_spline_coupling"},
+                      {"mask", half_mask(features, i % 2 == 0)},
+                      {"circular", o.circular},
+                      {"conditioner", conditioner_spec(o)},
+                      {"context_features", o.context_features},
+                      {"bins", o.bins},
+                      {"tail_bound", o.tail_bound}});
+  }
+  Json spec = {
+      {"type", "flow"},
+      {"transform", {{"type", "composite"}, {"layers", std::move(layers)}}},
+      {"base", {{"type", "circular_uniform"}, {"shape", {features}}, {"circular", o.circular}}}};
+  if (o.context_features > 0) spec["context_features"] = o.context_features;
+  return spec;
+}
+
 /// A continuous flow over a standard normal: one "cnf" layer with the velocity field and
 /// solver of `o` (an MLP for [D], a U-Net for [C, H, W]). No log tails: flow matching draws
 /// the path's start from the base itself.
@@ -168,6 +268,18 @@ std::vector<std::pair<std::string, std::string>> builder_names() {
            "2023; Grathwohl et al. 2019)"}};
 }
 
+std::vector<std::pair<std::string, std::string>> base_names() {
+  return {{"standard_normal", "N(0, I)"},
+          {"diagonal_normal", "N(mu, diag sigma^2), learned mean and scale"},
+          {"student_t",
+           "independent Student-t, df fixed or learned (heavy power-law tails; Jaini et al. "
+           "2020)"},
+          {"laplace", "independent Laplace, exp(-|z|) tails"},
+          {"gaussian_mixture", "a learned mixture of diagonal Gaussians (multimodal)"},
+          {"conditional_diagonal_normal",
+           "N(mu(c), diag sigma(c)^2) from an MLP of the context (conditional flows only)"}};
+}
+
 std::string builder_activation(const std::string& name, const BuilderOptions& options) {
   if (!options.activation.empty()) return options.activation;
   return name == "cnf" ? "silu" : "relu";
@@ -179,6 +291,7 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
   o.activation = builder_activation(name, o);
   if (name == "cnf") {
     check(name, features, o);
+    require_default_base(name, o);
     return continuous_flow(std::vector<int64_t>{features}, o);
   }
   check(name, features, o);
@@ -189,6 +302,8 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
     check_repeated(name, "layers", o.layers, 2, build_flow_spec(name, features, two));
   }
   Json layers = Json::array();
+  if (std::count(o.circular.begin(), o.circular.end(), 1) > 0)
+    return circular_flow(name, features, o);
   if (name == "realnvp") {
     for (int64_t i = 0; i < o.layers; ++i) {
       layers.push_back(affine_coupling(features, i % 2 == 0, o));
@@ -275,6 +390,9 @@ Json build_box_flow_spec(const std::string& name, int64_t features, const Builde
     layers.insert(layers.begin(), Json{{"type", "standardize"}, {"mean", low}, {"std", width}});
     return spec;
   }
+  require_default_base(name, options,
+                       "on a bounded domain the spline models have a box_uniform base (other "
+                       "bases are for the models behind a logit)");
   BuilderOptions o = options;
   if (o.hidden == 0) o.hidden = kDefaultTabularHidden;
   o.activation = builder_activation(name, o);
@@ -426,6 +544,7 @@ Json build_image_flow_spec(const std::string& name, const std::vector<int64_t>& 
   }
   if (o.context_features < 0) throw ConfigError(name + ": context features must be >= 0");
   check_size(name + ": context features", o.context_features);
+  require_default_base(name, o);
   const bool glow = name == "glow";
   if (name == "cnf") {
     if (o.context_features > 0) {

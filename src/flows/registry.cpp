@@ -6,6 +6,7 @@
 
 #include "zflow/core/error.h"
 #include "zflow/distributions/conditional.h"
+#include "zflow/distributions/heavy_tailed.h"
 #include "zflow/distributions/mixture.h"
 #include "zflow/distributions/normal.h"
 #include "zflow/distributions/uniform.h"
@@ -259,6 +260,19 @@ Table<DistributionFactory>& distribution_table() {
     table.factories["diagonal_normal"] = [](const Json& s) -> DistributionPtr {
       reject_unknown_fields(s, {"shape"});
       return std::make_shared<DiagonalNormalImpl>(required_shape(s));
+    };
+    table.factories["student_t"] = [](const Json& s) -> DistributionPtr {
+      reject_unknown_fields(s, {"shape", "df", "learn_df", "learn_loc_scale"});
+      StudentTOptions o(required_shape(s));
+      o.df(spec_optional(s, "df", o.df()))
+          .learn_df(spec_optional(s, "learn_df", o.learn_df()))
+          .learn_loc_scale(spec_optional(s, "learn_loc_scale", o.learn_loc_scale()));
+      return std::make_shared<StudentTImpl>(o);
+    };
+    table.factories["laplace"] = [](const Json& s) -> DistributionPtr {
+      reject_unknown_fields(s, {"shape", "learn_loc_scale"});
+      return std::make_shared<LaplaceImpl>(required_shape(s),
+                                           spec_optional(s, "learn_loc_scale", false));
     };
     table.factories["gaussian_mixture"] = [](const Json& s) -> DistributionPtr {
       reject_unknown_fields(s, {"shape", "components"});

@@ -71,6 +71,109 @@ TEST(Builders, OptionsReachTheSpec) {
   expect_error<ConfigError>([&] { build_flow_spec("realnvp", 4, o); }, {"'cauchy'"});
 }
 
+TEST(Builders, EveryBaseNameBuildsAFlow) {
+  for (const auto& [name, description] : base_names()) {
+    BuilderOptions o;
+    o.layers = 2;
+    o.hidden = 8;
+    o.base = name;
+    if (name == "conditional_diagonal_normal") o.context_features = 2;
+    const Json spec = build_flow_spec("realnvp", 3, o);
+    EXPECT_EQ(spec["base"]["type"], name);
+    // Heavy-tailed bases keep their own tails: no log_tails layer in front of them.
+    const bool heavy = name == "student_t" || name == "laplace";
+    const Json& layers = spec["transform"]["layers"];
+    EXPECT_EQ(layers.back()["type"] == "log_tails", !heavy) << name;
+    auto flow = make_flow(spec);
+    const at::Tensor context = o.context_features > 0 ? at::randn({5, 2}) : at::Tensor();
+    const at::Tensor lp = flow->log_prob(at::randn({5, 3}), context);
+    EXPECT_EQ(lp.sizes(), at::IntArrayRef({5})) << name;
+    EXPECT_TRUE(at::isfinite(lp).all().item<bool>()) << name;
+    EXPECT_EQ(make_flow(flow->spec())->spec(), flow->spec()) << name;
+  }
+}
+
+TEST(Builders, BaseOptionsReachTheBaseSpec) {
+  BuilderOptions o;
+  o.layers = 2;
+  o.base = "student_t";
+  EXPECT_EQ(build_flow_spec("maf", 2, o)["base"],
+            Json({{"type", "student_t"}, {"shape", {2}}, {"df", 5.0}, {"learn_df", false}}));
+  o.base_df = 2.5;
+  o.base_learn_df = true;
+  EXPECT_EQ(build_flow_spec("maf", 2, o)["base"],
+            Json({{"type", "student_t"}, {"shape", {2}}, {"df", 2.5}, {"learn_df", true}}));
+  o = BuilderOptions();
+  o.base = "gaussian_mixture";
+  EXPECT_EQ(build_flow_spec("maf", 2, o)["base"]["components"], kDefaultBaseComponents);
+  o.base_components = 3;
+  EXPECT_EQ(build_flow_spec("maf", 2, o)["base"]["components"], 3);
+  o = BuilderOptions();
+  o.base = "conditional_diagonal_normal";
+  o.context_features = 4;
+  o.hidden = 16;
+  o.depth = 1;
+  const Json base = build_flow_spec("maf", 2, o)["base"];
+  EXPECT_EQ(base["context_features"], 4);
+  EXPECT_EQ(base["conditioner"]["hidden"], 16);
+  EXPECT_EQ(base["conditioner"]["layers"], 1);
+}
+
+TEST(Builders, BasesThatCannotServeAreConfigErrors) {
+  auto error = [](BuilderOptions o, const std::string& model, std::vector<std::string> parts) {
+    expect_error<ConfigError>([&] { build_flow_spec(model, 2, o); }, parts);
+  };
+  BuilderOptions o;
+  o.base = "box_uniform";
+  error(o, "realnvp", {"box_uniform", "R^D"});
+  o.base = "conditional_diagonal_normal";
+  error(o, "realnvp", {"needs a context"});
+  o.base = "laplace";
+  error(o, "cnf", {"cnf", "standard_normal"});
+  o.base_df = 3;
+  error(o, "realnvp", {"student_t", "laplace"});
+  o = BuilderOptions();
+  o.base_learn_df = true;
+  error(o, "realnvp", {"student_t"});
+  o = BuilderOptions();
+  o.base_components = 2;
+  error(o, "realnvp", {"gaussian_mixture"});
+  o = BuilderOptions();
+  o.base = "student_t";
+  o.base_df = -1;
+  error(o, "realnvp", {"df", "positive"});
+  o.base_df = 0.005;
+  o.base_learn_df = true;
+  // The builder writes the spec; the distribution refuses it when the flow is made.
+  expect_error<ConfigError>([&] { make_flow(build_flow_spec("realnvp", 2, o)); }, {"floor"});
+  o = BuilderOptions();
+  o.base = "laplace";
+  expect_error<ConfigError>(
+      [&] {
+        build_image_flow_spec("glow", {1, 4, 4}, o);
+      },
+      {"glow", "standard_normal"});
+  expect_error<ConfigError>(
+      [&] {
+        build_box_flow_spec("nsf-coupling", 2, o, {0.0, 0.0}, {1.0, 1.0});
+      },
+      {"box_uniform"});
+  // Options of a base the model does not have are refused there too.
+  o = BuilderOptions();
+  o.base_df = 3;
+  expect_error<ConfigError>([&] { build_image_flow_spec("glow", {1, 4, 4}, o); }, {"student_t"});
+  expect_error<ConfigError>(
+      [&] {
+        build_box_flow_spec("nsf-coupling", 2, o, {0.0, 0.0}, {1.0, 1.0});
+      },
+      {"student_t"});
+  o.base_df = 0;
+  o.base = "laplace";
+  // Behind a logit, a box flow takes the base.
+  EXPECT_EQ(build_box_flow_spec("realnvp", 2, o, {0.0, 0.0}, {1.0, 1.0})["base"]["type"],
+            "laplace");
+}
+
 TEST(Builders, TheSpecDependsOnlyOnTheOptions) {
   BuilderOptions o;
   o.layers = 2;

@@ -34,7 +34,10 @@ TEST(Registry, ListsTheBuiltInTypesSorted) {
   const auto distributions = registered_distributions();
   EXPECT_TRUE(std::is_sorted(distributions.begin(), distributions.end()));
   EXPECT_TRUE(has(distributions, "standard_normal"));
-  EXPECT_TRUE(has(distributions, "diagonal_normal"));
+  for (const char* type : {"diagonal_normal", "student_t", "laplace", "gaussian_mixture",
+                           "box_uniform", "conditional_diagonal_normal"}) {
+    EXPECT_TRUE(has(distributions, type)) << type;
+  }
 }
 
 TEST(Registry, AnApplicationAddsAndReplacesTypes) {

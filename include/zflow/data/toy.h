@@ -4,13 +4,14 @@
 /// own portable random numbers so that a seed gives the same data on every machine.
 /// Formulas and entropies: docs/datasets.md.
 ///
-/// The set (8gaussians, checkerboard, moons, rings, circles, pinwheel, 2spirals, swissroll)
-/// is the one popularised by FFJORD's toy_data.py (Grathwohl, Chen, Bettencourt, Sutskever
+/// The eight (8gaussians, checkerboard, moons, rings, circles, pinwheel, 2spirals, swissroll)
+/// are the ones popularised by FFJORD's toy_data.py (Grathwohl, Chen, Bettencourt, Sutskever
 /// & Duvenaud 2019, https://arxiv.org/abs/1810.01367). zflow follows those definitions
 /// closely but draws every curve parameter from a continuous distribution (scikit-learn's
 /// moons and circles place points evenly), so that each density is well defined and its
-/// entropy H = −∫ p log p known. H is the best expected test NLL any model can reach: a
-/// trained flow's NLL approaches it from above.
+/// entropy H = −∫ p log p known. A ninth, "torus", holds pairs of angles (a mixture of von
+/// Mises products), for flows on the circle (transforms/circular.h). H is the best expected test
+/// NLL any model can reach: a trained flow's NLL approaches it from above.
 ///
 /// Example:
 ///
@@ -39,6 +40,10 @@ const std::vector<ToyDataset>& toy_datasets();
 
 /// Whether `name` is a built-in dataset.
 bool is_toy_dataset(const std::string& name);
+
+/// The exact density of the "torus" dataset at the angles (a, b) (any real numbers: it has
+/// period 2π in each).
+double torus_density(double a, double b);
 
 /// Draws n points [n, 2] (float64) from dataset `name` with the given seed.
 /// ConfigError for an unknown name (listing the known ones).

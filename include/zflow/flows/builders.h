@@ -35,6 +35,11 @@ inline constexpr const char* kDefaultImageModel = "glow";
 inline constexpr int64_t kDefaultTabularHidden = 128;
 inline constexpr int64_t kDefaultImageHidden = 64;
 
+/// The student_t base's degrees of freedom and the gaussian_mixture base's components when
+/// BuilderOptions leave them 0 (why 5: StudentTOptions::df).
+inline constexpr double kDefaultBaseDf = 5.0;
+inline constexpr int64_t kDefaultBaseComponents = 8;
+
 /// Options shared by the builders: the single home of their defaults. Unset fields take
 /// each builder's default.
 struct BuilderOptions {
@@ -61,11 +66,26 @@ struct BuilderOptions {
   /// Half-width B of the splines' interval [−B, B] in standardised units; identity
   /// outside (nsf-*).
   double tail_bound = 4.0;
+  /// 1 for the features that are angles (radians), 0 for the others; empty: none. With any
+  /// angle, nsf-coupling becomes a flow on the (partial) torus: circular spline couplings on
+  /// alternating halves (transforms/circular.h), no linear layers (which would mix angles
+  /// with other coordinates), and the circular_uniform base (uniform on the circle for the
+  /// angles, N(0, 1) for the rest). The other models refuse angles.
+  std::vector<int64_t> circular;
   /// A batch_norm layer after every layer but the last (maf and realnvp, as in their
   /// papers: Papamakarios et al. 2017 §3.4, Dinh et al. 2017 §3.7).
   bool batch_norm = false;
-  /// Base distribution: "standard_normal" or "diagonal_normal".
+  /// Base distribution of the tabular models (base_names(); the image models and cnf
+  /// take standard_normal only).
   std::string base = "standard_normal";
+  /// student_t base: degrees of freedom ν, fixed or the initial value when learned (0:
+  /// kDefaultBaseDf). ConfigError with another base.
+  double base_df = 0;
+  /// student_t base: learn ν per coordinate. ConfigError with another base.
+  bool base_learn_df = false;
+  /// gaussian_mixture base: components (0: kDefaultBaseComponents). ConfigError with
+  /// another base.
+  int64_t base_components = 0;
 
   // Image models (glow on images, realnvp-image); `hidden` is then the conditioners'
   // hidden channels.
@@ -108,6 +128,12 @@ struct BuilderOptions {
 
 /// The activation of `options` for model `name` (its default when none was chosen).
 std::string builder_activation(const std::string& name, const BuilderOptions& options);
+
+/// The bases BuilderOptions::base may name, with a one-line description each. Every
+/// registered distribution but box_uniform (a bounded base under flows onto R^D gives
+/// −inf log-likelihoods; build_box_flow_spec uses it for bounded domains);
+/// conditional_diagonal_normal needs context_features > 0.
+std::vector<std::pair<std::string, std::string>> base_names();
 
 /// Names of the ready-made models with a one-line description each.
 std::vector<std::pair<std::string, std::string>> builder_names();
