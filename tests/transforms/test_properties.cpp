@@ -263,6 +263,14 @@ std::vector<Case> cases() {
   // images): float32 keeps about 1e-4 of them relative.
   cnf_image.float32_tolerance = 0.05;
   c.push_back(cnf_image);
+  // Planar, radial and Sylvester flows: closed form from noise to data, forward by
+  // root-finding to machine precision (planar, Sylvester) or a quadratic (radial).
+  c.push_back({"planar", {{"type", "planar"}, {"features", kFeatures}}});
+  c.push_back({"radial", {{"type", "radial"}, {"features", kFeatures}}});
+  c.push_back(
+      {"sylvester", {{"type", "sylvester"}, {"features", kFeatures}, {"num_reflections", 3}}});
+  c.push_back({"sylvester_triangular",
+               {{"type", "sylvester"}, {"features", kFeatures}, {"num_reflections", 0}}});
   c.push_back({"inverse", {{"type", "inverse"}, {"transform", c[0].spec}}});
   c.push_back({"composite",
                {{"type", "composite"},
