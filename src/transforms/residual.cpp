@@ -84,10 +84,14 @@ PlanarImpl::PlanarImpl(const PlanarOptions& options)
       max_iterations_(options.max_iterations()) {
   require_positive("planar: features", features_);
   require_positive("planar: max_iterations", max_iterations_);
-  const double bound = init_bound(features_);
-  u = register_parameter("u", uniform({features_}, bound));
-  w = register_parameter("w", uniform({features_}, bound));
-  b = register_parameter("b", uniform({1}, bound));
+  // The identity at the start, as zflow's other layers (the flow is then its base, which the
+  // builders spread over the target's box): w a random unit vector, and u = a₀ w with
+  // m(a₀) = 0, a₀ = ln(e − 1), which makes û = 0.
+  Tensor direction = at::randn({features_}, at::kFloat);
+  direction = direction / direction.norm();
+  u = register_parameter("u", std::log(std::expm1(1.0)) * direction);
+  w = register_parameter("w", direction);
+  b = register_parameter("b", at::zeros({1}, at::kFloat));
 }
 
 // Rezende & Mohamed 2015, appendix A.1: û = u + (m(wᵀu) − wᵀu) w/‖w‖² gives wᵀû = m(wᵀu) =
@@ -136,10 +140,11 @@ std::string PlanarImpl::describe() const { return "planar(" + std::to_string(fea
 RadialImpl::RadialImpl(const RadialOptions& options)
     : TransformImpl("radial"), features_(options.features()) {
   require_positive("radial: features", features_);
+  // The identity at the start: β = 0, i.e. β̂ = α̂.
   const double bound = init_bound(features_);
   center = register_parameter("center", uniform({features_}, bound));
   raw_alpha = register_parameter("raw_alpha", uniform({1}, bound));
-  raw_beta = register_parameter("raw_beta", uniform({1}, bound));
+  raw_beta = register_parameter("raw_beta", raw_alpha.detach().clone());
 }
 
 void RadialImpl::check(const Tensor& inputs) const { check_rows("radial", features_, inputs); }
@@ -204,9 +209,10 @@ SylvesterImpl::SylvesterImpl(const SylvesterOptions& options)
   if (num_reflections_ > 0) {
     reflections = register_parameter("reflections", at::randn({num_reflections_, features_}));
   }
-  r_entries = register_parameter("r", uniform({features_, features_}, bound));
+  // The identity at the start: R = 0 (R̃ and b random, so that the layers differ).
+  r_entries = register_parameter("r", at::zeros({features_, features_}, at::kFloat));
   r_tilde_entries = register_parameter("r_tilde", uniform({features_, features_}, bound));
-  r_raw_diagonal = register_parameter("r_raw_diagonal", uniform({features_}, bound));
+  r_raw_diagonal = register_parameter("r_raw_diagonal", at::zeros({features_}, at::kFloat));
   r_tilde_raw_diagonal = register_parameter("r_tilde_raw_diagonal", uniform({features_}, bound));
   bias = register_parameter("bias", uniform({features_}, bound));
 }

@@ -104,6 +104,17 @@ TEST(Sylvester, LogabsdetIsTheTriangularDiagonalsAndQIsOrthogonal) {
   EXPECT_LT(max_abs(out.outputs - z - at::matmul(at::matmul(at::tanh(a), r.t()), q.t())), 1e-13);
 }
 
+// As zflow's other layers, each starts as the identity: a flow of them is its base.
+TEST(ResidualFlows, StartAsTheIdentity) {
+  for (const char* type : {"planar", "radial", "sylvester"}) {
+    auto t = make_transform({{"type", type}, {"features", 3}});
+    const at::Tensor z = at::randn({10, 3});
+    const auto out = t->inverse(z);
+    EXPECT_LT(max_abs(out.outputs - z), 1e-6) << type;
+    EXPECT_LT(max_abs(out.logabsdet), 1e-6) << type;
+  }
+}
+
 // Large random raw parameters (the constraints are on the parameterisation, not on the
 // values), far inputs: every forward converges, undoes the inverse, and the two
 // log-determinants are finite and opposite.

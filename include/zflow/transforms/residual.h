@@ -60,8 +60,8 @@ struct PlanarOptions {
 };
 
 /// x = z + û tanh(wᵀz + b) from noise z to data x, log|det ∂x/∂z| = log(1 + wᵀû tanh'(wᵀz + b)),
-/// with û = u + (m(wᵀu) − wᵀu) w/‖w‖², m(a) = −1 + softplus(a). Parameters u, w [D], b [1],
-/// drawn from U(−1/√D, 1/√D).
+/// with û = u + (m(wᵀu) − wᵀu) w/‖w‖², m(a) = −1 + softplus(a). Parameters u, w [D], b [1];
+/// starts as the identity (û = 0, w a random unit vector).
 class PlanarImpl : public TransformImpl {
  public:
   explicit PlanarImpl(const PlanarOptions& options);
@@ -92,7 +92,8 @@ struct RadialOptions {
 
 /// x = z + β (z − z0)/(α + r), r = ‖z − z0‖, from noise z to data x; with h = 1/(α + r),
 /// log|det ∂x/∂z| = (D − 1) log(1 + βh) + log(1 + βh + βh'r) = (D − 1) log((α + β + r)/(α + r))
-/// + log(1 + αβ/(α + r)²). Parameters z0 [D], raw α̂, β̂ [1], all from U(−1/√D, 1/√D).
+/// + log(1 + αβ/(α + r)²). Parameters z0 [D], raw α̂, β̂ [1]; starts as the identity (β = 0,
+/// z0 and α̂ from U(−1/√D, 1/√D)).
 class RadialImpl : public TransformImpl {
  public:
   explicit RadialImpl(const RadialOptions& options);
@@ -132,7 +133,8 @@ struct SylvesterOptions {
 /// x = z + Q R tanh(R̃ Qᵀ z + b) from noise z to data x, Q = H_1 ⋯ H_K orthogonal (Householder
 /// reflections H_k = I − 2 v_k v_kᵀ/‖v_k‖²), R and R̃ upper triangular [D, D]. Since Qᵀ Q = I,
 /// det(I + Q R diag(h') R̃ Qᵀ) = det(I + diag(h') R̃ R) (Sylvester's determinant identity), a
-/// triangular matrix: log|det ∂x/∂z| = Σ_i log(1 + r_ii r̃_ii tanh'((R̃ Qᵀ z + b)_i)).
+/// triangular matrix: log|det ∂x/∂z| = Σ_i log(1 + r_ii r̃_ii tanh'((R̃ Qᵀ z + b)_i)). Starts
+/// as the identity (R = 0; the reflections, R̃ and b random).
 class SylvesterImpl : public TransformImpl {
  public:
   explicit SylvesterImpl(const SylvesterOptions& options);
