@@ -259,6 +259,13 @@ TEST(ResidualFlows, BadSpecsAndShapesAreClearErrors) {
         make_transform({{"type", "radial"}, {"features", 2}, {"max_iterations", 5}});
       },
       {"max_iterations"});
+  // Refused by the size checks before anything is allocated.
+  expect_error<ConfigError>(
+      [] {
+        make_transform(
+            {{"type", "sylvester"}, {"features", 2}, {"num_reflections", 1000000000000}});
+      },
+      {"num_reflections"});
   for (const char* type : {"planar", "radial", "sylvester"}) {
     auto t = make_transform({{"type", type}, {"features", 3}});
     try {
