@@ -17,7 +17,7 @@ Tensor uniform(at::IntArrayRef sizes, double bound) {
   return at::rand(sizes, at::kFloat) * (2 * bound) - bound;
 }
 
-/// The spread of the initial parameters, 1/√D (as Rezende & Mohamed's and Pyro's).
+/// The spread of the random initial parameters, 1/√D (as Pyro's).
 double init_bound(int64_t features) { return 1.0 / std::sqrt(static_cast<double>(features)); }
 
 void check_rows(const std::string& type, int64_t features, const Tensor& inputs) {
@@ -33,11 +33,11 @@ Tensor tanh_slope(const Tensor& th) { return 1 - th * th; }
 /// is 1 + s·t·tanh' ≥ min(1, 1 + s·t)). As |tanh| < 1 the root lies in [y − |s|, y + |s|];
 /// Newton's method starts at v = y, and a Newton step that would leave the bracket (which
 /// shrinks with every evaluation, by the sign of the residual) is replaced by bisection, so
-/// the iteration converges whatever s, t and c are: bisection alone gains one bit a step,
-/// about 60 steps to machine precision on a bracket of width 2|s| ≤ 2^8, and Newton's
-/// quadratic convergence takes over near the root (at most 16 steps in test_residual.cpp,
-/// with raw parameters of up to 30 standard deviations). It stops when a step or the
-/// bracket is within 4 ulps of |v| + 1; Error after `max_iterations` steps.
+/// the iteration converges whatever s, t and c are: bisection alone gains one bit a step
+/// (about 60 steps from a bracket of width 2⁸ to machine precision), and Newton's quadratic
+/// convergence takes over near the root (at most 16 steps in test_residual.cpp, with raw
+/// parameters of up to 30 standard deviations). It stops when a step or the bracket is
+/// within 4 ulps of |v| + 1; Error after `max_iterations` steps.
 Tensor solve_tanh_equation(const Tensor& y, const Tensor& s, const Tensor& t, const Tensor& c,
                            int64_t max_iterations, const std::string& who) {
   // A few ulps wider than [y − |s|, y + |s|]: where tanh rounds to ±1 the root is an end
