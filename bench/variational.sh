@@ -40,10 +40,27 @@ config() {
     many-well-alpha) echo "--target many-well --objective alpha --steps 3000" ;;
     many-well-fkl) echo "--target many-well --objective fkl --steps 3000" ;;
     camel) echo "--target camel --dim 8 --objective variance --anneal-from 0.01 --anneal-steps 2000 --steps 4000" ;;
+    # The flows of variational inference's papers on the 2-D targets: 32 layers, as
+    # Rezende & Mohamed 2015 (Fig. 3), with their annealing of the target from beta = 0.01
+    # (over half the steps here), and a step size of 0.01 for so few parameters.
+    u[1-4]-planar | u[1-4]-radial | u[1-4]-sylvester | gmm40-planar | gmm40-radial | gmm40-sylvester)
+      echo "$(config "${1%%-*}") --model ${1#*-} --layers 32 --lr 0.01$(residual_anneal "$1")" ;;
     *) echo "variational.sh: unknown configuration $1" >&2; exit 2 ;;
   esac
 }
-targets=${TARGETS:-"u1 u2 u3 u4 gmm40 funnel many-well-rkl many-well-alpha many-well-fkl camel"}
+# The annealing of the u targets' rows with planar, radial and Sylvester flows (gmm40's
+# buffered fkl needs none).
+residual_anneal() {
+  case "$1" in
+    u4-*) echo " --anneal-from 0.01 --anneal-steps 1500" ;;
+    u*) echo " --anneal-from 0.01 --anneal-steps 1000" ;;
+  esac
+}
+residual_rows=""
+for target in u1 u2 u3 u4 gmm40; do
+  for model in planar radial sylvester; do residual_rows="$residual_rows $target-$model"; done
+done
+targets=${TARGETS:-"u1 u2 u3 u4 gmm40 funnel many-well-rkl many-well-alpha many-well-fkl camel$residual_rows"}
 # The fitted models and every run's numbers stay in out/bench-variational (a rerun of some
 # configurations replaces their files only), for pictures and for a look after a failure.
 work=${WORK:-out/bench-variational}
@@ -52,9 +69,13 @@ mkdir -p "$work"
 run_one() {
   local name=$1 args steps
   args=$(config "$name")
-  steps=$(python3 -c 'import sys; print(max(1, round(int(sys.argv[1]) * float(sys.argv[2]))))' \
-    "$(sed -E 's/.*--steps ([0-9]+).*/\1/' <<< "$args")" "$scale")
-  args=$(sed -E "s/--steps [0-9]+/--steps $steps/" <<< "$args")
+  # SCALE shortens the annealing with the run.
+  for option in --steps --anneal-steps; do
+    grep -q -- "$option " <<< "$args" || continue
+    steps=$(python3 -c 'import sys; print(max(1, round(int(sys.argv[1]) * float(sys.argv[2]))))' \
+      "$(sed -E "s/.*$option ([0-9]+).*/\\1/" <<< "$args")" "$scale")
+    args=$(sed -E "s/$option [0-9]+/$option $steps/" <<< "$args")
+  done
   local start end
   start=$(date +%s.%N)
   # shellcheck disable=SC2086  # the options are a list
@@ -91,6 +112,8 @@ import json, os, re, sys
 work, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 order = ["u1", "u2", "u3", "u4", "gmm40", "funnel", "many-well-rkl", "many-well-alpha",
          "many-well-fkl", "camel"]
+order += [t + "-" + m for t in ("u1", "u2", "u3", "u4", "gmm40")
+          for m in ("planar", "radial", "sylvester")]
 def pct(x): return "n/a" if x is None else "%.1f%%" % (100 * x)
 def num(x, form="%.4f"): return "n/a" if x is None else form % x
 rows = {}
@@ -128,7 +151,8 @@ echo "$table"
 if [ "$write_docs" = 1 ]; then
   {
     echo "Measured {date} on {machine} by bench/variational.sh: nsf-coupling (6 layers," \
-      "128 hidden, batches of 1024, float32) fitted with one thread, $jobs fits at a time;" \
+      "128 hidden; in the rows that name another --model, that model) with batches of 1024" \
+      "in float32, fitted with one thread, $jobs fits at a time;" \
       "every estimate with N = $n samples, the flow's and plain Monte Carlo's (uniform on" \
       "the camel's box, else a Gaussian around the target's plot box). Relative variance:" \
       "plain Monte Carlo's var(w)/Z² per sample, and how many times the flow's it is."

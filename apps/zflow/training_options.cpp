@@ -7,7 +7,8 @@
 namespace zflow::cli {
 
 void add_builder_options(CLI::App* sub, BuilderOptions& builder) {
-  sub->add_option("--layers", builder.layers, "Coupling or autoregressive layers (glow: steps)")
+  sub->add_option("--layers", builder.layers,
+                  "Coupling, autoregressive, planar, radial or Sylvester layers (glow: steps)")
       ->check(positive())
       ->capture_default_str();
   sub->add_option("--hidden", builder.hidden,

@@ -265,7 +265,16 @@ std::vector<std::pair<std::string, std::string>> builder_names() {
            "NSF-AR: autoregressive rational-quadratic splines + LU linear (Durkan et al. 2019)"},
           {"cnf",
            "CNF: a neural ODE, trained by flow matching or maximum likelihood (Lipman et al. "
-           "2023; Grathwohl et al. 2019)"}};
+           "2023; Grathwohl et al. 2019)"},
+          {"planar",
+           "planar flow: layers x = z + u tanh(w.z + b), closed form from noise to data, "
+           "for variational inference (Rezende & Mohamed 2015)"},
+          {"radial",
+           "radial flow: layers that contract or expand around a point, closed form from noise "
+           "to data (Rezende & Mohamed 2015)"},
+          {"sylvester",
+           "Householder Sylvester flow: layers x = z + QR tanh(R~Q^T z + b), closed form from "
+           "noise to data (van den Berg et al. 2018)"}};
 }
 
 std::vector<std::pair<std::string, std::string>> base_names() {
@@ -354,6 +363,15 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
                         {"bins", o.bins},
                         {"tail_bound", o.tail_bound}});
       layers.push_back(lu_linear(features, o, i));
+    }
+  } else if (name == "planar" || name == "radial") {
+    for (int64_t i = 0; i < o.layers; ++i)
+      layers.push_back({{"type", name}, {"features", features}});
+  } else if (name == "sylvester") {
+    // D reflections reach every orthogonal Q (H-SNF), so no permutations are needed.
+    for (int64_t i = 0; i < o.layers; ++i) {
+      layers.push_back(
+          {{"type", "sylvester"}, {"features", features}, {"num_reflections", features}});
     }
   } else {
     std::string known;

@@ -22,6 +22,7 @@
 #include "zflow/transforms/normalization.h"
 #include "zflow/transforms/orthogonal.h"
 #include "zflow/transforms/permutation.h"
+#include "zflow/transforms/residual.h"
 #include "zflow/transforms/spline_coupling.h"
 #include "zflow/transforms/variational_dequantize.h"
 
@@ -172,6 +173,23 @@ Table<TransformFactory>& transform_table() {
       o.diagonal(spec_optional(s, "diagonal", o.diagonal()))
           .seed(spec_optional(s, "seed", o.seed()));
       return std::make_shared<LULinearImpl>(o);
+    };
+    f["planar"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"features", "max_iterations"});
+      PlanarOptions o(spec_required<int64_t>(s, "features"));
+      o.max_iterations(spec_optional(s, "max_iterations", o.max_iterations()));
+      return std::make_shared<PlanarImpl>(o);
+    };
+    f["radial"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"features"});
+      return std::make_shared<RadialImpl>(spec_required<int64_t>(s, "features"));
+    };
+    f["sylvester"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, {"features", "num_reflections", "max_iterations"});
+      SylvesterOptions o(spec_required<int64_t>(s, "features"));
+      o.num_reflections(spec_optional(s, "num_reflections", o.num_reflections()))
+          .max_iterations(spec_optional(s, "max_iterations", o.max_iterations()));
+      return std::make_shared<SylvesterImpl>(o);
     };
     f["elementwise_affine"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"features"});

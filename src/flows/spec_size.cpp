@@ -23,8 +23,8 @@ namespace {
 /// conditioner and an array of specs in a composite; only integers are checked.
 const std::set<std::string>& size_keys() {
   static const std::set<std::string> keys = {
-      "features", "hidden", "layers",           "channels", "bins",          "components",
-      "factor",   "bits",   "context_features", "shape",    "embedding_size"};
+      "features", "hidden", "layers",           "channels", "bins",           "components",
+      "factor",   "bits",   "context_features", "shape",    "embedding_size", "num_reflections"};
   return keys;
 }
 
@@ -103,6 +103,12 @@ class Walker {
     } else if (type == "lu_linear") {
       const double features = integer(spec, "features", 1);
       size.elements += 2 * features * features + 2 * features;
+    } else if (type == "planar" || type == "radial") {
+      size.elements += 2 * integer(spec, "features", 1) + 2;
+    } else if (type == "sylvester") {
+      // R, R̃ [D, D], the Householder vectors [K, D], two diagonals and the bias [D].
+      const double features = integer(spec, "features", 1);
+      size.elements += (2 * features + integer(spec, "num_reflections", 2) + 3) * features;
     } else if (type == "standardize") {
       size.elements += 2 * length(spec, "mean");
     } else if (type == "conv_coupling") {

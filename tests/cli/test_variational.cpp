@@ -85,6 +85,25 @@ TEST_F(VariationalCliTest, FitThenIntegrateWithEveryOutput) {
   EXPECT_NE(r.err.find("unweighted events"), std::string::npos) << r.err;
 }
 
+// The flows of variational inference's papers: their closed form draws the samples, and
+// stl evaluates log q of those samples again through forward's root-finding, under
+// autograd; log-prob of given points uses it too.
+TEST_F(VariationalCliTest, PlanarRadialAndSylvesterFlowsFit) {
+  for (const std::string model : {"planar", "radial", "sylvester"}) {
+    const Outcome fit = zflow("fit-target --target u1 --model " + model +
+                              " --layers 4 --steps 40 --eval-every 20 --batch-size 256 "
+                              "--objective stl --final-samples 2000 --out " +
+                              model + ".safetensors");
+    ASSERT_EQ(fit.code, 0) << fit.err;
+    EXPECT_NE(fit.err.find("fitted " + model), std::string::npos) << fit.err;
+    EXPECT_NE(fit.err.find("ESS"), std::string::npos) << fit.err;
+  }
+  ASSERT_EQ(zflow("sample --model sylvester.safetensors -n 100 --out s.csv").code, 0);
+  const Outcome density =
+      zflow("log-prob --model sylvester.safetensors --data s.csv --out logp.csv");
+  EXPECT_EQ(density.code, 0) << density.err;
+}
+
 TEST_F(VariationalCliTest, PlainMonteCarloOnTheCamelIntegrand) {
   // Uniform sampling of the 2-D camel: the integral is known, and within 4 standard errors.
   const Outcome r = zflow("integrate --target camel --dim 2 --proposal uniform -n 200000 --json");

@@ -306,6 +306,14 @@ std::vector<Case> cases() {
   Case orthogonal_image{"orthogonal_image", {{"type", "orthogonal_linear"}, {"features", 3}}};
   orthogonal_image.inputs = images(3, 2, 2);
   c.push_back(orthogonal_image);
+  // Planar, radial and Sylvester flows: closed form from noise to data, forward by
+  // root-finding to machine precision (planar, Sylvester) or a quadratic (radial).
+  c.push_back({"planar", {{"type", "planar"}, {"features", kFeatures}}});
+  c.push_back({"radial", {{"type", "radial"}, {"features", kFeatures}}});
+  c.push_back(
+      {"sylvester", {{"type", "sylvester"}, {"features", kFeatures}, {"num_reflections", 3}}});
+  c.push_back({"sylvester_triangular",
+               {{"type", "sylvester"}, {"features", kFeatures}, {"num_reflections", 0}}});
   c.push_back({"inverse", {{"type", "inverse"}, {"transform", c[0].spec}}});
   c.push_back({"composite",
                {{"type", "composite"},
