@@ -17,6 +17,7 @@
 #include "zflow/transforms/coupling.h"
 #include "zflow/transforms/elementwise.h"
 #include "zflow/transforms/image.h"
+#include "zflow/transforms/iresnet.h"
 #include "zflow/transforms/linear.h"
 #include "zflow/transforms/multiscale.h"
 #include "zflow/transforms/normalization.h"
@@ -160,6 +161,22 @@ Table<TransformFactory>& transform_table() {
       HouseholderLinearOptions o(spec_required<int64_t>(s, "features"));
       o.reflections(spec_optional(s, "reflections", o.reflections()));
       return std::make_shared<HouseholderLinearImpl>(o);
+    };
+    f["iresnet"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(
+          s, {"features", "hidden", "layers", "lipschitz", "activation", "max_iterations",
+              "exact_max_features", "power_iterations", "series_terms", "series_p"});
+      InvertibleResidualOptions o(spec_required<int64_t>(s, "features"));
+      o.hidden(spec_optional(s, "hidden", o.hidden()))
+          .layers(spec_optional(s, "layers", o.layers()))
+          .lipschitz(spec_optional(s, "lipschitz", o.lipschitz()))
+          .activation(spec_optional(s, "activation", o.activation()))
+          .max_iterations(spec_optional(s, "max_iterations", o.max_iterations()))
+          .exact_max_features(spec_optional(s, "exact_max_features", o.exact_max_features()))
+          .power_iterations(spec_optional(s, "power_iterations", o.power_iterations()))
+          .series_terms(spec_optional(s, "series_terms", o.series_terms()))
+          .series_p(spec_optional(s, "series_p", o.series_p()));
+      return std::make_shared<InvertibleResidualImpl>(o);
     };
     f["orthogonal_linear"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"features", "map"});

@@ -314,6 +314,9 @@ std::vector<Case> cases() {
       {"sylvester", {{"type", "sylvester"}, {"features", kFeatures}, {"num_reflections", 3}}});
   c.push_back({"sylvester_triangular",
                {{"type", "sylvester"}, {"features", kFeatures}, {"num_reflections", 0}}});
+  // An invertible residual layer: fixed-point inverse, exact log-determinant in eval mode.
+  c.push_back(
+      {"iresnet", {{"type", "iresnet"}, {"features", kFeatures}, {"hidden", 16}, {"layers", 1}}});
   c.push_back({"inverse", {{"type", "inverse"}, {"transform", c[0].spec}}});
   c.push_back({"composite",
                {{"type", "composite"},
