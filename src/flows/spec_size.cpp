@@ -13,6 +13,7 @@
 #include "zflow/nn/conv.h"
 #include "zflow/nn/made.h"
 #include "zflow/nn/mlp.h"
+#include "zflow/transforms/iresnet.h"
 #include "zflow/transforms/transformer.h"
 
 namespace zflow {
@@ -109,6 +110,15 @@ class Walker {
       // R, R̃ [D, D], the Householder vectors [K, D], two diagonals and the bias [D].
       const double features = integer(spec, "features", 1);
       size.elements += (2 * features + integer(spec, "num_reflections", 2) + 3) * features;
+    } else if (type == "iresnet") {
+      // g: D → H → … → H → D; each weight [out, in] with its bias [out] and the power
+      // iteration's buffers u [out], v [in].
+      const InvertibleResidualOptions defaults(0);
+      const double features = integer(spec, "features", 1);
+      const double hidden = integer(spec, "hidden", static_cast<double>(defaults.hidden()));
+      const double layers = integer(spec, "layers", static_cast<double>(defaults.layers()));
+      size.elements += (2 * features + 3) * hidden + 3 * features +
+                       std::max(layers - 1, 0.0) * (hidden + 3) * hidden;
     } else if (type == "standardize") {
       size.elements += 2 * length(spec, "mean");
     } else if (type == "conv_coupling") {

@@ -127,6 +127,17 @@ TEST(SpecSize, EstimatesCoverTheBuiltParameters) {
   }
 }
 
+TEST(SpecSize, InvertibleResidualEstimateCountsWeightsAndBuffers) {
+  for (int layers : {1, 3}) {
+    const Json spec = {{"type", "iresnet"}, {"features", 5}, {"hidden", 12}, {"layers", layers}};
+    auto t = make_transform(spec);
+    double built = 0;
+    for (const auto& p : t->named_parameters()) built += static_cast<double>(p.value().numel());
+    for (const auto& b : t->named_buffers()) built += static_cast<double>(b.value().numel());
+    EXPECT_EQ(estimate_spec_size(spec).elements, built) << layers;
+  }
+}
+
 TEST(SpecSize, BuildersRefuseSizesBeforeBuilding) {
   BuilderOptions o;
   o.hidden = 1000000000000;

@@ -95,12 +95,13 @@ struct InvertibleResidualOptions {
   /// Largest D whose log-determinant evaluation mode computes exactly (≥ 0; 0: never).
   TORCH_ARG(int64_t, exact_max_features) = 16;
   /// The fewest power-iteration steps per training-mode call (positive); more run until σ̂
-  /// settles.
+  /// settles, 1000 at the most in all.
   TORCH_ARG(int64_t, power_iterations) = 5;
   /// Terms of the log-determinant series always taken (positive).
   TORCH_ARG(int64_t, series_terms) = 2;
-  /// The Russian roulette's geometric parameter p, 0 < p ≤ 1: 1 + (1 − p)/p terms beyond
-  /// series_terms − 1 on average.
+  /// The Russian roulette's geometric parameter p, 0 < p ≤ 1: series_terms + (1 − p)/p
+  /// terms on average. p = 1 stops at series_terms always: the truncated series of
+  /// Behrmann et al. (biased), not the unbiased estimate.
   TORCH_ARG(double, series_p) = 0.5;
 };
 
