@@ -154,6 +154,10 @@ spec("residual", {"type": "flow", "transform": {"type": "composite", "layers": [
     {"type": "planar", "features": 2, "max_iterations": 50}, {"type": "radial", "features": 2},
     {"type": "sylvester", "features": 2, "num_reflections": 1}]},
     "base": {"type": "standard_normal", "shape": [2]}})
+spec("iresnet", {"type": "flow", "transform": {"type": "composite", "layers": [
+    {"type": "iresnet", "features": 2, "hidden": 4, "layers": 1, "lipschitz": 0.5},
+    {"type": "iresnet", "features": 2, "hidden": 3, "activation": "elu"}]},
+    "base": {"type": "standard_normal", "shape": [2]}})
 spec("mixture", {"type": "gaussian_mixture", "shape": [2], "components": 3})
 spec("conditional", {"type": "conditional_diagonal_normal", "shape": [2],
                      "context_features": 2, "conditioner": {"hidden": 4}})
@@ -161,6 +165,7 @@ spec("uniform", {"type": "box_uniform", "low": [0, 0], "high": [1, 2]})
 put("spec", "regression-float-factor", '{"type":"squeeze","factor":1e20}')
 put("spec", "regression-float-features", '{"type":"actnorm","features":2.7}')
 put("spec", "huge-reflections", '{"type":"sylvester","features":2,"num_reflections":1000000000000}')
+put("spec", "huge-iresnet", '{"type":"iresnet","features":2,"hidden":1000000,"layers":1000000}')
 put("spec", "huge-hidden",
     '{"type":"affine_coupling","mask":[0,1],"conditioner":{"hidden":1000000000000}}')
 
