@@ -7,8 +7,9 @@
 namespace zflow::cli {
 
 void add_builder_options(CLI::App* sub, BuilderOptions& builder) {
-  sub->add_option("--layers", builder.layers,
-                  "Coupling, autoregressive, planar, radial or Sylvester layers (glow: steps)")
+  sub->add_option(
+         "--layers", builder.layers,
+         "Coupling, autoregressive, planar, radial, Sylvester or residual layers (glow: steps)")
       ->check(positive())
       ->capture_default_str();
   sub->add_option("--hidden", builder.hidden,

@@ -274,7 +274,10 @@ std::vector<std::pair<std::string, std::string>> builder_names() {
            "to data (Rezende & Mohamed 2015)"},
           {"sylvester",
            "Householder Sylvester flow: layers x = z + QR tanh(R~Q^T z + b), closed form from "
-           "noise to data (van den Berg et al. 2018)"}};
+           "noise to data (van den Berg et al. 2018)"},
+          {"iresnet",
+           "residual flow: ActNorm + invertible residual blocks z = x + g(x), Lip(g) < 1, "
+           "inverse by fixed-point iteration (Behrmann et al. 2019; Chen et al. 2019)"}};
 }
 
 std::vector<std::pair<std::string, std::string>> base_names() {
@@ -372,6 +375,12 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
     for (int64_t i = 0; i < o.layers; ++i) {
       layers.push_back(
           {{"type", "sylvester"}, {"features", features}, {"num_reflections", features}});
+    }
+  } else if (name == "iresnet") {
+    // Residual Flows (Chen et al. 2019, §5): ActNorm before every residual block.
+    for (int64_t i = 0; i < o.layers; ++i) {
+      layers.push_back({{"type", "actnorm"}, {"features", features}});
+      layers.push_back({{"type", "iresnet"}, {"features", features}, {"hidden", o.hidden}});
     }
   } else {
     std::string known;

@@ -100,7 +100,8 @@ class Walker {
       // int64 indices and their inverse.
       size.elements += 4 * std::max(integer(spec, "features", 0), length(spec, "indices"));
     } else if (type == "actnorm" || type == "elementwise_affine") {
-      size.elements += 2 * integer(spec, "features", 1);
+      // ActNorm's "initialized" flag is one more element.
+      size.elements += 2 * integer(spec, "features", 1) + 1;
     } else if (type == "lu_linear") {
       const double features = integer(spec, "features", 1);
       size.elements += 2 * features * features + 2 * features;

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include "zflow/core/error.h"
@@ -174,16 +175,25 @@ Tensor InvertibleResidualImpl::log_det(const Tensor& inputs, const Tensor& value
 TransformOutput InvertibleResidualImpl::with_log_det(const Tensor& x,
                                                      const std::vector<Tensor>& used,
                                                      bool negate) const {
-  // The log-determinant needs autograd even when the caller has turned it off (sampling).
-  const bool keep_graph = at::GradMode::is_enabled();
-  c10::AutoGradMode enable(true);
-  const Tensor leaf = x.requires_grad() ? x : x.detach().requires_grad_(true);
-  const Tensor values = apply_g(leaf, used);
-  Tensor log_det_value = log_det(leaf, values, keep_graph);
-  Tensor outputs = negate ? x : x + values;
-  if (negate) log_det_value = -log_det_value;
-  if (!keep_graph) return {outputs.detach(), log_det_value.detach()};
-  return {outputs, log_det_value};
+  Tensor values, log_det_value;
+  if (at::GradMode::is_enabled()) {
+    const Tensor leaf = x.requires_grad() ? x : x.detach().requires_grad_(true);
+    values = apply_g(leaf, used);
+    log_det_value = log_det(leaf, values, true);
+  } else {
+    // Under no_grad or c10::InferenceMode (sampling) autograd still serves the vector-
+    // Jacobian products, on ordinary copies that it may record (inference tensors may not).
+    c10::InferenceMode recordable(false);
+    c10::AutoGradMode enable(true);
+    std::vector<Tensor> copies;
+    for (const auto& w : used) copies.push_back(w.detach().clone());
+    const Tensor leaf = x.detach().clone().requires_grad_(true);
+    const Tensor recorded = apply_g(leaf, copies);
+    log_det_value = log_det(leaf, recorded, false).detach();
+    values = recorded.detach();
+  }
+  if (negate) return {x, -log_det_value};
+  return {x + values, log_det_value};
 }
 
 Tensor InvertibleResidualImpl::solve(const Tensor& z, const std::vector<Tensor>& used,

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/optim/adam.h>
@@ -179,6 +180,27 @@ TEST(IResNet, ExactLogabsdetIsTheJacobians) {
   const Tensor u = t->named_buffers()["u_0"].clone();
   EXPECT_TRUE(at::equal(t->forward(x).logabsdet, out.logabsdet));
   EXPECT_TRUE(at::equal(t->named_buffers()["u_0"], u));
+}
+
+TEST(IResNet, SamplingUnderInferenceModeGivesTheSameResults) {
+  torch::manual_seed(9);
+  auto t = make_layer(3, 16, 2, 1.0);
+  t->eval();
+  const Tensor z = at::randn({5, 3}, at::kDouble);
+  auto expected = t->inverse(z);
+  {
+    torch::NoGradGuard no_grad;
+    auto plain = t->inverse(z);
+    EXPECT_LT((plain.outputs - expected.outputs).abs().max().item<double>(), 1e-12);
+    EXPECT_LT((plain.logabsdet - expected.logabsdet).abs().max().item<double>(), 1e-12);
+  }
+  c10::InferenceMode inference;
+  auto x = t->inverse(z);
+  EXPECT_LT((x.outputs - expected.outputs).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((x.logabsdet - expected.logabsdet).abs().max().item<double>(), 1e-12);
+  auto back = t->forward(x.outputs);
+  EXPECT_LT((back.outputs - z).abs().max().item<double>(), 1e-9);
+  EXPECT_LT((back.logabsdet + x.logabsdet).abs().max().item<double>(), 1e-9);
 }
 
 TEST(IResNet, RussianRouletteEstimateIsUnbiasedAndDifferentiable) {
