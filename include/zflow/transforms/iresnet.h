@@ -8,7 +8,7 @@
 ///
 /// - g is an MLP D → H → … → H → D whose activations are 1-Lipschitz (LipSwish
 ///   swish(x)/1.1, Chen et al. §4, whose derivative stays below 1; or ELU) and whose every
-///   weight matrix is spectrally normalised (Behrmann et al. §3, eq. 4 / Algorithm 1):
+///   weight matrix is spectrally normalised with coefficient c (Behrmann et al. §3):
 ///
 ///       W_used = W / max(1, σ̂(W)/c),
 ///
@@ -33,7 +33,7 @@
 ///   * evaluation mode with D ≤ `exact_max_features` (default 16): exact. The [B, D, D]
 ///     Jacobian of g is built from D vector-Jacobian products (create_graph, so it stays
 ///     differentiable) and slogdet(I + J) taken.
-///   * training mode, or D above the limit: the power series (Behrmann et al. eq. 6)
+///   * training mode, or D above the limit: the power series of Behrmann et al. (§3)
 ///
 ///         log det(I + J) = Σ_{k≥1} (−1)^{k+1} tr(J^k) / k,
 ///
@@ -55,10 +55,12 @@
 ///   When gradients are wanted the result then takes one Newton step x − (I + J_g)⁻¹(x +
 ///   g(x) − z) under autograd with the Jacobian held constant: its value stays (x + g(x) = z
 ///   already) and it carries the implicit function's derivatives ∂x/∂z = (I + J_g)⁻¹,
-///   ∂x/∂θ = −(I + J_g)⁻¹ ∂g/∂θ. Above `exact_max_features` the last fixed-point steps are
-///   repeated under autograd instead (as many as the solver took; derivatives then exact to
-///   about c^steps). The inverse's log|det| is −log|det(I + J_g(x))| at the recovered x, by
-///   the same estimator as forward.
+///   ∂x/∂θ = −(I + J_g)⁻¹ ∂g/∂θ. Above `exact_max_features`, as many fixed-point steps as
+///   the solver took are instead repeated under autograd from its result (derivatives then
+///   exact to about c^steps). The inverse's log|det| is −log|det(I + J_g(x))| at the
+///   recovered x, by the same estimator as forward. Under no_grad or c10::InferenceMode
+///   (sampling) the log-determinant still uses autograd, on ordinary copies, and returns
+///   plain tensors.
 ///
 /// Example:
 ///
