@@ -56,10 +56,17 @@ Tensor HouseholderLinearImpl::reflect(Tensor rows, bool transpose) const {
   return rows;
 }
 
-Tensor HouseholderLinearImpl::weight() const {
-  // Columns Q e_j: reflect the identity's rows (eᵢ) and transpose.
-  return reflect(at::eye(features_, vectors.options()), false).t();
+Tensor householder_product(const Tensor& vectors, int64_t features) {
+  // Q ← Q H_k = Q − 2 (Q v_k) v_kᵀ/‖v_k‖², k = 1 … K.
+  Tensor q = at::eye(features, vectors.options());
+  for (int64_t k = 0; k < vectors.size(0); ++k) {
+    const Tensor v = vectors[k];
+    q = q - 2 * at::outer(at::mv(q, v), v) / at::dot(v, v).clamp_min(1e-12);
+  }
+  return q;
 }
+
+Tensor HouseholderLinearImpl::weight() const { return householder_product(vectors, features_); }
 
 TransformOutput HouseholderLinearImpl::forward_impl(const Tensor& inputs, const Tensor&) {
   check_inputs("householder", inputs, features_);

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include "zflow/core/error.h"
+#include "zflow/transforms/orthogonal.h"
 
 namespace zflow {
 
@@ -221,15 +222,10 @@ void SylvesterImpl::check(const Tensor& inputs) const {
   check_rows("sylvester", features_, inputs);
 }
 
-// Q = H_1 ⋯ H_K, each H_k = I − 2 v vᵀ/‖v‖² (van den Berg et al. 2018, §3.2, H-SNF), applied
-// as Q ← Q − 2 (Q v) vᵀ/‖v‖². The floor keeps v = 0 finite (H = I then).
+// Q = H_1 ⋯ H_K (van den Berg et al. 2018, §3.2, H-SNF); Q = I without reflections.
 Tensor SylvesterImpl::orthogonal() const {
-  Tensor q = at::eye(features_, r_entries.options());
-  for (int64_t k = 0; k < num_reflections_; ++k) {
-    const Tensor v = reflections[k];
-    q = q - 2 * at::outer(at::matmul(q, v), v) / at::dot(v, v).clamp_min(1e-30);
-  }
-  return q;
+  return num_reflections_ > 0 ? householder_product(reflections, features_)
+                              : at::eye(features_, r_entries.options());
 }
 
 // The paper's diagonals, r_ii = tanh(ρ_i) and r̃_ii = tanh(ρ̃_i): r_ii r̃_ii > −1, with

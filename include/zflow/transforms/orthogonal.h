@@ -37,6 +37,11 @@
 
 namespace zflow {
 
+/// Q = H_1 H_2 ⋯ H_K (D×D) for the rows v_k of `vectors` [K, D], H_k = I − 2 v_k v_kᵀ/‖v_k‖²
+/// (‖v_k‖² floored at 1e-12, so that v_k = 0 gives H_k = I); the identity when K = 0.
+/// The matrix of `householder` and the Q of `sylvester`.
+Tensor householder_product(const Tensor& vectors, int64_t features);
+
 /// Options of HouseholderLinear ("householder").
 struct HouseholderLinearOptions {
   /* implicit */ HouseholderLinearOptions(int64_t features) : features_(features) {}
