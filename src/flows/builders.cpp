@@ -277,7 +277,13 @@ std::vector<std::pair<std::string, std::string>> builder_names() {
            "noise to data (van den Berg et al. 2018)"},
           {"iresnet",
            "residual flow: ActNorm + invertible residual blocks z = x + g(x), Lip(g) < 1, "
-           "inverse by fixed-point iteration (Behrmann et al. 2019; Chen et al. 2019)"}};
+           "inverse by fixed-point iteration (Behrmann et al. 2019; Chen et al. 2019)"},
+          {"naf",
+           "NAF: MADE + deep sigmoidal flows per feature, reversed orders, inverse by "
+           "bisection (Huang et al. 2018)"},
+          {"bnaf",
+           "B-NAF: block neural autoregressive networks with a gated residual, reversed "
+           "orders, inverse by bisection (De Cao et al. 2019)"}};
 }
 
 std::vector<std::pair<std::string, std::string>> base_names() {
@@ -381,6 +387,25 @@ Json build_flow_spec(const std::string& name, int64_t features, const BuilderOpt
     for (int64_t i = 0; i < o.layers; ++i) {
       layers.push_back({{"type", "actnorm"}, {"features", features}});
       layers.push_back({{"type", "iresnet"}, {"features", features}, {"hidden", o.hidden}});
+    }
+  } else if (name == "naf") {
+    for (int64_t i = 0; i < o.layers; ++i) {
+      layers.push_back({{"type", "neural_autoregressive"},
+                        {"features", features},
+                        {"made", made_spec(o)},
+                        {"context_features", o.context_features}});
+      if (i + 1 < o.layers) layers.push_back(reverse_permutation(features));
+    }
+  } else if (name == "bnaf") {
+    // `hidden` is the width of every hidden layer: a = ⌈hidden / D⌉ units per feature.
+    const int64_t per_feature = (o.hidden + features - 1) / features;
+    for (int64_t i = 0; i < o.layers; ++i) {
+      layers.push_back({{"type", "block_neural_autoregressive"},
+                        {"features", features},
+                        {"hidden_units", per_feature},
+                        {"layers", std::max<int64_t>(o.depth, 1)},
+                        {"context_features", o.context_features}});
+      if (i + 1 < o.layers) layers.push_back(reverse_permutation(features));
     }
   } else {
     std::string known;

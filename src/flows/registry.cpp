@@ -20,6 +20,7 @@
 #include "zflow/transforms/iresnet.h"
 #include "zflow/transforms/linear.h"
 #include "zflow/transforms/multiscale.h"
+#include "zflow/transforms/neural_autoregressive.h"
 #include "zflow/transforms/normalization.h"
 #include "zflow/transforms/orthogonal.h"
 #include "zflow/transforms/permutation.h"
@@ -136,6 +137,24 @@ Table<TransformFactory>& transform_table() {
       o.bins(spec_optional(s, "bins", o.bins()))
           .tail_bound(spec_optional(s, "tail_bound", o.tail_bound()));
       return std::make_shared<MaskedSplineAutoregressiveImpl>(o);
+    };
+    f["neural_autoregressive"] = [=](const Json& s) -> TransformPtr {
+      reject_unknown_fields(s, with(autoregressive_fields, {"units", "max_iterations"}));
+      auto o = autoregressive(NeuralAutoregressiveOptions(spec_required<int64_t>(s, "features")), s,
+                              false);
+      o.units(spec_optional(s, "units", o.units()))
+          .max_iterations(spec_optional(s, "max_iterations", o.max_iterations()));
+      return std::make_shared<NeuralAutoregressiveImpl>(o);
+    };
+    f["block_neural_autoregressive"] = [](const Json& s) -> TransformPtr {
+      reject_unknown_fields(
+          s, {"features", "hidden_units", "layers", "context_features", "max_iterations"});
+      BlockNeuralAutoregressiveOptions o(spec_required<int64_t>(s, "features"));
+      o.hidden_units(spec_optional(s, "hidden_units", o.hidden_units()))
+          .layers(spec_optional(s, "layers", o.layers()))
+          .context_features(spec_optional(s, "context_features", o.context_features()))
+          .max_iterations(spec_optional(s, "max_iterations", o.max_iterations()));
+      return std::make_shared<BlockNeuralAutoregressiveImpl>(o);
     };
     f["permutation"] = [](const Json& s) -> TransformPtr {
       reject_unknown_fields(s, {"indices", "features", "kind", "seed"});

@@ -14,6 +14,7 @@
 #include "zflow/nn/made.h"
 #include "zflow/nn/mlp.h"
 #include "zflow/transforms/iresnet.h"
+#include "zflow/transforms/neural_autoregressive.h"
 #include "zflow/transforms/transformer.h"
 
 namespace zflow {
@@ -24,8 +25,9 @@ namespace {
 /// conditioner and an array of specs in a composite; only integers are checked.
 const std::set<std::string>& size_keys() {
   static const std::set<std::string> keys = {
-      "features", "hidden", "layers",           "channels", "bins",           "components",
-      "factor",   "bits",   "context_features", "shape",    "embedding_size", "num_reflections"};
+      "features",       "hidden",          "layers", "channels",         "bins",
+      "components",     "factor",          "bits",   "context_features", "shape",
+      "embedding_size", "num_reflections", "units",  "hidden_units"};
   return keys;
 }
 
@@ -96,6 +98,21 @@ class Walker {
       const double features = integer(spec, "features", 1);
       const double per_feature = type == "masked_spline_autoregressive" ? spline_params(spec) : 2.0;
       made(features, per_feature, context, field(spec, "made"));
+    } else if (type == "neural_autoregressive") {
+      // The MADE emits 3 parameters per sigmoid unit and feature.
+      const double units =
+          integer(spec, "units", static_cast<double>(NeuralAutoregressiveOptions(0).units()));
+      made(integer(spec, "features", 1), 3 * units, context, field(spec, "made"));
+    } else if (type == "block_neural_autoregressive") {
+      // Block matrices D·1 → D·a → … → D·a → D·1, each with a bias and a log-scale per row,
+      // and the context's map into the first hidden layer.
+      const BlockNeuralAutoregressiveOptions defaults(0);
+      const double features = integer(spec, "features", 1);
+      const double width =
+          features * integer(spec, "hidden_units", static_cast<double>(defaults.hidden_units()));
+      const double layers = integer(spec, "layers", static_cast<double>(defaults.layers()));
+      size.elements += 2 * features * width + std::max(layers - 1, 0.0) * width * width +
+                       2 * (layers * width + features) + width * context + 1;
     } else if (type == "permutation") {
       // int64 indices and their inverse.
       size.elements += 4 * std::max(integer(spec, "features", 0), length(spec, "indices"));

@@ -1,12 +1,11 @@
 #include "zflow/transforms/residual.h"
 
-#include <cfloat>
 #include <cmath>
-#include <sstream>
 
 #include <ATen/ATen.h>
 
 #include "zflow/core/error.h"
+#include "zflow/functional/monotone_root.h"
 #include "zflow/transforms/orthogonal.h"
 
 namespace zflow {
@@ -31,45 +30,22 @@ Tensor tanh_slope(const Tensor& th) { return 1 - th * th; }
 
 /// Solves y = v + s·tanh(t·v + c) for v, element by element (broadcast tensors, float64,
 /// no autograd), where 1 + s·t > 0 makes the right side strictly increasing in v (its slope
-/// is 1 + s·t·tanh' ≥ min(1, 1 + s·t)). As |tanh| < 1 the root lies in [y − |s|, y + |s|];
-/// Newton's method starts at v = y, and a Newton step that would leave the bracket (which
-/// shrinks with every evaluation, by the sign of the residual) is replaced by bisection, so
-/// the iteration converges whatever s, t and c are: bisection alone gains one bit a step
-/// (about 60 steps from a bracket of width 2⁸ to machine precision), and Newton's quadratic
-/// convergence takes over near the root (at most 16 steps in test_residual.cpp, with raw
-/// parameters of up to 30 standard deviations). It stops when a step or the bracket is
-/// within 4 ulps of |v| + 1; Error after `max_iterations` steps.
+/// is 1 + s·t·tanh' ≥ min(1, 1 + s·t)). As |tanh| < 1 the root lies in [y − |s|, y + |s|]:
+/// Newton's method from v = y, safeguarded by bisection on that bracket
+/// (functional::solve_increasing; at most 16 steps in test_residual.cpp, with raw
+/// parameters of up to 30 standard deviations). Error after `max_iterations` steps.
 Tensor solve_tanh_equation(const Tensor& y, const Tensor& s, const Tensor& t, const Tensor& c,
                            int64_t max_iterations, const std::string& who) {
-  // A few ulps wider than [y − |s|, y + |s|]: where tanh rounds to ±1 the root is an end
-  // itself, and Newton's steps must still fall strictly inside.
-  const Tensor pad = 8 * DBL_EPSILON * (1 + y.abs() + s.abs());
-  Tensor lower = y - s.abs() - pad;
-  Tensor upper = y + s.abs() + pad;
-  Tensor v = y.clone();
-  Tensor residual;
-  for (int64_t i = 0; i < max_iterations; ++i) {
-    const Tensor th = at::tanh(t * v + c);
-    residual = v + s * th - y;
-    lower = at::where(residual < 0, v, lower);
-    upper = at::where(residual > 0, v, upper);
-    const Tensor newton = v - residual / (1 + s * t * tanh_slope(th));
-    // A Newton step that rounds to no step at all has converged: keep it.
-    const Tensor inside = ((newton > lower) & (newton < upper)) | (newton == v);
-    const Tensor next =
-        at::where(residual == 0, v, at::where(inside, newton, 0.5 * (lower + upper)));
-    const Tensor tolerance = 4 * DBL_EPSILON * (1 + next.abs());
-    // Non-finite inputs pass through as NaN, as in every other transform.
-    const Tensor done = ((next - v).abs() <= tolerance) | (upper - lower <= tolerance) |
-                        at::logical_not(at::isfinite(y) & at::isfinite(c));
-    v = next;
-    if (done.all().item<bool>()) return v;
-  }
-  std::ostringstream m;
-  m << who << ": forward's root-finding did not converge in " << max_iterations
-    << " iterations (largest residual " << residual.abs().max().item<double>()
-    << "; raise max_iterations, or check the parameters for NaN or Inf)";
-  throw Error(m.str());
+  // Broadcast to the target's shape; a non-finite c (from non-finite inputs, in Sylvester's
+  // back-substitution) passes through as NaN.
+  const Tensor target = y + 0 * c;
+  const Tensor spread = s.abs().expand_as(target);
+  return functional::solve_increasing(
+      [&](const Tensor& v) {
+        const Tensor th = at::tanh(t * v + c);
+        return std::make_pair(v + s * th, 1 + s * t * tanh_slope(th));
+      },
+      target, target - spread, target + spread, target, max_iterations, who + ": forward");
 }
 
 /// Detached float64 copy for the solver.

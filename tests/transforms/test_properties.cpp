@@ -317,6 +317,31 @@ std::vector<Case> cases() {
   // An invertible residual layer: fixed-point inverse, exact log-determinant in eval mode.
   c.push_back(
       {"iresnet", {{"type", "iresnet"}, {"features", kFeatures}, {"hidden", 16}, {"layers", 1}}});
+  // Neural autoregressive flows: monotonic networks per feature, inverted by root-finding
+  // on exact brackets (float64), with the implicit derivatives.
+  c.push_back(
+      {"naf",
+       {{"type", "neural_autoregressive"}, {"features", kFeatures}, {"made", made}, {"units", 4}}});
+  c.push_back({"iaf_neural_context",
+               {{"type", "neural_autoregressive"},
+                {"features", kFeatures},
+                {"made", {{"hidden", {16}}, {"ordering", "reversed"}}},
+                {"units", 3},
+                {"inverse_autoregressive", true},
+                {"context_features", kContext}},
+               kContext});
+  c.push_back({"bnaf",
+               {{"type", "block_neural_autoregressive"},
+                {"features", kFeatures},
+                {"hidden_units", 3},
+                {"layers", 2}}});
+  c.push_back({"bnaf_context",
+               {{"type", "block_neural_autoregressive"},
+                {"features", kFeatures},
+                {"hidden_units", 2},
+                {"layers", 1},
+                {"context_features", kContext}},
+               kContext});
   c.push_back({"inverse", {{"type", "inverse"}, {"transform", c[0].spec}}});
   c.push_back({"composite",
                {{"type", "composite"},
