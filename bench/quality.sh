@@ -8,11 +8,12 @@
 # Usage: bench/quality.sh [--models "realnvp glow"] [--datasets "moons rings"] [--steps N]
 #                         [--jobs J] [--no-docs]
 # Budget (the defaults): STEPS (3000) Adam steps of batch 512, lr 2e-3 with cosine decay,
-# conditioners 2 × 128 ReLU, layers per model below; 50,000 training points; test NLL on
+# conditioners 2 × 128 ReLU (naf: its MADE; bnaf: 2 hidden layers of 128 units in all;
+# iresnet: residual blocks of width 128), layers per model below; 50,000 training points; test NLL on
 # 100,000 fresh points (seed 1000000). J (2) runs at a time, one thread each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-models="realnvp glow maf nsf-coupling nsf-autoregressive"
+models="realnvp glow maf nsf-coupling nsf-autoregressive naf bnaf iresnet"
 datasets="8gaussians checkerboard moons rings circles pinwheel 2spirals swissroll torus"
 steps=3000
 jobs=2
@@ -39,6 +40,7 @@ layers_for() {
     glow) echo 6 ;;
     maf) echo 8 ;;
     nsf-*) echo 4 ;;
+    naf | bnaf) echo 4 ;;
     *) echo 8 ;;
   esac
 }

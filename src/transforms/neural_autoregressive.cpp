@@ -107,9 +107,10 @@ TransformOutput DeepSigmoidalTransformer::apply(const Tensor& inputs, const Tens
   const Tensor ends = (target.unsqueeze(-1) - chunks[1]) / a;
   const Tensor lower = std::get<0>(ends.min(-1));
   const Tensor upper = std::get<0>(ends.max(-1));
+  const Tensor raw_rows = raw.reshape({-1, 3 * units_});  // element i's parameters in row i
   Tensor root = functional::solve_increasing(
-      [&](const Tensor& v) {
-        auto [value, log_slope] = evaluate(v, raw);
+      [&](const Tensor& v, const Tensor& index) {
+        auto [value, log_slope] = evaluate(v, raw_rows.index_select(0, index));
         return std::make_pair(value, log_slope.exp());
       },
       target, lower, upper, 0.5 * (lower + upper), max_iterations_, "deep_sigmoidal inverse");
@@ -354,10 +355,12 @@ TransformOutput BlockNeuralAutoregressiveImpl::inverse_impl(const Tensor& inputs
   Tensor x = target.clone();
   for (int64_t i = 0; i < d; ++i) {
     const Tensor column = functional::solve_increasing(
-        [&](const Tensor& v) {
-          Tensor trial = x.clone();
+        [&](const Tensor& v, const Tensor& rows) {
+          Tensor trial = x.index_select(0, rows);
           trial.select(1, i).copy_(v);
-          auto [z, log_slope] = evaluate(trial, solver_context, solver);
+          const Tensor trial_context =
+              solver_context.defined() ? solver_context.index_select(0, rows) : solver_context;
+          auto [z, log_slope] = evaluate(trial, trial_context, solver);
           return std::make_pair(z.select(1, i), log_slope.select(1, i).exp());
         },
         // Non-finite earlier features (non-finite inputs) pass through as NaN.

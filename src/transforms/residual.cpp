@@ -39,11 +39,14 @@ Tensor solve_tanh_equation(const Tensor& y, const Tensor& s, const Tensor& t, co
   // Broadcast to the target's shape; a non-finite c (from non-finite inputs, in Sylvester's
   // back-substitution) passes through as NaN.
   const Tensor target = y + 0 * c;
+  const auto flat = [&](const Tensor& a) { return a.expand_as(target).reshape(-1); };
+  const Tensor s_flat = flat(s), t_flat = flat(t), c_flat = flat(c);
   const Tensor spread = s.abs().expand_as(target);
   return functional::solve_increasing(
-      [&](const Tensor& v) {
-        const Tensor th = at::tanh(t * v + c);
-        return std::make_pair(v + s * th, 1 + s * t * tanh_slope(th));
+      [&](const Tensor& v, const Tensor& index) {
+        const Tensor si = s_flat.index_select(0, index), ti = t_flat.index_select(0, index);
+        const Tensor th = at::tanh(ti * v + c_flat.index_select(0, index));
+        return std::make_pair(v + si * th, 1 + si * ti * tanh_slope(th));
       },
       target, target - spread, target + spread, target, max_iterations, who + ": forward");
 }

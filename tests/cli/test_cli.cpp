@@ -633,6 +633,23 @@ TEST_F(CliTest, ResidualFlowTrainsSamplesAndEvaluates) {
   EXPECT_TRUE(std::isfinite(json::parse(r.out).at("nll").get<double>())) << r.out;
 }
 
+// Neural autoregressive flows: one-pass densities, sampling by root-finding, and finite
+// densities of the model's own samples.
+TEST_F(CliTest, NeuralAutoregressiveFlowsTrainSampleAndEvaluate) {
+  for (const std::string model : {"naf", "bnaf"}) {
+    const std::string file = model + ".safetensors";
+    Result r = run("train --data data.csv --model " + model +
+                   " --steps 30 --eval-every 10 --threads 1 --layers 2 --hidden 8 --out " + file +
+                   " --quiet");
+    ASSERT_EQ(r.code, 0) << model << ": " << r.err;
+    r = run("sample --model " + file + " -n 200 --seed 4 --out " + model + "_samples.csv");
+    ASSERT_EQ(r.code, 0) << model << ": " << r.err;
+    r = run("eval --model " + file + " --data " + model + "_samples.csv --json --threads 1");
+    ASSERT_EQ(r.code, 0) << model << ": " << r.err;
+    EXPECT_TRUE(std::isfinite(json::parse(r.out).at("nll").get<double>())) << model << r.out;
+  }
+}
+
 TEST_F(CliTest, BatchNormModelsTrainSampleAndEvaluate) {
   for (const std::string model : {"maf", "realnvp"}) {
     const std::string file = model + "_bn.safetensors";

@@ -21,8 +21,8 @@
 ///
 ///     at::Tensor y = at::randn({8}, at::kDouble);
 ///     at::Tensor v = zflow::functional::solve_increasing(
-///         [](const at::Tensor& v) { return std::make_pair(v * v * v, 3 * v * v); }, y,
-///         -y.abs() - 1, y.abs() + 1, y, 100, "cube root");
+///         [](const at::Tensor& v, const at::Tensor&) { return std::make_pair(v * v * v, 3 * v *
+///         v); }, y, -y.abs() - 1, y.abs() + 1, y, 100, "cube root");
 
 #include <cstdint>
 #include <functional>
@@ -33,18 +33,23 @@
 
 namespace zflow::functional {
 
-/// f(v) and f'(v) at v (float64 tensors of v's shape; the slope may be anything positive,
-/// it only steers Newton's steps).
-using ValueAndSlope = std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor&)>;
+/// f and f' at the elements `index` (int64 [n], positions in the target flattened
+/// row-major) of the unknown, whose current values are `v` [n]: two float64 tensors of n
+/// elements (the slope may be anything positive, it only steers Newton's steps). The solver
+/// asks only for the elements that have not converged yet.
+using ValueAndSlope =
+    std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor& v, const at::Tensor& index)>;
 
 /// The roots of f(v) = `target`, element by element, starting at `start`, inside
-/// [`lower`, `upper`] (all float64, of the target's shape, no autograd; the caller ensures
-/// the bracket holds the root). Where the target is not finite the root is NaN: non-finite
-/// inputs pass through as NaN, as in every transform. Throws zflow::Error, "<who>'s
-/// root-finding did not converge in N iterations …", if some element has not converged after
-/// `max_iterations` evaluations (also where NaN parameters make f or the bracket NaN).
-at::Tensor solve_increasing(const ValueAndSlope& f, const at::Tensor& target, at::Tensor lower,
-                            at::Tensor upper, const at::Tensor& start, int64_t max_iterations,
+/// [`lower`, `upper`] (all float64, broadcastable to the target's shape, no autograd; the
+/// caller ensures the bracket holds the root); the result has the target's shape. Where the target
+/// is not finite the root is NaN: non-finite inputs pass through as NaN, as in every transform.
+/// Throws zflow::Error, "<who>'s root-finding did not converge in N iterations …", if some element
+/// has not converged after `max_iterations` evaluations (also where NaN parameters make f or the
+/// bracket NaN).
+at::Tensor solve_increasing(const ValueAndSlope& f, const at::Tensor& target,
+                            const at::Tensor& lower, const at::Tensor& upper,
+                            const at::Tensor& start, int64_t max_iterations,
                             const std::string& who);
 
 }  // namespace zflow::functional
