@@ -150,6 +150,39 @@ std::vector<int64_t> unit_sizes(const BlockNeuralAutoregressiveOptions& o) {
   return sizes;
 }
 
+/// What feature i's solve needs of the network at x (x_<i final): per layer l, the part of
+/// feature i's pre-activations that comes from the units of the features before it, the
+/// bias and (first layer) the context — [B, a_l], fixed while x_i moves, since those units
+/// depend on x_<i only.
+std::vector<Tensor> fixed_pre_activations(int64_t i, const Tensor& x, const Tensor& context,
+                                          const std::vector<Tensor>& matrix,
+                                          const std::vector<Tensor>& bias,
+                                          const Tensor& context_weight,
+                                          const std::vector<int64_t>& sizes) {
+  std::vector<Tensor> fixed;
+  Tensor h = x;
+  for (size_t l = 0; l < matrix.size(); ++l) {
+    const int64_t in = sizes[l], out = sizes[l + 1];
+    const Tensor rows = matrix[l].slice(0, i * out, (i + 1) * out);
+    Tensor part = at::addmm(bias[l].slice(0, i * out, (i + 1) * out), h.slice(1, 0, i * in),
+                            rows.slice(1, 0, i * in).t());
+    if (l == 0 && context_weight.defined()) {
+      part = part + at::matmul(context, context_weight.slice(0, i * out, (i + 1) * out).t());
+    }
+    fixed.push_back(part);
+    if (l + 1 < matrix.size()) {
+      // The next layer's inputs: only the features before i are read from them.
+      Tensor before = at::addmm(bias[l].slice(0, 0, i * out), h.slice(1, 0, i * in),
+                                matrix[l].slice(0, 0, i * out).slice(1, 0, i * in).t());
+      if (l == 0 && context_weight.defined()) {
+        before = before + at::matmul(context, context_weight.slice(0, 0, i * out).t());
+      }
+      h = at::tanh(before);
+    }
+  }
+  return fixed;
+}
+
 }  // namespace
 
 BlockNeuralAutoregressiveImpl::BlockNeuralAutoregressiveImpl(
@@ -350,18 +383,37 @@ TransformOutput BlockNeuralAutoregressiveImpl::inverse_impl(const Tensor& inputs
   const Tensor open = at::sigmoid(solver.gate), shut = at::sigmoid(-solver.gate);
   const Tensor lower = (target - open * bound) / shut;
   const Tensor upper = (target + open * bound) / shut;
-  // Feature i depends on x_<i only: solve them in order, each with a full network pass per
-  // step (x_>i do not matter; they hold their starting values).
+  // Feature i depends on x_<i only: solve them in order (x_>i do not matter; they hold
+  // their starting values).
   Tensor x = target.clone();
+  const auto sizes = unit_sizes(options_);
+  const size_t last = solver.matrix.size() - 1;
   for (int64_t i = 0; i < d; ++i) {
+    // Each step evaluates feature i's own units only (its diagonal blocks, about 1/D of
+    // the network) on top of what the features before it contribute. The slope only steers
+    // Newton's steps, so it is taken in linear space, tanh' = 1 − tanh²: no logarithms
+    // (float64 transcendental functions were most of the sampling time); should it
+    // underflow, the step leaves the bracket and bisection takes over.
+    const std::vector<Tensor> fixed = fixed_pre_activations(
+        i, x, solver_context, solver.matrix, solver.bias, solver.context_weight, sizes);
     const Tensor column = functional::solve_increasing(
         [&](const Tensor& v, const Tensor& rows) {
-          Tensor trial = x.index_select(0, rows);
-          trial.select(1, i).copy_(v);
-          const Tensor trial_context =
-              solver_context.defined() ? solver_context.index_select(0, rows) : solver_context;
-          auto [z, log_slope] = evaluate(trial, trial_context, solver);
-          return std::make_pair(z.select(1, i), log_slope.select(1, i).exp());
+          Tensor h = v.unsqueeze(1);
+          Tensor jacobian = at::ones_like(h);  // ∂(units of feature i)/∂x_i, [n, a_l]
+          for (size_t l = 0; l <= last; ++l) {
+            const int64_t in = sizes[l], out = sizes[l + 1];
+            const Tensor own =
+                solver.matrix[l].slice(0, i * out, (i + 1) * out).slice(1, i * in, (i + 1) * in);
+            const Tensor pre = at::addmm(fixed[l].index_select(0, rows), h, own.t());
+            jacobian = at::matmul(jacobian, own.t());
+            if (l < last) {
+              h = at::tanh(pre);
+              jacobian = jacobian * (1 - h * h);
+            } else {
+              h = pre;
+            }
+          }
+          return std::make_pair(open * h.squeeze(1) + shut * v, open * jacobian.squeeze(1) + shut);
         },
         // Non-finite earlier features (non-finite inputs) pass through as NaN.
         target.select(1, i) + 0 * x.slice(1, 0, i).sum(1), lower.select(1, i), upper.select(1, i),

@@ -37,9 +37,12 @@
 ///       z = σ(g) f(x) + σ(−g) x,   log ∂z_i/∂x_i = logaddexp(log σ(g) + log f_i', log σ(−g)),
 ///
 ///   with one learned gate g. Without it the density would integrate to less than one and
-///   the inverse would not exist outside f's range. `forward` (density) is one pass;
-///   `inverse` solves the D features in order, each on the bracket that the bound on f
-///   gives, every step a full network pass.
+///   the inverse would not exist outside f's range. It starts near the identity: g = 0,
+///   rows of norm 1/√a_in (a unit's diagonal inputs are all positive, and would otherwise
+///   add up into a saturated tanh), and the last layer scaled so that ∂f_i/∂x_i = 1 at
+///   x = 0. `forward` (density) is one pass; `inverse` solves the D features in order,
+///   each on the bracket that the bound on f gives, every step a network pass over the
+///   samples not yet converged.
 ///
 /// Why the test of these layers is a known density's likelihood (zuko issue 55 reports a
 /// NAF whose log-likelihoods exceeded the true density's): by Gibbs' inequality E_p[log q]
