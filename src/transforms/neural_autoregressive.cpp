@@ -114,11 +114,15 @@ TransformOutput DeepSigmoidalTransformer::apply(const Tensor& inputs, const Tens
         return std::make_pair(value, log_slope.exp());
       },
       target, lower, upper, 0.5 * (lower + upper), max_iterations_, "deep_sigmoidal inverse");
-  // One Newton step under autograd: the same root, with the implicit function's
-  // derivatives ∂x/∂z = 1/τ', ∂x/∂θ = −(∂τ/∂θ)/τ'.
   Tensor x = root.to(inputs.scalar_type());
-  auto [at_root, log_slope_at_root] = evaluate(x, params);
-  x = x - (at_root - z) / log_slope_at_root.detach().exp();
+  if (at::GradMode::is_enabled()) {
+    // One Newton step under autograd, x − r/τ' with r = τ(x) − z, whose value is kept
+    // (r/τ' is subtracted and added back detached: in float32 r is rounding noise) and
+    // whose derivatives are the implicit function's, ∂x/∂z = 1/τ', ∂x/∂θ = −(∂τ/∂θ)/τ'.
+    auto [at_root, log_slope_at_root] = evaluate(x, params);
+    const Tensor step = (at_root - z) / log_slope_at_root.detach().exp();
+    x = x - step + step.detach();
+  }
   return {x, -per_sample(evaluate(x, params).second)};
 }
 
@@ -422,8 +426,8 @@ TransformOutput BlockNeuralAutoregressiveImpl::inverse_impl(const Tensor& inputs
     x.select(1, i).copy_(column);
   }
   // One Newton step per feature under autograd, in order, each with the features before it
-  // already carrying their derivatives: x_i − (z_i(x) − z_i)/(∂z_i/∂x_i) keeps the value
-  // and gives x_i the implicit function's derivatives (in z, in x_<i, hence in θ).
+  // already carrying their derivatives: x_i − (z_i(x) − z_i)/(∂z_i/∂x_i) gives x_i the
+  // implicit function's derivatives (in z, in x_<i, hence in θ).
   const Tensor root = x.to(inputs.scalar_type());
   if (!at::GradMode::is_enabled()) return {root, -evaluate(root, context, used).second.sum(1)};
   std::vector<Tensor> columns;
@@ -431,8 +435,10 @@ TransformOutput BlockNeuralAutoregressiveImpl::inverse_impl(const Tensor& inputs
     std::vector<Tensor> parts = columns;
     for (int64_t j = i; j < d; ++j) parts.push_back(root.select(1, j));
     auto [z, log_slope] = evaluate(at::stack(parts, 1), context, used);
-    columns.push_back(root.select(1, i) - (z.select(1, i) - inputs.select(1, i)) /
-                                              log_slope.select(1, i).detach().exp());
+    // The step is added back detached: the value stays the float64 root, rounded.
+    const Tensor step =
+        (z.select(1, i) - inputs.select(1, i)) / log_slope.select(1, i).detach().exp();
+    columns.push_back(root.select(1, i) - step + step.detach());
   }
   const Tensor result = at::stack(columns, 1);
   return {result, -evaluate(result, context, used).second.sum(1)};
