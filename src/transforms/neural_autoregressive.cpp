@@ -19,9 +19,6 @@ namespace {
 /// rounds to log 0 for |u| above about 9 in float32).
 Tensor log_tanh_slope(const Tensor& u) { return 2 * (std::log(2.0) - u - at::softplus(-2 * u)); }
 
-/// log(e^a + e^b), element-wise.
-Tensor log_add_exp(const Tensor& a, const Tensor& b) { return at::logaddexp(a, b); }
-
 /// The log-space product log Σ_k exp(block[d, j, k] + log_j[b, d, k]) → [B, D, out], for
 /// `block` [D, out, in] and `log_j` [B, D, in] (the chain rule through positive diagonal
 /// blocks, De Cao et al. eq. 12). As a matrix product of the exponentials, each shifted by
@@ -42,6 +39,13 @@ Tensor log_matmul(const Tensor& block, const Tensor& log_j) {
     return at::logsumexp(block.unsqueeze(0) + log_j.unsqueeze(2), -1);
   }
   return at::log(sums) + j_max + block_max.squeeze(-1).unsqueeze(0);
+}
+
+/// The deep sigmoidal units' slopes a_k = softplus(â_k + c) + a_min from the raw â, with
+/// softplus(c) = 1 − a_min so that â = 0 gives a = 1.
+Tensor unit_slopes(const Tensor& raw_slopes) {
+  constexpr double kMin = DeepSigmoidalTransformer::kMinSlope;
+  return at::softplus(raw_slopes + std::log(std::expm1(1.0 - kMin))) + kMin;
 }
 
 }  // namespace
@@ -66,9 +70,7 @@ std::string DeepSigmoidalTransformer::describe() const {
 std::pair<Tensor, Tensor> DeepSigmoidalTransformer::evaluate(const Tensor& x,
                                                              const Tensor& params) const {
   const auto chunks = params.chunk(3, -1);
-  // softplus(â + c) + a_min with softplus(c) = 1 − a_min: a = 1 at â = 0.
-  const double offset = std::log(std::expm1(1.0 - kMinSlope));
-  const Tensor a = at::softplus(chunks[0] + offset) + kMinSlope;
+  const Tensor a = unit_slopes(chunks[0]);
   const Tensor& b = chunks[1];
   const Tensor omega =
       -at::arange(units_, params.options()) / static_cast<double>(units_);  // fixed, unequal
@@ -103,8 +105,7 @@ TransformOutput DeepSigmoidalTransformer::apply(const Tensor& inputs, const Tens
   // autoregressive order) pass through as NaN, as non-finite inputs do.
   const Tensor target = z.detach().to(at::kDouble) + 0 * raw.sum(-1);
   const auto chunks = raw.chunk(3, -1);
-  const Tensor a = at::softplus(chunks[0] + std::log(std::expm1(1.0 - kMinSlope))) + kMinSlope;
-  const Tensor ends = (target.unsqueeze(-1) - chunks[1]) / a;
+  const Tensor ends = (target.unsqueeze(-1) - chunks[1]) / unit_slopes(chunks[0]);
   const Tensor lower = std::get<0>(ends.min(-1));
   const Tensor upper = std::get<0>(ends.max(-1));
   const Tensor raw_rows = raw.reshape({-1, 3 * units_});  // element i's parameters in row i
@@ -167,22 +168,15 @@ std::vector<Tensor> fixed_pre_activations(int64_t i, const Tensor& x, const Tens
   Tensor h = x;
   for (size_t l = 0; l < matrix.size(); ++l) {
     const int64_t in = sizes[l], out = sizes[l + 1];
-    const Tensor rows = matrix[l].slice(0, i * out, (i + 1) * out);
-    Tensor part = at::addmm(bias[l].slice(0, i * out, (i + 1) * out), h.slice(1, 0, i * in),
-                            rows.slice(1, 0, i * in).t());
+    // The rows of features ≤ i, fed by the units of features < i only: feature i's part
+    // is what its solve holds fixed, the rest is the next layer's input from features < i.
+    Tensor pre = at::addmm(bias[l].slice(0, 0, (i + 1) * out), h.slice(1, 0, i * in),
+                           matrix[l].slice(0, 0, (i + 1) * out).slice(1, 0, i * in).t());
     if (l == 0 && context_weight.defined()) {
-      part = part + at::matmul(context, context_weight.slice(0, i * out, (i + 1) * out).t());
+      pre = pre + at::matmul(context, context_weight.slice(0, 0, (i + 1) * out).t());
     }
-    fixed.push_back(part);
-    if (l + 1 < matrix.size()) {
-      // The next layer's inputs: only the features before i are read from them.
-      Tensor before = at::addmm(bias[l].slice(0, 0, i * out), h.slice(1, 0, i * in),
-                                matrix[l].slice(0, 0, i * out).slice(1, 0, i * in).t());
-      if (l == 0 && context_weight.defined()) {
-        before = before + at::matmul(context, context_weight.slice(0, 0, i * out).t());
-      }
-      h = at::tanh(before);
-    }
+    fixed.push_back(pre.slice(1, i * out));
+    h = at::tanh(pre.slice(1, 0, i * out));
   }
   return fixed;
 }
@@ -309,10 +303,10 @@ BlockNeuralAutoregressiveImpl::Used BlockNeuralAutoregressiveImpl::solver_copy(c
   const auto copy = [](const Tensor& t) {
     return t.defined() ? t.detach().to(at::kDouble) : Tensor();
   };
+  // The solve takes its slopes in linear space from the matrices: no log-diagonal blocks.
   Used c;
   for (size_t l = 0; l < used.matrix.size(); ++l) {
     c.matrix.push_back(copy(used.matrix[l]));
-    c.log_diagonal.push_back(copy(used.log_diagonal[l]));
     c.bias.push_back(copy(used.bias[l]));
   }
   c.context_weight = copy(used.context_weight);
@@ -351,7 +345,7 @@ std::pair<Tensor, Tensor> BlockNeuralAutoregressiveImpl::evaluate(const Tensor& 
   auto [f, log_f_slope] = network(x, context, used);  // [B, D] each
   const Tensor z = at::sigmoid(used.gate) * f + at::sigmoid(-used.gate) * x;
   const Tensor log_slope =
-      log_add_exp(at::log_sigmoid(used.gate) + log_f_slope, at::log_sigmoid(-used.gate));
+      at::logaddexp(at::log_sigmoid(used.gate) + log_f_slope, at::log_sigmoid(-used.gate));
   return {z, log_slope};
 }
 

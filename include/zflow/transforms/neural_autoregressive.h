@@ -176,7 +176,8 @@ class BlockNeuralAutoregressiveImpl : public TransformImpl {
     Tensor gate;
   };
   Used used_weights() const;
-  /// `used` detached, in float64 (for the root-finding).
+  /// `used` detached, in float64, for the root-finding (matrices, biases, context weight
+  /// and gate; not the log-diagonal blocks, which it does not use).
   static Used solver_copy(const Used& used);
   /// f(x) and log ∂f_i/∂x_i [B, D]: the block network alone.
   std::pair<Tensor, Tensor> network(const Tensor& x, const Tensor& context, const Used& used) const;
